@@ -1,0 +1,12 @@
+//! Sources: each module reads one source's own format and maps it to canonical rows (Arrow batches
+//! in the schemas of `model::schema`); `pipeline` commits what a source read to the lake, whole or
+//! not at all. It does not know about queries.
+
+pub mod error;
+pub mod events;
+pub mod focus;
+pub mod pipeline;
+pub mod progress;
+pub mod values;
+
+pub use error::IngestError;

@@ -1,0 +1,720 @@
+//! `doracost.toml`: the typed configuration (DESIGN §6).
+//!
+//! Every table rejects unknown keys, and values are checked while they are read, so that a mistake
+//! is reported by `toml` with its key, line and column. Secrets are never written in the file: a
+//! secret is a reference to an environment variable or a file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::money::parse_money;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the lake lives.
+    #[serde(default)]
+    pub lake: LakeConfig,
+    /// How periods, production and costs are read.
+    #[serde(default)]
+    pub reporting: ReportingConfig,
+    /// The services, and how rows are attributed to them.
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+    /// Targets for the DORA metrics.
+    #[serde(default)]
+    pub targets: TargetsConfig,
+    /// Monthly cost budgets.
+    #[serde(default)]
+    pub budgets: Vec<BudgetConfig>,
+    /// Scheduled budget alerts.
+    #[serde(default)]
+    pub alerts: Option<AlertsConfig>,
+    /// Where sources are read from.
+    #[serde(default)]
+    pub sources: SourcesConfig,
+    /// The HTTP and PostgreSQL listeners.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[lake]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    /// A local folder (relative to the config file) or an object-store URL (`file://`, `memory://`).
+    #[serde(default = "default_lake_path")]
+    pub path: String,
+    /// Object-store options (e.g. `aws_region`); secret values as `{ env = "…" }` references.
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, SecretRef>,
+}
+
+fn default_lake_path() -> String {
+    "data".into()
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        LakeConfig {
+            path: default_lake_path(),
+            storage_options: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[reporting]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportingConfig {
+    /// IANA time zone in which days, ISO weeks and months are cut (default `UTC`).
+    #[serde(default)]
+    pub time_zone: TimeZone,
+    /// Environment names that count as production (compared case-insensitively).
+    #[serde(default = "default_production")]
+    pub production_environments: Vec<String>,
+    /// How long after a deployment an unlinked incident of its service is attributed to it.
+    #[serde(default = "default_window")]
+    pub attribution_window_days: u32,
+    /// PR labels that mark a change as a hotfix (rework).
+    #[serde(default = "default_hotfix_labels")]
+    pub hotfix_labels: Vec<String>,
+    /// PR branch prefixes that mark a change as a hotfix (rework).
+    #[serde(default = "default_hotfix_branches")]
+    pub hotfix_branch_prefixes: Vec<String>,
+    /// Which cost column the cost views sum.
+    #[serde(default)]
+    pub cost_metric: CostMetric,
+}
+
+fn default_production() -> Vec<String> {
+    vec!["production".into(), "prod".into()]
+}
+fn default_window() -> u32 {
+    7
+}
+fn default_hotfix_labels() -> Vec<String> {
+    vec!["hotfix".into()]
+}
+fn default_hotfix_branches() -> Vec<String> {
+    vec!["hotfix/".into()]
+}
+
+impl Default for ReportingConfig {
+    fn default() -> Self {
+        ReportingConfig {
+            time_zone: TimeZone::default(),
+            production_environments: default_production(),
+            attribution_window_days: default_window(),
+            hotfix_labels: default_hotfix_labels(),
+            hotfix_branch_prefixes: default_hotfix_branches(),
+            cost_metric: CostMetric::default(),
+        }
+    }
+}
+
+/// A validated IANA time zone name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl Default for TimeZone {
+    fn default() -> Self {
+        TimeZone(chrono_tz::UTC)
+    }
+}
+
+impl TimeZone {
+    /// The zone's IANA name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse::<chrono_tz::Tz>().map(TimeZone).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown time zone `{name}`: expected an IANA name such as `UTC` or `Europe/Berlin`"
+            ))
+        })
+    }
+}
+
+/// Which cost column is "the cost".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostMetric {
+    /// Amortized cost after discounts (FOCUS EffectiveCost).
+    #[default]
+    EffectiveCost,
+    /// What the invoice charges (FOCUS BilledCost).
+    BilledCost,
+}
+
+impl CostMetric {
+    /// The `costs` column it names.
+    pub fn column(self) -> &'static str {
+        match self {
+            CostMetric::EffectiveCost => "effective_cost",
+            CostMetric::BilledCost => "billed_cost",
+        }
+    }
+}
+
+/// `[[services]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The service's name, as reports show it.
+    pub name: String,
+    /// The team that owns it.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Repositories (`owner/name`) whose changes and deployments belong to it.
+    #[serde(default)]
+    pub repos: Vec<String>,
+    /// Path prefixes inside those repos (monorepos); empty means the whole repo.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Cost tags (key = value) that mark its spend.
+    #[serde(default)]
+    pub cost_tags: BTreeMap<String, String>,
+    /// Cloud accounts whose whole spend is its own.
+    #[serde(default)]
+    pub cost_accounts: Vec<String>,
+}
+
+/// `[targets]`: the defaults, and per-service overrides under `[targets.services.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsConfig {
+    /// Successful production deployments per day, at least.
+    #[serde(default = "default_deploys")]
+    pub deploys_per_day: f64,
+    /// Median lead time for changes, under (hours).
+    #[serde(default = "default_lead_time")]
+    pub lead_time_hours: f64,
+    /// Change failure rate, under (a fraction: 0.05 is 5%).
+    #[serde(default = "default_cfr")]
+    pub change_failure_rate: f64,
+    /// Median failed-deployment recovery time, under (minutes).
+    #[serde(default = "default_recovery")]
+    pub recovery_minutes: f64,
+    /// Per-service overrides.
+    #[serde(default)]
+    pub services: BTreeMap<String, TargetOverride>,
+}
+
+fn default_deploys() -> f64 {
+    1.0
+}
+fn default_lead_time() -> f64 {
+    1.0
+}
+fn default_cfr() -> f64 {
+    0.05
+}
+fn default_recovery() -> f64 {
+    30.0
+}
+
+impl Default for TargetsConfig {
+    fn default() -> Self {
+        TargetsConfig {
+            deploys_per_day: default_deploys(),
+            lead_time_hours: default_lead_time(),
+            change_failure_rate: default_cfr(),
+            recovery_minutes: default_recovery(),
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+/// Per-service target overrides; what is absent falls back to the defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetOverride {
+    /// See [`TargetsConfig::deploys_per_day`].
+    pub deploys_per_day: Option<f64>,
+    /// See [`TargetsConfig::lead_time_hours`].
+    pub lead_time_hours: Option<f64>,
+    /// See [`TargetsConfig::change_failure_rate`].
+    pub change_failure_rate: Option<f64>,
+    /// See [`TargetsConfig::recovery_minutes`].
+    pub recovery_minutes: Option<f64>,
+}
+
+/// `[[budgets]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// The budget's name.
+    pub name: String,
+    /// What it covers.
+    pub scope: BudgetScope,
+    /// The amount per calendar month, as decimal text (`"12000.00"`).
+    pub monthly_amount: Money,
+    /// ISO currency code.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// When to alert.
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+    /// Who gets the alert emails.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+}
+
+fn default_currency() -> String {
+    "USD".into()
+}
+
+/// A budget's scope: one service, one team, or everything.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetScope {
+    /// A service name.
+    pub service: Option<String>,
+    /// A team name.
+    pub team: Option<String>,
+}
+
+/// A money amount read exactly from decimal text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money(pub i128);
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Int(i64),
+            Float(f64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(text) => parse_money(&text).map(Money).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{e}: found `{text}` (write money as text, e.g. \"1200.50\")"
+                ))
+            }),
+            Raw::Int(n) => parse_money(&n.to_string())
+                .map(Money)
+                .map_err(serde::de::Error::custom),
+            Raw::Float(f) => Err(serde::de::Error::custom(format!(
+                "money must be decimal text such as \"{f}\", not a float (floats round)"
+            ))),
+        }
+    }
+}
+
+/// One alert threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// Percent of the monthly amount.
+    pub percent: f64,
+    /// Compare the actual month-to-date cost, or the month-end forecast.
+    pub kind: ThresholdKind,
+}
+
+/// What a threshold compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdKind {
+    /// Month-to-date cost.
+    Actual,
+    /// Month-end forecast.
+    Forecast,
+}
+
+/// `[alerts]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// When to evaluate budgets, as a cron expression.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// The SMTP server URL (it may hold credentials, so it is a secret reference).
+    pub smtp_url: Option<SecretRef>,
+    /// The sender address.
+    #[serde(default = "default_sender")]
+    pub from: String,
+}
+
+fn default_schedule() -> String {
+    "0 0 8 * * *".into()
+}
+fn default_sender() -> String {
+    "doracost@localhost".into()
+}
+
+/// `[sources]`: where each source reads from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// Event files read by `doracost ingest events` when no file is named.
+    #[serde(default)]
+    pub events: Option<FileSource>,
+    /// FOCUS bill files read by `doracost ingest focus` when no file is named.
+    #[serde(default)]
+    pub focus: Option<FileSource>,
+}
+
+/// A file-based source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// Files or folders (a folder means every file in it), relative to the config file.
+    pub paths: Vec<PathBuf>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP listen address.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// PostgreSQL wire protocol listen address.
+    #[serde(default = "default_pg_listen")]
+    pub pg_listen: String,
+    /// Bearer token for write endpoints and SQL when not on loopback.
+    pub token: Option<SecretRef>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_pg_listen() -> String {
+    "127.0.0.1:5433".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            pg_listen: default_pg_listen(),
+            token: None,
+        }
+    }
+}
+
+/// A secret: the name of an environment variable or a file that holds it, never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `{ env = "NAME" }`
+    Env(String),
+    /// `{ file = "path" }`
+    File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            env: Option<String>,
+            file: Option<PathBuf>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Reference(Raw),
+            Plain(#[allow(dead_code)] String),
+        }
+        match Either::deserialize(d)? {
+            Either::Reference(Raw {
+                env: Some(name),
+                file: None,
+            }) => Ok(SecretRef::Env(name)),
+            Either::Reference(Raw {
+                env: None,
+                file: Some(path),
+            }) => Ok(SecretRef::File(path)),
+            Either::Reference(_) => Err(serde::de::Error::custom(
+                "a secret is `{ env = \"NAME\" }` or `{ file = \"path\" }`, exactly one",
+            )),
+            Either::Plain(_) => Err(serde::de::Error::custom(
+                "secrets are not written in the config: use `{ env = \"NAME\" }` or `{ file = \"path\" }`",
+            )),
+        }
+    }
+}
+
+impl SecretRef {
+    /// Reads the secret's value now. The error names where it looked, never the value.
+    pub fn resolve(&self) -> Result<String, ConfigError> {
+        match self {
+            SecretRef::Env(name) => std::env::var(name).map_err(|_| {
+                ConfigError::Secret(format!("environment variable `{name}` is not set"))
+            }),
+            SecretRef::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| {
+                    ConfigError::Secret(format!("cannot read secret file {}: {e}", path.display()))
+                }),
+        }
+    }
+}
+
+/// A configuration that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// `toml`'s message: key, line, column and what was expected.
+        message: String,
+    },
+    /// A secret reference could not be resolved.
+    #[error("{0}")]
+    Secret(String),
+}
+
+/// `toml`'s message with its line and column, but without the quoted source line: a mistyped
+/// secret must not be echoed to a terminal or a log.
+fn toml_message(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            match key_at(text, line) {
+                Some(key) => format!("line {line}, column {column}: `{key}`: {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
+        }
+        None => message.to_owned(),
+    }
+}
+
+/// The dotted key assigned on `line` (1-based), with the table header above it: `reporting.time_zone`.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let this = lines.get(line.checked_sub(1)?)?;
+    let (key, _) = this.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match table {
+        Some(table) if !table.is_empty() => format!("{table}.{key}"),
+        _ => key.to_owned(),
+    })
+}
+
+impl Config {
+    /// Reads and checks a config file. Relative paths inside it are taken from its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        if let Some(dir) = path.parent() {
+            config.resolve_relative_to(dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: origin.to_owned(),
+            message: toml_message(text, &e),
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: origin.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Cross-field checks that no single key's type can express.
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, service) in self.services.iter().enumerate() {
+            if service.name.trim().is_empty() {
+                return Err(format!("services[{i}].name: a service needs a name"));
+            }
+            if !seen.insert(service.name.as_str()) {
+                return Err(format!(
+                    "services[{i}].name: service `{}` is defined twice",
+                    service.name
+                ));
+            }
+            if !service.paths.is_empty() && service.repos.is_empty() {
+                return Err(format!(
+                    "services[{i}].paths: path prefixes need `repos` naming the repository they are in (service `{}`)",
+                    service.name
+                ));
+            }
+        }
+        for name in self.targets.services.keys() {
+            if !seen.contains(name.as_str()) {
+                return Err(format!(
+                    "targets.services.{name}: no service named `{name}` in [[services]]"
+                ));
+            }
+        }
+        for (i, budget) in self.budgets.iter().enumerate() {
+            match (&budget.scope.service, &budget.scope.team) {
+                (Some(s), None) if !seen.contains(s.as_str()) => {
+                    return Err(format!(
+                        "budgets[{i}].scope.service: no service named `{s}` in [[services]]"
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "budgets[{i}].scope: name a service or a team, not both"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self.reporting.production_environments.is_empty() {
+            return Err(
+                "reporting.production_environments: name at least one production environment"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn resolve_relative_to(&mut self, dir: &Path) {
+        if !self.lake.path.contains("://") && Path::new(&self.lake.path).is_relative() {
+            self.lake.path = dir.join(&self.lake.path).to_string_lossy().into_owned();
+        }
+        for source in [&mut self.sources.events, &mut self.sources.focus]
+            .into_iter()
+            .flatten()
+        {
+            for p in &mut source.paths {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+    }
+
+    /// Whether `environment` is a production environment.
+    pub fn is_production(&self, environment: &str) -> bool {
+        self.reporting
+            .production_environments
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(environment))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("doracost.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_config_takes_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.lake.path, "data");
+        assert_eq!(c.reporting.time_zone.name(), "UTC");
+        assert_eq!(c.reporting.attribution_window_days, 7);
+        assert!(
+            c.is_production("PROD") && c.is_production("production") && !c.is_production("staging")
+        );
+        assert_eq!(c.targets.change_failure_rate, 0.05);
+        assert_eq!(c.reporting.cost_metric, CostMetric::EffectiveCost);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err =
+            parse("[reporting]\ntime_zone = \"UTC\"\nattribution_windw_days = 3\n").unwrap_err();
+        assert!(err.contains("attribution_windw_days"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_line() {
+        let err = parse("[reporting]\n\nattribution_window_days = \"seven\"\n").unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(
+            err.contains("attribution_window_days") || err.contains("integer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_time_zone_and_float_money_are_rejected_at_their_line() {
+        let err = parse("[reporting]\ntime_zone = \"Mars/Olympus\"\n").unwrap_err();
+        assert!(
+            err.contains("Mars/Olympus") && err.contains("line 2"),
+            "{err}"
+        );
+        let budget = "[[budgets]]\nname = \"b\"\nscope = {}\nmonthly_amount = 10.5\n";
+        let err = parse(budget).unwrap_err();
+        assert!(err.contains("line 4") && err.contains("float"), "{err}");
+        let ok =
+            parse("[[budgets]]\nname = \"b\"\nscope = {}\nmonthly_amount = \"10.50\"\n").unwrap();
+        assert_eq!(ok.budgets[0].monthly_amount, Money(10_500_000_000_000));
+    }
+
+    #[test]
+    fn secrets_are_references_never_values() {
+        let err = parse("[server]\ntoken = \"hunter2\"\n").unwrap_err();
+        assert!(
+            err.contains("secrets are not written in the config"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hunter2"),
+            "the secret leaked into the error: {err}"
+        );
+        let c = parse("[server]\ntoken = { env = \"DORACOST_TEST_TOKEN_UNSET\" }\n").unwrap();
+        let token = c.server.token.unwrap();
+        assert_eq!(token, SecretRef::Env("DORACOST_TEST_TOKEN_UNSET".into()));
+        assert!(
+            token
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("DORACOST_TEST_TOKEN_UNSET")
+        );
+    }
+
+    #[test]
+    fn cross_field_mistakes_name_the_key() {
+        let twice = "[[services]]\nname = \"a\"\n[[services]]\nname = \"a\"\n";
+        assert!(parse(twice).unwrap_err().contains("services[1].name"));
+        let unknown = "[targets.services.ghost]\nlead_time_hours = 2.0\n";
+        assert!(
+            parse(unknown)
+                .unwrap_err()
+                .contains("targets.services.ghost")
+        );
+    }
+}

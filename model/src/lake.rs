@@ -1,0 +1,736 @@
+//! The lake: one Delta table per canonical table, under a root that is a local folder or an
+//! object-store URL (DESIGN §3). Every write is a Delta commit, so it lands whole or not at all;
+//! a write to several tables restores the ones already committed when a later one fails.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::{StructField, StructType};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+use crate::schema::Table;
+
+/// A lake failure, naming the table.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// The lake location is neither a usable path nor a URL.
+    #[error("lake location `{location}`: {message}")]
+    Location {
+        /// What was given.
+        location: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A Delta operation failed.
+    #[error("table `{table}`: {source}")]
+    Delta {
+        /// The table.
+        table: &'static str,
+        /// The cause.
+        #[source]
+        source: DeltaTableError,
+    },
+    /// Rows handed to the lake do not fit the table's schema.
+    #[error("table `{table}`: {message}")]
+    Schema {
+        /// The table.
+        table: &'static str,
+        /// What does not fit.
+        message: String,
+    },
+}
+
+fn delta(table: Table) -> impl FnOnce(DeltaTableError) -> LakeError {
+    move |source| LakeError::Delta {
+        table: table.name(),
+        source,
+    }
+}
+
+/// The lake's root and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Url,
+    storage_options: HashMap<String, String>,
+}
+
+/// One (source, billing account, invoice month) slice of `costs`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CostSliceKey {
+    /// The bill's source (`focus`, `cur`, `cost-explorer`).
+    pub source: String,
+    /// The billing account.
+    pub billing_account: String,
+    /// `YYYY-MM`.
+    pub invoice_month: String,
+}
+
+/// What one table should receive.
+#[derive(Debug)]
+pub enum TableWrite {
+    /// Insert new keys, update changed rows, leave identical rows alone.
+    Upsert {
+        /// The table.
+        table: Table,
+        /// Rows in the table's schema, unique by key.
+        batches: Vec<RecordBatch>,
+    },
+    /// Replace whole slices of `costs` with these rows (bills are restated, never merged).
+    ReplaceCostSlices {
+        /// The slices replaced; a slice with no rows here ends up empty.
+        slices: Vec<CostSliceKey>,
+        /// The new rows, each inside one of `slices`.
+        batches: Vec<RecordBatch>,
+    },
+}
+
+impl TableWrite {
+    fn table(&self) -> Table {
+        match self {
+            TableWrite::Upsert { table, .. } => *table,
+            TableWrite::ReplaceCostSlices { .. } => Table::Costs,
+        }
+    }
+}
+
+/// What a write did to one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The table's name.
+    pub table: &'static str,
+    /// Rows offered.
+    pub rows_in: usize,
+    /// Rows inserted.
+    pub inserted: usize,
+    /// Existing rows whose content changed.
+    pub updated: usize,
+    /// Bill slices replaced whole.
+    pub replaced_slices: usize,
+    /// The Delta version after the write.
+    pub version: Option<u64>,
+}
+
+impl Lake {
+    /// A lake at `location`: a folder path, `file://…` or another object-store URL.
+    pub fn new(
+        location: &str,
+        storage_options: HashMap<String, String>,
+    ) -> Result<Lake, LakeError> {
+        let bad = |message: String| LakeError::Location {
+            location: location.to_owned(),
+            message,
+        };
+        let root = if location.contains("://") {
+            let mut url = Url::parse(location).map_err(|e| bad(e.to_string()))?;
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            url
+        } else {
+            let path = Path::new(location);
+            let absolute = if path.is_absolute() {
+                path.to_owned()
+            } else {
+                std::env::current_dir()
+                    .map_err(|e| bad(e.to_string()))?
+                    .join(path)
+            };
+            Url::from_directory_path(&absolute).map_err(|()| bad("not an absolute path".into()))?
+        };
+        if root.scheme() == "file" {
+            let path = root
+                .to_file_path()
+                .map_err(|()| bad("not a local path".into()))?;
+            std::fs::create_dir_all(&path)
+                .map_err(|e| bad(format!("cannot create the folder: {e}")))?;
+        }
+        Ok(Lake {
+            root,
+            storage_options,
+        })
+    }
+
+    /// The lake's root URL.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// Object-store options (credentials, region) for this lake.
+    pub fn storage_options(&self) -> &HashMap<String, String> {
+        &self.storage_options
+    }
+
+    /// The URL of one table's folder.
+    pub fn table_url(&self, table: Table) -> Result<Url, LakeError> {
+        self.root
+            .join(&format!("{}/", table.name()))
+            .map_err(|e| LakeError::Location {
+                location: self.root.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Opens a table, or `None` when it has never been written.
+    pub async fn open_existing(&self, table: Table) -> Result<Option<DeltaTable>, LakeError> {
+        let url = self.table_url(table)?;
+        if url.scheme() == "file" {
+            if let Ok(path) = url.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
+                    location: url.to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        let handle =
+            DeltaTable::try_from_url_with_storage_options(url, self.storage_options.clone())
+                .await
+                .map_err(delta(table))?;
+        Ok(handle.version().is_some().then_some(handle))
+    }
+
+    /// Opens a table, creating it empty with its canonical schema when missing.
+    pub async fn open_or_create(&self, table: Table) -> Result<DeltaTable, LakeError> {
+        if let Some(existing) = self.open_existing(table).await? {
+            return Ok(existing);
+        }
+        let url = self.table_url(table)?;
+        let handle =
+            DeltaTable::try_from_url_with_storage_options(url, self.storage_options.clone())
+                .await
+                .map_err(delta(table))?;
+        let schema: StructType =
+            table
+                .schema()
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|e| LakeError::Schema {
+                    table: table.name(),
+                    message: e.to_string(),
+                })?;
+        let fields: Vec<StructField> = schema.fields().cloned().collect();
+        handle
+            .create()
+            .with_table_name(table.name())
+            .with_columns(fields)
+            .with_save_mode(SaveMode::Ignore)
+            .await
+            .map_err(delta(table))
+    }
+
+    /// Creates every table that is missing, so that queries see empty tables rather than none.
+    pub async fn ensure_all(&self) -> Result<(), LakeError> {
+        for table in Table::ALL {
+            self.open_or_create(table).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies writes to several tables as one unit: each is a Delta commit, and when one fails the
+    /// tables already committed in this call are restored to the versions they had before it.
+    pub async fn apply(&self, writes: Vec<TableWrite>) -> Result<Vec<WriteOutcome>, LakeError> {
+        let mut done: Vec<(Table, Option<u64>)> = Vec::new();
+        let mut outcomes = Vec::new();
+        for write in writes {
+            let table = write.table();
+            let before = self.open_existing(table).await?.and_then(|t| t.version());
+            match self.apply_one(write).await {
+                Ok(outcome) => {
+                    if outcome.version != before {
+                        done.push((table, before));
+                    }
+                    outcomes.push(outcome);
+                }
+                Err(err) => {
+                    for (table, version) in done.into_iter().rev() {
+                        if let Err(restore_err) = self.restore(table, version).await {
+                            tracing::error!(table = table.name(), error = %restore_err, "restore after a failed write failed");
+                        }
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn restore(&self, table: Table, version: Option<u64>) -> Result<(), LakeError> {
+        let Some(handle) = self.open_existing(table).await? else {
+            return Ok(());
+        };
+        match version {
+            Some(v) => {
+                handle
+                    .restore()
+                    .with_version_to_restore(v)
+                    .await
+                    .map_err(delta(table))?;
+            }
+            // The table did not exist before: empty it (its schema stays).
+            None => {
+                handle.delete().await.map_err(delta(table))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_one(&self, write: TableWrite) -> Result<WriteOutcome, LakeError> {
+        match write {
+            TableWrite::Upsert { table, batches } => self.upsert(table, batches).await,
+            TableWrite::ReplaceCostSlices { slices, batches } => {
+                self.replace_cost_slices(&slices, batches).await
+            }
+        }
+    }
+
+    /// Inserts new keys and updates rows whose content changed; identical rows are left alone, so
+    /// ingesting the same input twice changes nothing (DESIGN §3).
+    pub async fn upsert(
+        &self,
+        table: Table,
+        batches: Vec<RecordBatch>,
+    ) -> Result<WriteOutcome, LakeError> {
+        let batches = conform(table, batches)?;
+        let rows_in: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let handle = self.open_or_create(table).await?;
+        let mut outcome = WriteOutcome {
+            table: table.name(),
+            rows_in,
+            version: handle.version(),
+            ..Default::default()
+        };
+        if rows_in == 0 {
+            return Ok(outcome);
+        }
+        let empty = handle
+            .snapshot()
+            .map(|s| s.log_data().num_files() == 0)
+            .unwrap_or(true);
+        if empty {
+            // Nothing to match against: a plain append is the same result, much faster.
+            let written = handle
+                .write(batches)
+                .with_save_mode(SaveMode::Append)
+                .await
+                .map_err(delta(table))?;
+            outcome.inserted = rows_in;
+            outcome.version = written.version();
+            return Ok(outcome);
+        }
+        let ctx = SessionContext::new();
+        let source = ctx
+            .read_batches(batches)
+            .map_err(|e| delta(table)(e.into()))?;
+        let schema = table.schema();
+        let on = table
+            .key()
+            .iter()
+            .map(|k| format!("dc_target.\"{k}\" = dc_source.\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let content: Vec<&str> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|name| *name != "ingested_at" && !table.key().contains(name))
+            .collect();
+        let changed = content
+            .iter()
+            .map(|c| format!("(dc_target.\"{c}\" IS DISTINCT FROM dc_source.\"{c}\")"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let (written, metrics) = handle
+            .merge(source, on)
+            .with_source_alias("dc_source")
+            .with_target_alias("dc_target")
+            .when_matched_update(|update| {
+                let mut update = update.predicate(changed.clone());
+                for c in &columns {
+                    update = update.update(c.as_str(), format!("dc_source.\"{c}\""));
+                }
+                update
+            })
+            .and_then(|m| {
+                m.when_not_matched_insert(|insert| {
+                    let mut insert = insert;
+                    for c in &columns {
+                        insert = insert.set(c.as_str(), format!("dc_source.\"{c}\""));
+                    }
+                    insert
+                })
+            })
+            .map_err(delta(table))?
+            .await
+            .map_err(delta(table))?;
+        outcome.inserted = metrics.num_target_rows_inserted;
+        outcome.updated = metrics.num_target_rows_updated;
+        outcome.version = written.version();
+        Ok(outcome)
+    }
+
+    /// Replaces whole (source, account, month) slices of `costs` in one commit.
+    pub async fn replace_cost_slices(
+        &self,
+        slices: &[CostSliceKey],
+        batches: Vec<RecordBatch>,
+    ) -> Result<WriteOutcome, LakeError> {
+        let table = Table::Costs;
+        let batches = conform(table, batches)?;
+        let rows_in: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let handle = self.open_or_create(table).await?;
+        let mut outcome = WriteOutcome {
+            table: table.name(),
+            rows_in,
+            version: handle.version(),
+            ..Default::default()
+        };
+        if slices.is_empty() {
+            return Ok(outcome);
+        }
+        let predicate = slices
+            .iter()
+            .map(|s| {
+                format!(
+                    "(\"source\" = {} AND \"billing_account\" = {} AND \"invoice_month\" = {})",
+                    sql_string(&s.source),
+                    sql_string(&s.billing_account),
+                    sql_string(&s.invoice_month)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let written = handle
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(predicate)
+            .await
+            .map_err(delta(table))?;
+        outcome.inserted = rows_in;
+        outcome.replaced_slices = slices.len();
+        outcome.version = written.version();
+        Ok(outcome)
+    }
+}
+
+/// A SQL string literal.
+pub fn sql_string(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Checks that batches carry the table's columns with its types (names matched; nullability and
+/// nested field names taken from the canonical schema).
+fn conform(table: Table, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, LakeError> {
+    let schema = table.schema();
+    batches
+        .into_iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|batch| {
+            if batch.schema().fields().len() != schema.fields().len() {
+                return Err(LakeError::Schema {
+                    table: table.name(),
+                    message: format!(
+                        "expected {} columns, got {}",
+                        schema.fields().len(),
+                        batch.schema().fields().len()
+                    ),
+                });
+            }
+            for (want, got) in schema.fields().iter().zip(batch.schema().fields().iter()) {
+                if want.name() != got.name() || want.data_type() != got.data_type() {
+                    return Err(LakeError::Schema {
+                        table: table.name(),
+                        message: format!(
+                            "column `{}` ({}) given where `{}` ({}) was expected",
+                            got.name(),
+                            got.data_type(),
+                            want.name(),
+                            want.data_type()
+                        ),
+                    });
+                }
+            }
+            RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| {
+                LakeError::Schema {
+                    table: table.name(),
+                    message: e.to_string(),
+                }
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+    use deltalake::datafusion::prelude::SessionContext;
+
+    /// Rows in a table's schema from NDJSON (arrow-json reads timestamps, decimals, lists, maps).
+    fn rows(table: Table, ndjson: &str) -> RecordBatch {
+        let mut reader = arrow::json::ReaderBuilder::new(table.schema())
+            .build(std::io::Cursor::new(ndjson.as_bytes().to_vec()))
+            .unwrap();
+        reader.next().unwrap().unwrap()
+    }
+
+    async fn read_back(lake: &Lake, table: Table, order_by: &str) -> Vec<RecordBatch> {
+        let handle = lake.open_existing(table).await.unwrap().unwrap();
+        let ctx = SessionContext::new();
+        handle.update_datafusion_session(&ctx.state()).unwrap();
+        ctx.register_table("t", handle.table_provider().await.unwrap())
+            .unwrap();
+        let batches = ctx
+            .sql(&format!("SELECT * FROM t ORDER BY {order_by}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        batches.iter().map(|b| canonical(table, b)).collect()
+    }
+
+    /// DataFusion reads strings as `Utf8View`; cast back to the canonical types to compare.
+    fn canonical(table: Table, batch: &RecordBatch) -> RecordBatch {
+        let schema = table.schema();
+        let columns = schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, c)| arrow::compute::cast(c, f.data_type()).unwrap())
+            .collect();
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    const TWO_DEPLOYS: &str = r#"
+{"deployment_id":"events:deployment:1","source":"events","ingested_at":"2025-01-01T00:00:00Z","service":"checkout","repo":"acme/checkout","environment":"production","ref":"main","commit_sha":"aaa","started_at":"2025-01-01T09:00:00Z","finished_at":"2025-01-01T09:10:00Z","status":"success","is_rollback":false,"url":null,"commits_listed":true}
+{"deployment_id":"events:deployment:2","source":"events","ingested_at":"2025-01-01T00:00:00Z","service":"checkout","repo":"acme/checkout","environment":"production","ref":"main","commit_sha":"bbb","started_at":"2025-01-02T09:00:00Z","finished_at":"2025-01-02T09:10:00Z","status":"failure","is_rollback":false,"url":"https://ci/2","commits_listed":false}
+"#;
+
+    fn cost_rows(account: &str, month: &str, amounts: &[&str]) -> RecordBatch {
+        let lines: Vec<String> = amounts
+            .iter()
+            .enumerate()
+            .map(|(i, amount)| {
+                format!(
+                    r#"{{"cost_id":"focus:{account}:{month}:{i}","source":"focus","ingested_at":"2025-01-01T00:00:00Z","provider":"AWS","billing_account":"{account}","sub_account":null,"charge_period_start":"{month}-01T00:00:00Z","charge_period_end":"{month}-02T00:00:00Z","charge_category":"Usage","charge_class":null,"cloud_service":"Amazon EC2","service_category":null,"region":"us-east-1","resource_id":null,"resource_name":null,"tags":{{"service":"checkout"," org":"x"}},"billed_cost":"{amount}","effective_cost":"{amount}","list_cost":null,"currency":"USD","usage_quantity":1.5,"usage_unit":"Hours","invoice_month":"{month}","is_estimated":false}}"#
+                )
+            })
+            .collect();
+        rows(Table::Costs, &lines.join("\n"))
+    }
+
+    fn slice(account: &str, month: &str) -> CostSliceKey {
+        CostSliceKey {
+            source: "focus".into(),
+            billing_account: account.into(),
+            invoice_month: month.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_schema_round_trips_through_delta() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        lake.ensure_all().await.unwrap();
+        for table in Table::ALL {
+            let handle = lake.open_existing(table).await.unwrap().expect("created");
+            let ctx = SessionContext::new();
+            handle.update_datafusion_session(&ctx.state()).unwrap();
+            let provider = handle.table_provider().await.unwrap();
+            let read = provider.schema();
+            let want = table.schema();
+            assert_eq!(read.fields().len(), want.fields().len(), "{}", table.name());
+            for (r, w) in read.fields().iter().zip(want.fields().iter()) {
+                assert_eq!(r.name(), w.name());
+                let same = r.data_type() == w.data_type()
+                    || (r.data_type() == &arrow::datatypes::DataType::Utf8View
+                        && w.data_type() == &arrow::datatypes::DataType::Utf8)
+                    || arrow::compute::can_cast_types(r.data_type(), w.data_type())
+                        && r.data_type().is_nested();
+                assert!(
+                    same,
+                    "{}.{}: {} read, {} written",
+                    table.name(),
+                    r.name(),
+                    r.data_type(),
+                    w.data_type()
+                );
+            }
+        }
+        let written = rows(Table::Deployments, TWO_DEPLOYS);
+        lake.upsert(Table::Deployments, vec![written.clone()])
+            .await
+            .unwrap();
+        let back = read_back(&lake, Table::Deployments, "deployment_id").await;
+        assert_eq!(back, vec![written]);
+
+        let costs = cost_rows("111", "2024-09", &["0.00000080000", "-12.5"]);
+        lake.replace_cost_slices(&[slice("111", "2024-09")], vec![costs.clone()])
+            .await
+            .unwrap();
+        let back = read_back(&lake, Table::Costs, "cost_id").await;
+        assert_eq!(
+            arrow::compute::concat_batches(&costs.schema(), &back).unwrap(),
+            costs
+        );
+    }
+
+    #[tokio::test]
+    async fn upserting_the_same_rows_twice_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        let batch = rows(Table::Deployments, TWO_DEPLOYS);
+        let first = lake
+            .upsert(Table::Deployments, vec![batch.clone()])
+            .await
+            .unwrap();
+        assert_eq!((first.inserted, first.updated), (2, 0));
+        let second = lake
+            .upsert(Table::Deployments, vec![batch.clone()])
+            .await
+            .unwrap();
+        assert_eq!((second.inserted, second.updated), (0, 0));
+        assert_eq!(
+            read_back(&lake, Table::Deployments, "deployment_id").await,
+            vec![batch]
+        );
+
+        // A restated row (the failure turned out cancelled) is updated in place, the other kept.
+        let restated = TWO_DEPLOYS.replace("\"failure\"", "\"cancelled\"");
+        let third = lake
+            .upsert(
+                Table::Deployments,
+                vec![rows(Table::Deployments, &restated)],
+            )
+            .await
+            .unwrap();
+        assert_eq!((third.inserted, third.updated), (0, 1));
+        let back = read_back(&lake, Table::Deployments, "deployment_id").await;
+        assert_eq!(back.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_bill_slice_is_replaced_whole_and_other_slices_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        lake.replace_cost_slices(
+            &[slice("111", "2024-09")],
+            vec![cost_rows("111", "2024-09", &["1", "2", "3"])],
+        )
+        .await
+        .unwrap();
+        lake.replace_cost_slices(
+            &[slice("222", "2024-09")],
+            vec![cost_rows("222", "2024-09", &["10"])],
+        )
+        .await
+        .unwrap();
+        // The restated bill for 111 has two rows, one of them identical to a row before: both count.
+        lake.replace_cost_slices(
+            &[slice("111", "2024-09")],
+            vec![cost_rows("111", "2024-09", &["2", "2"])],
+        )
+        .await
+        .unwrap();
+        let back = read_back(&lake, Table::Costs, "cost_id").await;
+        let all = arrow::compute::concat_batches(&Table::Costs.schema(), &back).unwrap();
+        let ids = all.column_by_name("cost_id").unwrap();
+        let ids = arrow::array::as_string_array(ids);
+        let ids: Vec<&str> = ids.iter().flatten().collect();
+        assert_eq!(
+            ids,
+            [
+                "focus:111:2024-09:0",
+                "focus:111:2024-09:1",
+                "focus:222:2024-09:0"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_midway_leaves_every_table_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        let deploys = rows(Table::Deployments, TWO_DEPLOYS);
+        lake.upsert(Table::Deployments, vec![deploys.clone()])
+            .await
+            .unwrap();
+        let good_costs = cost_rows("111", "2024-09", &["1"]);
+        lake.replace_cost_slices(&[slice("111", "2024-09")], vec![good_costs.clone()])
+            .await
+            .unwrap();
+        let deploy_version = lake
+            .open_existing(Table::Deployments)
+            .await
+            .unwrap()
+            .unwrap()
+            .version();
+        let cost_version = lake
+            .open_existing(Table::Costs)
+            .await
+            .unwrap()
+            .unwrap()
+            .version();
+
+        // Deployments change first, then the bill fails: its rows lie outside the slice it replaces,
+        // which Delta only finds once the data files are written.
+        let restated = TWO_DEPLOYS.replace("\"failure\"", "\"cancelled\"");
+        let result = lake
+            .apply(vec![
+                TableWrite::Upsert {
+                    table: Table::Deployments,
+                    batches: vec![rows(Table::Deployments, &restated)],
+                },
+                TableWrite::ReplaceCostSlices {
+                    slices: vec![slice("111", "2024-09")],
+                    batches: vec![cost_rows("999", "2024-10", &["5"])],
+                },
+            ])
+            .await;
+        assert!(result.is_err(), "the mismatched slice must fail");
+
+        assert_eq!(
+            read_back(&lake, Table::Deployments, "deployment_id").await,
+            vec![deploys]
+        );
+        let back = read_back(&lake, Table::Costs, "cost_id").await;
+        assert_eq!(back, vec![good_costs]);
+        let cost_after = lake
+            .open_existing(Table::Costs)
+            .await
+            .unwrap()
+            .unwrap()
+            .version();
+        assert_eq!(
+            cost_after, cost_version,
+            "the failed bill committed nothing"
+        );
+        let deploy_after = lake
+            .open_existing(Table::Deployments)
+            .await
+            .unwrap()
+            .unwrap()
+            .version();
+        assert!(
+            deploy_after > deploy_version,
+            "deployments were restored by a new commit"
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_in_the_wrong_schema_are_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        let wrong = rows(Table::Deployments, TWO_DEPLOYS);
+        let err = lake
+            .upsert(Table::Incidents, vec![wrong])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("incidents"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The bottom of doracost: the typed configuration (`doracost.toml`), the canonical Arrow schemas,
+//! exact money, and the lake of Delta tables with its idempotent writes. It knows nothing of sources,
+//! queries or servers.
+
+pub mod config;
+pub mod lake;
+pub mod money;
+pub mod schema;
+
+pub use config::Config;
+pub use lake::{CostSliceKey, Lake, LakeError, TableWrite, WriteOutcome};
+pub use schema::Table;

@@ -1,0 +1,8 @@
+//! The query layer: one DataFusion `SessionContext` over the lake's Delta tables and the tables
+//! config defines, where every metric is a SQL view. Read-only by construction: it runs queries,
+//! never DDL or DML. It does not ingest and does not serve.
+
+pub mod engine;
+pub mod output;
+
+pub use engine::{Engine, QueryError};

@@ -1,0 +1,304 @@
+//! What each command does, in terms of the crates below; output for people and for machines.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use ingest::pipeline::{IngestSummary, PipelineError};
+use ingest::progress::Progress;
+use model::{Config, Lake};
+use query::Engine;
+use query::output::{Format, render};
+
+use crate::{Cli, Command, DemoArgs, IngestCommand, OutputFormat, SampleCommand};
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let format = cli.format;
+    match cli.command {
+        Command::Demo(ref args) => demo(&cli, args, format).await,
+        Command::Ingest(ref command) => {
+            let config = load_config(cli.config.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let summary = match command {
+                IngestCommand::Events { files } => {
+                    let files = files_or_configured(files, config.sources.events.as_ref(), "events")?;
+                    let mut bar = Bar::over(&files);
+                    let result = ingest::pipeline::ingest_events(&lake, &files, &mut bar).await;
+                    bar.0.finish_and_clear();
+                    result
+                }
+                IngestCommand::Focus { files } => {
+                    let files = files_or_configured(files, config.sources.focus.as_ref(), "focus")?;
+                    let mut bar = Bar::over(&files);
+                    let result = ingest::pipeline::ingest_focus(&lake, &files, &mut bar).await;
+                    bar.0.finish_and_clear();
+                    result
+                }
+            }
+            .map_err(pipeline_error)?;
+            print_ingest(&summary, format);
+            Ok(())
+        }
+        Command::Sql(ref args) => {
+            let config = load_config(cli.config.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let engine = Engine::open(&lake, &config).await.context("opening the lake for SQL")?;
+            let format = to_query_format(format);
+            match &args.query {
+                Some(sql) => run_sql(&engine, sql, format).await,
+                None => repl(&engine, format).await,
+            }
+        }
+        Command::Sample(SampleCommand::Generate { ref scale, ref out, seed }) => {
+            let scale: sample_data::Scale =
+                scale.parse().map_err(|e| anyhow::anyhow!("--scale: {e}"))?;
+            let started = Instant::now();
+            let report = sample_data::generate(&sample_data::GenerateOptions { scale, seed, out_dir: out.clone() })
+                .with_context(|| format!("generating the {scale} sample into {}", out.display()))?;
+            let seconds = started.elapsed().as_secs_f64();
+            if format == Some(OutputFormat::Json) {
+                let json = serde_json::json!({
+                    "scale": scale.to_string(), "seed": seed, "out": out, "rows_written": report.rows_written,
+                    "seconds": seconds, "files": report.files, "truth": report.truth,
+                });
+                println!("{json}");
+            } else {
+                println!(
+                    "wrote the {scale} sample organisation to {}: {} files, {} rows in {seconds:.1} s ({:.0} rows/s)",
+                    out.display(),
+                    report.files.len(),
+                    report.rows_written,
+                    report.rows_written as f64 / seconds.max(1e-9)
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn to_query_format(format: Option<OutputFormat>) -> Format {
+    match format {
+        None | Some(OutputFormat::Table) => Format::Table,
+        Some(OutputFormat::Csv) => Format::Csv,
+        Some(OutputFormat::Json) => Format::Json,
+    }
+}
+
+/// The config named with `--config`, else `./doracost.toml` when present, else the defaults.
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None => {
+            let default = Path::new("doracost.toml");
+            if default.exists() { Ok(Config::load(default)?) } else { Ok(Config::default()) }
+        }
+    }
+}
+
+fn open_lake(config: &Config, data_dir: Option<&str>) -> Result<Lake> {
+    let location = data_dir.unwrap_or(&config.lake.path);
+    let mut options = HashMap::new();
+    for (key, secret) in &config.lake.storage_options {
+        let value = secret.resolve().with_context(|| format!("lake.storage_options.{key}"))?;
+        options.insert(key.clone(), value);
+    }
+    Ok(Lake::new(location, options)?)
+}
+
+fn files_or_configured(
+    files: &[PathBuf],
+    configured: Option<&model::config::FileSource>,
+    source: &str,
+) -> Result<Vec<PathBuf>> {
+    if !files.is_empty() {
+        return Ok(files.to_vec());
+    }
+    match configured {
+        Some(source) if !source.paths.is_empty() => Ok(source.paths.clone()),
+        _ => bail!("no files to ingest: name them (`doracost ingest {source} FILE…`) or set [sources.{source}] paths"),
+    }
+}
+
+fn pipeline_error(err: PipelineError) -> anyhow::Error {
+    match err {
+        PipelineError::Input(e) => anyhow::anyhow!("{e}\nnothing was written: the lake is as it was"),
+        PipelineError::Lake(e) => anyhow::anyhow!("{e}\nthe tables written by this ingest were restored"),
+    }
+}
+
+/// A progress bar over the total size of `files`, on stderr, hidden when stderr is not a terminal.
+struct Bar(ProgressBar, u64);
+
+impl Progress for Bar {
+    fn bytes_read(&mut self, total: u64) {
+        // Sources report per file; `1` holds the bytes of the files already finished.
+        if total < self.0.position().saturating_sub(self.1) {
+            self.1 = self.0.position();
+        }
+        self.0.set_position(self.1 + total);
+    }
+}
+
+impl Bar {
+    fn over(files: &[PathBuf]) -> Bar {
+        let total: u64 = files.iter().map(|f| dir_size(f)).sum();
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Bar(bar, 0)
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| dir_size(&e.path())).sum())
+            .unwrap_or(0)
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+fn print_ingest(summary: &IngestSummary, format: Option<OutputFormat>) {
+    if format == Some(OutputFormat::Json) {
+        let tables: Vec<_> = summary
+            .outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "table": o.table, "rows_in": o.rows_in, "inserted": o.inserted, "updated": o.updated,
+                    "replaced_slices": o.replaced_slices, "version": o.version,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "source": summary.source, "files": summary.files, "tables": tables }));
+        return;
+    }
+    println!("ingested {} file(s) from {}:", summary.files.len(), summary.source);
+    for o in &summary.outcomes {
+        if o.replaced_slices > 0 {
+            println!("  {:<20} {:>9} rows, replacing {} bill slice(s)", o.table, o.rows_in, o.replaced_slices);
+        } else {
+            println!(
+                "  {:<20} {:>9} rows: {} new, {} changed, {} unchanged",
+                o.table,
+                o.rows_in,
+                o.inserted,
+                o.updated,
+                o.rows_in.saturating_sub(o.inserted + o.updated)
+            );
+        }
+    }
+}
+
+async fn run_sql(engine: &Engine, sql: &str, format: Format) -> Result<()> {
+    let (schema, batches) = engine.query_with_schema(sql).await?;
+    let bytes = render(&schema, &batches, format)?;
+    std::io::stdout().write_all(&bytes)?;
+    Ok(())
+}
+
+/// Reads statements ended by `;` from standard input and runs each; errors are printed, not fatal.
+async fn repl(engine: &Engine, format: Format) -> Result<()> {
+    let stdin = std::io::stdin();
+    let interactive = std::io::IsTerminal::is_terminal(&stdin);
+    let mut buffer = String::new();
+    let prompt = |continuing: bool| {
+        if interactive {
+            eprint!("{}", if continuing { "      -> " } else { "doracost> " });
+        }
+    };
+    prompt(false);
+    for line in stdin.lock().lines() {
+        let line = line?;
+        buffer.push_str(&line);
+        buffer.push('\n');
+        let trimmed = buffer.trim();
+        if trimmed.is_empty() {
+            buffer.clear();
+        } else if trimmed.ends_with(';') {
+            if let Err(err) = run_sql(engine, trimmed.trim_end_matches(';'), format).await {
+                eprintln!("error: {err:#}");
+            }
+            buffer.clear();
+        }
+        prompt(!buffer.is_empty());
+    }
+    if !buffer.trim().is_empty() {
+        run_sql(engine, buffer.trim(), format).await?;
+    }
+    Ok(())
+}
+
+/// `doracost demo`: the sample organisation, ingested through the real paths, then a summary.
+async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Result<()> {
+    let data_dir = cli.data_dir.clone().unwrap_or_else(|| "data".into());
+    let sample_dir = PathBuf::from(&data_dir).join("sample");
+    let lake = Lake::new(&data_dir, HashMap::new())?;
+    let empty = match lake.open_existing(model::Table::Deployments).await? {
+        None => true,
+        Some(t) => t.snapshot().map(|s| s.log_data().num_files() == 0).unwrap_or(true),
+    };
+    if empty {
+        eprintln!("the lake at {data_dir} is empty: generating the small sample organisation into {}", sample_dir.display());
+        sample_data::generate(&sample_data::GenerateOptions {
+            scale: sample_data::Scale::Small,
+            seed: sample_data::DEFAULT_SEED,
+            out_dir: sample_dir.clone(),
+        })
+        .context("generating the sample organisation")?;
+        let mut quiet = ingest::progress::NoProgress;
+        let events = ingest::pipeline::ingest_events(&lake, &[sample_dir.join("events")], &mut quiet)
+            .await
+            .map_err(pipeline_error)?;
+        let bills = ingest::pipeline::ingest_focus(&lake, &[sample_dir.join("costs")], &mut quiet)
+            .await
+            .map_err(pipeline_error)?;
+        if format != Some(OutputFormat::Json) {
+            print_ingest(&events, None);
+            print_ingest(&bills, None);
+        }
+    }
+    let config_path = sample_dir.join("doracost.toml");
+    let config = if cli.config.is_some() || !config_path.exists() {
+        load_config(cli.config.as_deref())?
+    } else {
+        Config::load(&config_path)?
+    };
+    let engine = Engine::open(&lake, &config).await?;
+    let format = to_query_format(format);
+    println!();
+    run_sql(&engine, DEMO_SUMMARY_SQL, format).await?;
+    if !args.no_serve {
+        eprintln!("(the dashboards and the server come with the server issue; stopping after the summary)");
+    }
+    Ok(())
+}
+
+/// The demo's summary: per service, production deployments, changes shipped, incidents and cost.
+const DEMO_SUMMARY_SQL: &str = "
+WITH prod AS (
+  SELECT service, count(*) AS deployments,
+         sum(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS successful
+  FROM deployments WHERE lower(environment) IN ('production', 'prod') GROUP BY service
+), inc AS (
+  SELECT service, count(*) AS incidents, sum(CASE WHEN resolved_at IS NULL THEN 1 ELSE 0 END) AS open_incidents
+  FROM incidents GROUP BY service
+), cost AS (
+  SELECT tags['service'] AS service, sum(effective_cost) AS effective_cost FROM costs GROUP BY tags['service']
+)
+SELECT s.service, s.team, coalesce(p.deployments, 0) AS prod_deployments, coalesce(p.successful, 0) AS successful,
+       coalesce(i.incidents, 0) AS incidents, coalesce(i.open_incidents, 0) AS open_incidents,
+       CAST(c.effective_cost AS DECIMAL(20, 2)) AS effective_cost_usd
+FROM services s
+LEFT JOIN prod p ON p.service = s.service
+LEFT JOIN inc i ON i.service = s.service
+LEFT JOIN cost c ON c.service = s.service
+ORDER BY s.team, s.service";

@@ -1,0 +1,124 @@
+//! `doracost`: the command line. Argument parsing only; each command calls into the crates.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// DORA metrics and cloud cost per service, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "doracost", version, about)]
+pub struct Cli {
+    /// The configuration file (default: ./doracost.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The lake folder or URL, overriding the config (default: ./data).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Output for machines instead of people.
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<OutputFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table (default).
+    Table,
+    /// CSV with a header.
+    Csv,
+    /// JSON.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the sample organisation if the lake is empty, ingest it, and print a summary.
+    Demo(DemoArgs),
+    /// Read a source into the lake.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
+    /// Run read-only SQL over the lake.
+    Sql(SqlArgs),
+    /// The sample organisation.
+    #[command(subcommand)]
+    Sample(SampleCommand),
+}
+
+/// `doracost demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Stop after the summary (serving comes with the server).
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+/// `doracost ingest …`
+#[derive(Debug, Subcommand)]
+pub enum IngestCommand {
+    /// Deployments, changes and incidents: the generic event format (NDJSON, JSON, CSV) or
+    /// Apache DevLake webhook payloads. Folders are read whole.
+    Events {
+        /// Files or folders (default: `[sources.events] paths` from the config).
+        files: Vec<PathBuf>,
+    },
+    /// FOCUS 1.0–1.2 bills, CSV or Parquet. Each (account, month) slice replaces the one before.
+    Focus {
+        /// Files or folders (default: `[sources.focus] paths` from the config).
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `doracost sql`
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query; without one, a prompt reads queries until end of input.
+    pub query: Option<String>,
+}
+
+/// `doracost sample …`
+#[derive(Debug, Subcommand)]
+pub enum SampleCommand {
+    /// Write the sample organisation's source files (events, FOCUS bills, config, ground truth).
+    Generate {
+        /// small (12 services, checked in), medium (~100), large (~1,000 services, 20M cost rows).
+        #[arg(long, default_value = "small")]
+        scale: String,
+        /// The folder to write into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The random seed (same seed, same bytes).
+        #[arg(long, default_value_t = sample_data::DEFAULT_SEED)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DORACOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

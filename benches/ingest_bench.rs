@@ -1,1 +1,142 @@
-fn main() {}
+//! Ingest and generation throughput (issue: foundation, performance). Run with
+//! `cargo bench --bench ingest_bench`; `DORACOST_BENCH_ROWS` sets the bill size (default 2,000,000),
+//! `DORACOST_BENCH_SCALE` the generated organisation (default `large`; `medium` for a quick look).
+//!
+//! Reports, on stdout:
+//! - FOCUS CSV → rows: parsing alone, and parsing plus the Delta commit (rows/s);
+//! - sample generation: rows/s and the generator's peak resident memory (measured in a child
+//!   process running `doracost sample generate`, which reports its own peak).
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn main() {
+    let rows: usize = std::env::var("DORACOST_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let scale = std::env::var("DORACOST_BENCH_SCALE").unwrap_or_else(|_| "large".into());
+    let work = tempfile::tempdir().expect("a temp dir");
+
+    println!(
+        "# doracost ingest bench ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let bill = work.path().join("focus-bench.csv");
+    let started = Instant::now();
+    let bytes = write_bill(&bill, rows);
+    println!(
+        "bill: {rows} rows, {:.0} MB, written in {:.1} s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let files = vec![bill.clone()];
+
+    let started = Instant::now();
+    let slices = ingest::focus::read_focus_files(
+        &files,
+        chrono::Utc::now(),
+        &mut ingest::progress::NoProgress,
+    )
+    .expect("the bill parses");
+    let parse_s = started.elapsed().as_secs_f64();
+    let parsed: usize = slices
+        .iter()
+        .flat_map(|s| &s.batches)
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(parsed, rows);
+    drop(slices);
+    println!(
+        "focus parse:            {:>10.0} rows/s ({parse_s:.2} s)",
+        rows as f64 / parse_s
+    );
+
+    let lake_dir = work.path().join("lake");
+    let lake =
+        model::Lake::new(lake_dir.to_str().expect("utf-8 path"), Default::default()).expect("lake");
+    let started = Instant::now();
+    runtime
+        .block_on(ingest::pipeline::ingest_focus(
+            &lake,
+            &files,
+            &mut ingest::progress::NoProgress,
+        ))
+        .expect("the bill ingests");
+    let ingest_s = started.elapsed().as_secs_f64();
+    println!(
+        "focus CSV -> lake:      {:>10.0} rows/s ({ingest_s:.2} s, target >= 500000)",
+        rows as f64 / ingest_s
+    );
+    std::fs::remove_dir_all(&lake_dir).ok();
+    std::fs::remove_file(&bill).ok();
+
+    let out = work.path().join("sample");
+    let started = Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_doracost"))
+        .args([
+            "sample", "generate", "--scale", &scale, "--format", "json", "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("doracost runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let wall = started.elapsed().as_secs_f64();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let generated = report["rows_written"].as_f64().unwrap_or(0.0);
+    println!(
+        "sample generate {scale}: {:>10.0} rows/s ({generated} rows, {wall:.1} s, peak RSS {:.0} MB, {:.0} MB on disk)",
+        generated / report["seconds"].as_f64().unwrap_or(wall),
+        report["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN) / 1e6,
+        dir_bytes(&out) as f64 / 1e6,
+    );
+}
+
+/// A FOCUS bill of `rows` rows: the FinOps Foundation's real sample rows, cycled, each copy moved to
+/// its own charge day so that the rows are distinct.
+fn write_bill(path: &PathBuf, rows: usize) -> u64 {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/focus/focus_1.0_sample_1000.csv");
+    let reader = BufReader::new(std::fs::File::open(&sample).expect("the shared FOCUS sample"));
+    let mut lines = reader.lines().map_while(Result::ok);
+    let header = lines.next().expect("a header");
+    let body: Vec<String> = lines.collect();
+    let mut out = BufWriter::new(std::fs::File::create(path).expect("bench file"));
+    writeln!(out, "{header}").expect("write");
+    for i in 0..rows {
+        let line = &body[i % body.len()];
+        let day = 1 + (i / body.len()) % 28;
+        let moved = line.replace("2024-09-18 ", &format!("2024-09-{day:02} "));
+        writeln!(out, "{moved}").expect("write");
+    }
+    out.flush().expect("flush");
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dir_bytes(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

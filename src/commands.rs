@@ -25,7 +25,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let lake = open_lake(&config, cli.data_dir.as_deref())?;
             let summary = match command {
                 IngestCommand::Events { files } => {
-                    let files = files_or_configured(files, config.sources.events.as_ref(), "events")?;
+                    let files =
+                        files_or_configured(files, config.sources.events.as_ref(), "events")?;
                     let mut bar = Bar::over(&files);
                     let result = ingest::pipeline::ingest_events(&lake, &files, &mut bar).await;
                     bar.0.finish_and_clear();
@@ -46,24 +47,35 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sql(ref args) => {
             let config = load_config(cli.config.as_deref())?;
             let lake = open_lake(&config, cli.data_dir.as_deref())?;
-            let engine = Engine::open(&lake, &config).await.context("opening the lake for SQL")?;
+            let engine = Engine::open(&lake, &config)
+                .await
+                .context("opening the lake for SQL")?;
             let format = to_query_format(format);
             match &args.query {
                 Some(sql) => run_sql(&engine, sql, format).await,
                 None => repl(&engine, format).await,
             }
         }
-        Command::Sample(SampleCommand::Generate { ref scale, ref out, seed }) => {
+        Command::Sample(SampleCommand::Generate {
+            ref scale,
+            ref out,
+            seed,
+        }) => {
             let scale: sample_data::Scale =
                 scale.parse().map_err(|e| anyhow::anyhow!("--scale: {e}"))?;
             let started = Instant::now();
-            let report = sample_data::generate(&sample_data::GenerateOptions { scale, seed, out_dir: out.clone() })
-                .with_context(|| format!("generating the {scale} sample into {}", out.display()))?;
+            let report = sample_data::generate(&sample_data::GenerateOptions {
+                scale,
+                seed,
+                out_dir: out.clone(),
+            })
+            .with_context(|| format!("generating the {scale} sample into {}", out.display()))?;
             let seconds = started.elapsed().as_secs_f64();
             if format == Some(OutputFormat::Json) {
                 let json = serde_json::json!({
                     "scale": scale.to_string(), "seed": seed, "out": out, "rows_written": report.rows_written,
                     "seconds": seconds, "files": report.files, "truth": report.truth,
+                    "peak_rss_bytes": peak_rss_bytes(),
                 });
                 println!("{json}");
             } else {
@@ -94,7 +106,11 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
         Some(path) => Ok(Config::load(path)?),
         None => {
             let default = Path::new("doracost.toml");
-            if default.exists() { Ok(Config::load(default)?) } else { Ok(Config::default()) }
+            if default.exists() {
+                Ok(Config::load(default)?)
+            } else {
+                Ok(Config::default())
+            }
         }
     }
 }
@@ -103,7 +119,9 @@ fn open_lake(config: &Config, data_dir: Option<&str>) -> Result<Lake> {
     let location = data_dir.unwrap_or(&config.lake.path);
     let mut options = HashMap::new();
     for (key, secret) in &config.lake.storage_options {
-        let value = secret.resolve().with_context(|| format!("lake.storage_options.{key}"))?;
+        let value = secret
+            .resolve()
+            .with_context(|| format!("lake.storage_options.{key}"))?;
         options.insert(key.clone(), value);
     }
     Ok(Lake::new(location, options)?)
@@ -119,14 +137,20 @@ fn files_or_configured(
     }
     match configured {
         Some(source) if !source.paths.is_empty() => Ok(source.paths.clone()),
-        _ => bail!("no files to ingest: name them (`doracost ingest {source} FILE…`) or set [sources.{source}] paths"),
+        _ => bail!(
+            "no files to ingest: name them (`doracost ingest {source} FILE…`) or set [sources.{source}] paths"
+        ),
     }
 }
 
 fn pipeline_error(err: PipelineError) -> anyhow::Error {
     match err {
-        PipelineError::Input(e) => anyhow::anyhow!("{e}\nnothing was written: the lake is as it was"),
-        PipelineError::Lake(e) => anyhow::anyhow!("{e}\nthe tables written by this ingest were restored"),
+        PipelineError::Input(e) => {
+            anyhow::anyhow!("{e}\nnothing was written: the lake is as it was")
+        }
+        PipelineError::Lake(e) => {
+            anyhow::anyhow!("{e}\nthe tables written by this ingest were restored")
+        }
     }
 }
 
@@ -148,9 +172,11 @@ impl Bar {
         let total: u64 = files.iter().map(|f| dir_size(f)).sum();
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         Bar(bar, 0)
     }
@@ -178,13 +204,23 @@ fn print_ingest(summary: &IngestSummary, format: Option<OutputFormat>) {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "source": summary.source, "files": summary.files, "tables": tables }));
+        println!(
+            "{}",
+            serde_json::json!({ "source": summary.source, "files": summary.files, "tables": tables })
+        );
         return;
     }
-    println!("ingested {} file(s) from {}:", summary.files.len(), summary.source);
+    println!(
+        "ingested {} file(s) from {}:",
+        summary.files.len(),
+        summary.source
+    );
     for o in &summary.outcomes {
         if o.replaced_slices > 0 {
-            println!("  {:<20} {:>9} rows, replacing {} bill slice(s)", o.table, o.rows_in, o.replaced_slices);
+            println!(
+                "  {:<20} {:>9} rows, replacing {} bill slice(s)",
+                o.table, o.rows_in, o.replaced_slices
+            );
         } else {
             println!(
                 "  {:<20} {:>9} rows: {} new, {} changed, {} unchanged",
@@ -212,7 +248,14 @@ async fn repl(engine: &Engine, format: Format) -> Result<()> {
     let mut buffer = String::new();
     let prompt = |continuing: bool| {
         if interactive {
-            eprint!("{}", if continuing { "      -> " } else { "doracost> " });
+            eprint!(
+                "{}",
+                if continuing {
+                    "      -> "
+                } else {
+                    "doracost> "
+                }
+            );
         }
     };
     prompt(false);
@@ -244,10 +287,16 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
     let lake = Lake::new(&data_dir, HashMap::new())?;
     let empty = match lake.open_existing(model::Table::Deployments).await? {
         None => true,
-        Some(t) => t.snapshot().map(|s| s.log_data().num_files() == 0).unwrap_or(true),
+        Some(t) => t
+            .snapshot()
+            .map(|s| s.log_data().num_files() == 0)
+            .unwrap_or(true),
     };
     if empty {
-        eprintln!("the lake at {data_dir} is empty: generating the small sample organisation into {}", sample_dir.display());
+        eprintln!(
+            "the lake at {data_dir} is empty: generating the small sample organisation into {}",
+            sample_dir.display()
+        );
         sample_data::generate(&sample_data::GenerateOptions {
             scale: sample_data::Scale::Small,
             seed: sample_data::DEFAULT_SEED,
@@ -255,9 +304,10 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
         })
         .context("generating the sample organisation")?;
         let mut quiet = ingest::progress::NoProgress;
-        let events = ingest::pipeline::ingest_events(&lake, &[sample_dir.join("events")], &mut quiet)
-            .await
-            .map_err(pipeline_error)?;
+        let events =
+            ingest::pipeline::ingest_events(&lake, &[sample_dir.join("events")], &mut quiet)
+                .await
+                .map_err(pipeline_error)?;
         let bills = ingest::pipeline::ingest_focus(&lake, &[sample_dir.join("costs")], &mut quiet)
             .await
             .map_err(pipeline_error)?;
@@ -277,17 +327,26 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
     println!();
     run_sql(&engine, DEMO_SUMMARY_SQL, format).await?;
     if !args.no_serve {
-        eprintln!("(the dashboards and the server come with the server issue; stopping after the summary)");
+        eprintln!(
+            "(the dashboards and the server come with the server issue; stopping after the summary)"
+        );
     }
     Ok(())
 }
 
 /// The demo's summary: per service, production deployments, changes shipped, incidents and cost.
 const DEMO_SUMMARY_SQL: &str = "
-WITH prod AS (
+WITH attributed AS (
+  -- The service the source names, else the one whose repos hold the deployment's repo
+  -- (full monorepo path attribution is the DORA views' work).
+  SELECT coalesce(d.service, s.service) AS service, d.status
+  FROM deployments d
+  LEFT JOIN services s ON d.service IS NULL AND array_has(s.repos, d.repo)
+  WHERE lower(d.environment) IN ('production', 'prod')
+), prod AS (
   SELECT service, count(*) AS deployments,
          sum(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS successful
-  FROM deployments WHERE lower(environment) IN ('production', 'prod') GROUP BY service
+  FROM attributed GROUP BY service
 ), inc AS (
   SELECT service, count(*) AS incidents, sum(CASE WHEN resolved_at IS NULL THEN 1 ELSE 0 END) AS open_incidents
   FROM incidents GROUP BY service
@@ -302,3 +361,11 @@ LEFT JOIN prod p ON p.service = s.service
 LEFT JOIN inc i ON i.service = s.service
 LEFT JOIN cost c ON c.service = s.service
 ORDER BY s.team, s.service";
+
+/// This process's peak resident memory, from `/proc/self/status` (Linux); `None` elsewhere.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

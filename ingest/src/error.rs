@@ -66,7 +66,11 @@ impl IngestError {
         message: impl Into<String>,
     ) -> Self {
         IngestError::Invalid {
-            at: Location { path: path.into(), line, field: field.map(str::to_owned) },
+            at: Location {
+                path: path.into(),
+                line,
+                field: field.map(str::to_owned),
+            },
             message: message.into(),
         }
     }

@@ -54,13 +54,24 @@ pub fn expand_paths(paths: &[PathBuf], extensions: &[&str]) -> Result<Vec<PathBu
 }
 
 fn collect_dir(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Result<(), IngestError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| IngestError::Io { path: dir.to_owned(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| IngestError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
     for entry in entries {
-        let path = entry.map_err(|source| IngestError::Io { path: dir.to_owned(), source })?.path();
+        let path = entry
+            .map_err(|source| IngestError::Io {
+                path: dir.to_owned(),
+                source,
+            })?
+            .path();
         if path.is_dir() {
             collect_dir(&path, extensions, out)?;
         } else {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             if extensions.iter().any(|ext| name.ends_with(ext)) {
                 out.push(path);
             }
@@ -78,13 +89,29 @@ pub async fn ingest_events(
     let files = expand_paths(paths, &[".ndjson", ".jsonl", ".json", ".csv"])?;
     let batches = crate::events::read_event_files(&files, Utc::now(), progress)?;
     let writes = vec![
-        TableWrite::Upsert { table: Table::Deployments, batches: vec![batches.deployments] },
-        TableWrite::Upsert { table: Table::Changes, batches: vec![batches.changes] },
-        TableWrite::Upsert { table: Table::DeploymentChanges, batches: vec![batches.deployment_changes] },
-        TableWrite::Upsert { table: Table::Incidents, batches: vec![batches.incidents] },
+        TableWrite::Upsert {
+            table: Table::Deployments,
+            batches: vec![batches.deployments],
+        },
+        TableWrite::Upsert {
+            table: Table::Changes,
+            batches: vec![batches.changes],
+        },
+        TableWrite::Upsert {
+            table: Table::DeploymentChanges,
+            batches: vec![batches.deployment_changes],
+        },
+        TableWrite::Upsert {
+            table: Table::Incidents,
+            batches: vec![batches.incidents],
+        },
     ];
     let outcomes = lake.apply(writes).await?;
-    Ok(IngestSummary { source: "events", files, outcomes })
+    Ok(IngestSummary {
+        source: "events",
+        files,
+        outcomes,
+    })
 }
 
 /// `doracost ingest focus`: FOCUS bills, each (account, month) slice replaced whole.
@@ -105,6 +132,15 @@ pub async fn ingest_focus(
         });
         batches.extend(slice.batches);
     }
-    let outcomes = lake.apply(vec![TableWrite::ReplaceCostSlices { slices: keys, batches }]).await?;
-    Ok(IngestSummary { source: "focus", files, outcomes })
+    let outcomes = lake
+        .apply(vec![TableWrite::ReplaceCostSlices {
+            slices: keys,
+            batches,
+        }])
+        .await?;
+    Ok(IngestSummary {
+        source: "focus",
+        files,
+        outcomes,
+    })
 }

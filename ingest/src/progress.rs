@@ -26,7 +26,12 @@ pub struct CountingReader<'p, R> {
 impl<'p, R: Read> CountingReader<'p, R> {
     /// Wraps `inner`, reporting to `progress`.
     pub fn new(inner: R, progress: &'p mut dyn Progress) -> Self {
-        CountingReader { inner, total: 0, reported: 0, progress }
+        CountingReader {
+            inner,
+            total: 0,
+            reported: 0,
+            progress,
+        }
     }
 }
 

@@ -64,11 +64,23 @@ mod tests {
     #[test]
     fn timestamps_in_every_accepted_shape() {
         let midnight = 1_725_148_800_000_000; // 2024-09-01T00:00:00Z
-        assert_eq!(parse_timestamp_micros("2024-09-01 00:00:00"), Some(midnight));
-        assert_eq!(parse_timestamp_micros("2024-09-01T00:00:00Z"), Some(midnight));
+        assert_eq!(
+            parse_timestamp_micros("2024-09-01 00:00:00"),
+            Some(midnight)
+        );
+        assert_eq!(
+            parse_timestamp_micros("2024-09-01T00:00:00Z"),
+            Some(midnight)
+        );
         assert_eq!(parse_timestamp_micros("2024-09-01"), Some(midnight));
-        assert_eq!(parse_timestamp_micros("2024-09-01T02:00:00+02:00"), Some(midnight));
-        assert_eq!(parse_timestamp_micros("2024-09-01T00:00:00.5Z"), Some(midnight + 500_000));
+        assert_eq!(
+            parse_timestamp_micros("2024-09-01T02:00:00+02:00"),
+            Some(midnight)
+        );
+        assert_eq!(
+            parse_timestamp_micros("2024-09-01T00:00:00.5Z"),
+            Some(midnight + 500_000)
+        );
         assert_eq!(parse_timestamp_micros("2024-13-01 00:00:00"), None);
         assert_eq!(parse_timestamp_micros("yesterday"), None);
     }

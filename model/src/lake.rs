@@ -179,11 +179,10 @@ impl Lake {
     pub async fn open_existing(&self, table: Table) -> Result<Option<DeltaTable>, LakeError> {
         let url = self.table_url(table)?;
         if url.scheme() == "file" {
-            if let Ok(path) = url.to_file_path() {
-                std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
-                    location: url.to_string(),
-                    message: e.to_string(),
-                })?;
+            // A local table without a log was never written; asking Delta would only log an error.
+            let log = url.to_file_path().map(|p| p.join("_delta_log"));
+            if !log.is_ok_and(|log| log.is_dir()) {
+                return Ok(None);
             }
         }
         let handle =
@@ -199,10 +198,18 @@ impl Lake {
             return Ok(existing);
         }
         let url = self.table_url(table)?;
-        let handle =
-            DeltaTable::try_from_url_with_storage_options(url, self.storage_options.clone())
-                .await
-                .map_err(delta(table))?;
+        if url.scheme() == "file" {
+            if let Ok(path) = url.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
+                    location: url.to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        // Built without loading: there is no log to load yet.
+        let handle = deltalake::DeltaTableBuilder::from_url(url)
+            .and_then(|b| b.with_storage_options(self.storage_options.clone()).build())
+            .map_err(delta(table))?;
         let schema: StructType =
             table
                 .schema()

@@ -15,7 +15,7 @@ pub enum QueryError {
     #[error(transparent)]
     Lake(#[from] LakeError),
     /// Planning or running the SQL failed (syntax, unknown column, refused statement …).
-    #[error("{0}")]
+    #[error(transparent)]
     Sql(#[from] datafusion::error::DataFusionError),
     /// Registering a Delta table failed.
     #[error("table `{table}`: {message}")]

@@ -1,1 +1,7 @@
+//! End-to-end tests of the `doracost` binary: one test binary, one module per area.
 
+mod config;
+mod events;
+mod focus;
+mod sample;
+mod support;

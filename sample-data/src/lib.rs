@@ -1,0 +1,214 @@
+//! `sample-data`: a deterministic generator of a realistic organisation (teams, services, repos,
+//! deployments, changes, incidents and cloud bills), written in the sources' own formats.
+//!
+//! The organisation is built once as ground truth ([`org`], [`delivery`], [`costs`]) and written
+//! through format writers ([`writers`]): the generic events NDJSON, Apache DevLake webhook
+//! payloads, FOCUS 1.0 CSV bills and a `doracost.toml`. [`Truth`] (`truth.json`) states exactly what
+//! the files contain, so ingest and query tests can compare the lake with it. Same seed and scale
+//! give byte-identical files. Not for: parsing those formats (that is `ingest`), or the CLI.
+//!
+//! Every scale streams: repo by repo for events, owner by owner inside each month for bills, so
+//! memory stays bounded even at the large scale.
+
+pub mod calendar;
+pub mod costs;
+pub mod delivery;
+pub mod money;
+pub mod org;
+pub mod random;
+pub mod truth;
+pub mod writers;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+pub use org::{ExpectedShape, expected_shape};
+pub use truth::Truth;
+
+use crate::delivery::{Environment, Ids};
+use crate::truth::TruthBuilder;
+use crate::writers::OutFile;
+use crate::writers::devlake::JsonArrayFile;
+use crate::writers::focus::FocusMonthFile;
+
+/// The seed used when none is given.
+pub const DEFAULT_SEED: u64 = 20_240_917;
+
+/// How big an organisation to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scale {
+    /// 3 teams, 12 services, a few thousand deployments; checked into git.
+    Small,
+    /// About 100 services.
+    Medium,
+    /// About 1,000 services, ~2M deployments, ~20M cost rows.
+    Large,
+}
+
+/// A scale name that is not `small`, `medium` or `large`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scale {0:?}: expected small, medium or large")]
+pub struct ParseScaleError(pub String);
+
+impl FromStr for Scale {
+    type Err = ParseScaleError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "small" => Ok(Scale::Small),
+            "medium" => Ok(Scale::Medium),
+            "large" => Ok(Scale::Large),
+            other => Err(ParseScaleError(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Scale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scale::Small => "small",
+            Scale::Medium => "medium",
+            Scale::Large => "large",
+        })
+    }
+}
+
+/// What to generate and where.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Size of the organisation.
+    pub scale: Scale,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Output directory (created if missing).
+    pub out_dir: PathBuf,
+}
+
+/// What was generated.
+#[derive(Debug, Clone)]
+pub struct GenerateReport {
+    /// Records written: deployments, incidents and FOCUS rows.
+    pub rows_written: u64,
+    /// Files written, in order.
+    pub files: Vec<PathBuf>,
+    /// The ground-truth summary (also in `truth.json`).
+    pub truth: Truth,
+}
+
+/// Why generation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// Writing a file or creating a directory failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serializing JSON into a file failed.
+    #[error("cannot write JSON to {}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// Writing a CSV row failed.
+    #[error("cannot write CSV to {}: {source}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: csv::Error,
+    },
+}
+
+/// Generates the organisation of `opts.scale` from `opts.seed` into `opts.out_dir`.
+pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError> {
+    let org = org::Org::plan(opts.scale);
+    let out = &opts.out_dir;
+    let mut truth = TruthBuilder::new(&org, &opts.scale.to_string(), opts.seed);
+    let mut rows_written = 0_u64;
+    let mut files = Vec::new();
+
+    let mut deployments = OutFile::create(&out.join("events/deployments.ndjson"))?;
+    let mut incidents = OutFile::create(&out.join("events/incidents.ndjson"))?;
+    let mut devlake_deployments =
+        JsonArrayFile::create(&out.join("events/devlake-deployments.json"))?;
+    let mut devlake_incidents = JsonArrayFile::create(&out.join("events/devlake-incidents.json"))?;
+    let mut ids = Ids::default();
+    for repo in 0..org.repos.len() {
+        let history = delivery::generate_repo(&org, repo, opts.seed, &mut ids);
+        for service in &history.services {
+            for deployment in &service.deployments {
+                if org.repos[repo].devlake && deployment.environment == Environment::Production {
+                    devlake_deployments.push_deployment(&org, &history, deployment)?;
+                } else {
+                    writers::events::write_deployment(
+                        &mut deployments,
+                        &org,
+                        &history,
+                        deployment,
+                    )?;
+                }
+                rows_written += 1;
+            }
+            for incident in &service.incidents {
+                if org.incidents_in_devlake(service.service) {
+                    devlake_incidents.push_incident(&org, incident)?;
+                } else {
+                    writers::events::write_incident(&mut incidents, &org, &history, incident)?;
+                }
+                rows_written += 1;
+            }
+        }
+        truth.record_repo(&org, &history);
+    }
+    files.push(deployments.finish()?);
+    files.push(incidents.finish()?);
+    files.push(devlake_deployments.finish()?);
+    files.push(devlake_incidents.finish()?);
+
+    let owners = costs::owners(&org);
+    for month in calendar::months() {
+        let mut file = FocusMonthFile::create(out, &month)?;
+        for &owner in &owners {
+            for line in costs::month_lines(&org, owner, &month, opts.seed) {
+                file.write_line(&line)?;
+                truth.record_cost(&line);
+                rows_written += 1;
+            }
+        }
+        files.push(file.finish()?);
+    }
+
+    let mut team_monthly_cost = vec![0; org.teams.len()];
+    for service in &org.services {
+        team_monthly_cost[service.team] +=
+            truth.allocated_total(&service.name) / calendar::PERIOD_MONTHS as i128;
+    }
+    let mut config = OutFile::create(&out.join("doracost.toml"))?;
+    config.write(writers::config::config_toml(&org, &team_monthly_cost).as_bytes())?;
+    files.push(config.finish()?);
+
+    let truth = truth.finish();
+    let mut truth_file = OutFile::create(&out.join("truth.json"))?;
+    let text = serde_json::to_string_pretty(&truth).map_err(|source| GenerateError::Json {
+        path: truth_file.path.clone(),
+        source,
+    })?;
+    truth_file.write(text.as_bytes())?;
+    truth_file.write(b"\n")?;
+    files.push(truth_file.finish()?);
+
+    Ok(GenerateReport {
+        rows_written,
+        files,
+        truth,
+    })
+}
+
+#[cfg(test)]
+mod tests;

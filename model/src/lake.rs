@@ -198,13 +198,11 @@ impl Lake {
             return Ok(existing);
         }
         let url = self.table_url(table)?;
-        if url.scheme() == "file" {
-            if let Ok(path) = url.to_file_path() {
-                std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
-                    location: url.to_string(),
-                    message: e.to_string(),
-                })?;
-            }
+        if let Ok(path) = url.to_file_path() {
+            std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
+                location: url.to_string(),
+                message: e.to_string(),
+            })?;
         }
         // Built without loading: there is no log to load yet.
         let handle = deltalake::DeltaTableBuilder::from_url(url)

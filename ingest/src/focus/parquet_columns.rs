@@ -286,7 +286,8 @@ pub(super) enum TagsColumn {
     Json(StringArray),
     /// A map column, with keys and values as text.
     Map {
-        map: MapArray,
+        /// Boxed: a map array is several times the size of a string array.
+        map: Box<MapArray>,
         keys: StringArray,
         values: StringArray,
     },
@@ -303,7 +304,11 @@ impl TagsColumn {
                     .ok_or_else(|| column_error(focus::TAGS, "expected a map"))?;
                 let keys = strings(map.keys(), focus::TAGS)?;
                 let values = strings(map.values(), focus::TAGS)?;
-                Ok(TagsColumn::Map { map, keys, values })
+                Ok(TagsColumn::Map {
+                    map: Box::new(map),
+                    keys,
+                    values,
+                })
             }
             _ => Ok(TagsColumn::Json(strings(array, focus::TAGS)?)),
         }

@@ -139,10 +139,10 @@ impl Slices {
     }
 
     fn invoice_month(&mut self, billing_period_start: i64) -> Result<(i32, u32), AppendError> {
-        if let Some((seen, month)) = self.last_period {
-            if seen == billing_period_start {
-                return Ok(month);
-            }
+        if let Some((seen, month)) = self.last_period
+            && seen == billing_period_start
+        {
+            return Ok(month);
         }
         let at = DateTime::from_timestamp_micros(billing_period_start)
             .filter(|t| (0..=9999).contains(&t.year()))

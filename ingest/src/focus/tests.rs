@@ -794,7 +794,7 @@ fn csv_throughput() {
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     writeln!(out, "BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,ChargeClass,ChargeFrequency,ChargePeriodStart,ChargePeriodEnd,ProviderName,PublisherName,InvoiceIssuerName,ServiceCategory,ServiceName,RegionId,ResourceId,SubAccountId,PricingCategory,CommitmentDiscountId,ConsumedQuantity,ConsumedUnit,ListUnitPrice,ListCost,BilledCost,EffectiveCost,Tags").unwrap();
     for i in 0..rows {
-        let day = 1 + i % 30;
+        let day = 1 + i % 29;
         let tags = match i % 4 {
             0 => r#""{""service"":""checkout"",""team"":""payments""}""#,
             1 => r#""{""team"":""search""}""#,

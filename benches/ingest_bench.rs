@@ -4,6 +4,7 @@
 //!
 //! Reports, on stdout:
 //! - FOCUS CSV → rows: parsing alone, and parsing plus the Delta commit (rows/s);
+//! - events NDJSON (a deployment listing 5 changes per line) → rows: parsing (records/s);
 //! - sample generation: rows/s and the generator's peak resident memory (measured in a child
 //!   process running `doracost sample generate`, which reports its own peak).
 
@@ -77,6 +78,26 @@ fn main() {
     std::fs::remove_dir_all(&lake_dir).ok();
     std::fs::remove_file(&bill).ok();
 
+    let events = work.path().join("events-bench.ndjson");
+    let deployments = rows / 10;
+    write_events(&events, deployments);
+    let started = Instant::now();
+    let batches = ingest::events::read_event_files(
+        &[events.clone()],
+        chrono::Utc::now(),
+        &mut ingest::progress::NoProgress,
+    )
+    .expect("the events parse");
+    let events_s = started.elapsed().as_secs_f64();
+    let records = batches.deployments.num_rows() + batches.changes.num_rows();
+    assert_eq!(records, deployments * 6);
+    println!(
+        "events parse:           {:>10.0} records/s ({records} records, {events_s:.2} s)",
+        records as f64 / events_s
+    );
+    drop(batches);
+    std::fs::remove_file(&events).ok();
+
     let out = work.path().join("sample");
     let started = Instant::now();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_doracost"))
@@ -121,6 +142,30 @@ fn write_bill(path: &PathBuf, rows: usize) -> u64 {
     }
     out.flush().expect("flush");
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// `deployments` generic-format deployments, each listing 5 changes with PR data.
+fn write_events(path: &Path, deployments: usize) {
+    let mut out = BufWriter::new(std::fs::File::create(path).expect("bench file"));
+    for d in 0..deployments {
+        let s = d % 50;
+        write!(
+            out,
+            r#"{{"type":"deployment","id":{d},"service":"svc-{s}","repo":"acme/svc-{s}","environment":"production","ref":"main","commit_sha":"{d:040x}","started_at":"2025-03-04T10:00:00Z","finished_at":"2025-03-04T10:15:00Z","status":"success","url":"https://ci.example.com/{d}","changes":["#
+        )
+        .expect("write");
+        for c in 0..5 {
+            let sep = if c == 0 { "" } else { "," };
+            write!(
+                out,
+                r#"{sep}{{"sha":"{:040x}","authored_at":"2025-03-03T09:00:00Z","committed_at":"2025-03-03T09:00:00Z","paths":["svc/src/a.rs","svc/src/b.rs"],"pr_number":{d},"pr_opened_at":"2025-03-03T10:00:00Z","pr_merged_at":"2025-03-04T09:00:00Z","labels":["feature"]}}"#,
+                d * 5 + c
+            )
+            .expect("write");
+        }
+        writeln!(out, "]}}").expect("write");
+    }
+    out.flush().expect("flush");
 }
 
 fn dir_bytes(path: &Path) -> u64 {

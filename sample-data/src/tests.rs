@@ -388,26 +388,6 @@ fn medium_has_about_100_services() {
     assert!(org.repos.iter().filter(|r| r.services.len() > 1).count() >= 3);
 }
 
-/// Writes the small sample to `$SAMPLE_OUT` for inspection: `SAMPLE_OUT=/tmp/x cargo test -p sample-data -- --ignored`.
-#[test]
-#[ignore]
-fn write_small_sample_for_inspection() {
-    if let Some(out) = std::env::var_os("SAMPLE_OUT") {
-        let started = std::time::Instant::now();
-        let scale = std::env::var("SAMPLE_SCALE")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(Scale::Small);
-        let report = generate(&GenerateOptions {
-            scale,
-            seed: DEFAULT_SEED,
-            out_dir: out.into(),
-        })
-        .expect("generate");
-        println!("{} rows in {:?}", report.rows_written, started.elapsed());
-    }
-}
-
 #[test]
 fn medium_generates_about_100_services_quickly() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -410,7 +410,8 @@ impl Lake {
             .collect::<Vec<_>>()
             .join(" OR ");
         let written = handle
-            .write(batches)
+            .write(Vec::new())
+            .with_input_plan(partitioned_scan(table, batches)?)
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(predicate)
             .await
@@ -420,6 +421,31 @@ impl Lake {
         outcome.version = written.version();
         Ok(outcome)
     }
+}
+
+/// The rows as a scan of one in-memory partition per core, so that Delta writes Parquet files
+/// on every core rather than one.
+fn partitioned_scan(
+    table: Table,
+    batches: Vec<RecordBatch>,
+) -> Result<deltalake::datafusion::logical_expr::LogicalPlan, LakeError> {
+    use deltalake::datafusion::datasource::{MemTable, provider_as_source};
+    use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); cores.min(batches.len()).max(1)];
+    let count = partitions.len();
+    for (i, batch) in batches.into_iter().enumerate() {
+        partitions[i % count].push(batch);
+    }
+    let memory =
+        MemTable::try_new(table.schema(), partitions).map_err(|e| delta(table)(e.into()))?;
+    LogicalPlanBuilder::scan(
+        "rows",
+        provider_as_source(std::sync::Arc::new(memory)),
+        None,
+    )
+    .and_then(|b| b.build())
+    .map_err(|e| delta(table)(e.into()))
 }
 
 /// A SQL string literal.

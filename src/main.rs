@@ -106,6 +106,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Both rustls crypto backends are linked (ring via object_store, aws-lc-rs via the AWS SDK), so
+    // rustls cannot choose one itself: pick the one the AWS SDK uses. Fails only if already set.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -45,7 +45,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// A local folder (relative to the config file) or a `file://` URL.
+    /// A local folder (relative to the config file), a `file://` URL or an `s3://bucket/prefix` URL.
     #[serde(default = "default_lake_path")]
     pub path: String,
     /// Object-store options (e.g. `aws_region`); secret values as `{ env = "…" }` references.

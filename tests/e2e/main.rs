@@ -3,5 +3,6 @@
 mod config;
 mod events;
 mod focus;
+mod s3;
 mod sample;
 mod support;

@@ -13,7 +13,7 @@ use model::{Config, Lake};
 use query::Engine;
 use query::output::{Format, render};
 
-use crate::{Cli, Command, DemoArgs, IngestCommand, OutputFormat, SampleCommand};
+use crate::{Cli, Command, DemoArgs, DoraArgs, IngestCommand, OutputFormat, Period, SampleCommand};
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -43,6 +43,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             .map_err(pipeline_error)?;
             print_ingest(&summary, format);
             Ok(())
+        }
+        Command::Dora(ref args) => {
+            let config = load_config(cli.config.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let engine = Engine::open(&lake, &config)
+                .await
+                .context("opening the lake")?;
+            let sql = dora_sql(args, format);
+            run_sql(&engine, &sql, to_query_format(format)).await
         }
         Command::Sql(ref args) => {
             let config = load_config(cli.config.as_deref())?;
@@ -90,6 +99,69 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The `doracost dora` query over `dora_daily|weekly|monthly`: rounded, with units in the column
+/// names, for people; every column at full precision for machines.
+fn dora_sql(args: &DoraArgs, format: Option<OutputFormat>) -> String {
+    let view = match args.period {
+        Period::Day => "dora_daily",
+        Period::Week => "dora_weekly",
+        Period::Month => "dora_monthly",
+    };
+    let truncate = |date: chrono::NaiveDate| {
+        let unit = match args.period {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+        };
+        format!("CAST(date_trunc('{unit}', DATE '{date}') AS DATE)")
+    };
+    let mut filters = vec![match (&args.service, &args.team) {
+        (Some(service), _) => format!("scope = 'service' AND name = {}", literal(service)),
+        (None, Some(team)) => format!("scope = 'team' AND name = {}", literal(team)),
+        (None, None) => "scope IN ('service', 'all')".to_owned(),
+    }];
+    match (args.from, args.to) {
+        (None, None) => filters.push(format!(
+            "period_start = (SELECT max(period_start) FROM {view})"
+        )),
+        (from, to) => {
+            if let Some(from) = from {
+                filters.push(format!("period_start >= {}", truncate(from)));
+            }
+            if let Some(to) = to {
+                filters.push(format!("period_start <= {}", truncate(to)));
+            }
+        }
+    }
+    let filter = filters.join(" AND ");
+    let order = "ORDER BY period_start, CASE scope WHEN 'all' THEN 1 ELSE 0 END, name";
+    if matches!(format, Some(OutputFormat::Json) | Some(OutputFormat::Csv)) {
+        return format!("SELECT * FROM {view} WHERE {filter} {order}");
+    }
+    format!(
+        "SELECT CAST(period_start AS VARCHAR) AS period, name AS {who}, deployments AS deploys, \
+           round(deploys_per_day, 2) AS per_day, deploy_frequency_level AS freq_level, \
+           round(lead_time_median_hours, 1) AS lead_h_p50, round(lead_time_p90_hours, 1) AS lead_h_p90, \
+           lead_time_level AS lead_level, \
+           CAST(change_failures AS VARCHAR) || '/' || CAST(deployments AS VARCHAR) AS failed, \
+           round(100 * change_failure_rate, 1) AS cfr_pct, change_failure_level AS cfr_level, \
+           round(recovery_median_hours, 1) AS recover_h_p50, recovery_level, open_recoveries AS open_fail, \
+           round(100 * rework_rate, 1) AS rework_pct, round(time_to_restore_median_hours, 1) AS mttr_h, \
+           open_incidents AS open_inc \
+         FROM {view} WHERE {filter} {order}",
+        who = if args.team.is_some() {
+            "team"
+        } else {
+            "service"
+        },
+    )
 }
 
 fn to_query_format(format: Option<OutputFormat>) -> Format {

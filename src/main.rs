@@ -43,6 +43,8 @@ pub enum Command {
     /// Read a source into the lake.
     #[command(subcommand)]
     Ingest(IngestCommand),
+    /// The DORA metrics per service, team and everything, per day, ISO week or month.
+    Dora(DoraArgs),
     /// Run read-only SQL over the lake.
     Sql(SqlArgs),
     /// The sample organisation.
@@ -72,6 +74,38 @@ pub enum IngestCommand {
         /// Files or folders (default: `[sources.focus] paths` from the config).
         files: Vec<PathBuf>,
     },
+}
+
+/// `doracost dora`
+#[derive(Debug, Args)]
+pub struct DoraArgs {
+    /// One service.
+    #[arg(long, conflicts_with = "team")]
+    pub service: Option<String>,
+    /// One team (its services pooled).
+    #[arg(long)]
+    pub team: Option<String>,
+    /// The period length.
+    #[arg(long, value_enum, default_value_t = Period::Month)]
+    pub period: Period,
+    /// The first period to show: the one containing this date (YYYY-MM-DD). Without --from and
+    /// --to, the latest period.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<chrono::NaiveDate>,
+    /// The last period to show: the one containing this date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<chrono::NaiveDate>,
+}
+
+/// Reporting periods (in the configured time zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Period {
+    /// Calendar day.
+    Day,
+    /// ISO week (Monday to Sunday).
+    Week,
+    /// Calendar month.
+    Month,
 }
 
 /// `doracost sql`

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ListBuilder, RecordBatch, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use model::{Config, Lake, LakeError, Table};
+
+use crate::config_tables;
 
 /// A query failure.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,9 @@ pub enum QueryError {
     /// Planning or running the SQL failed (syntax, unknown column, refused statement …).
     #[error(transparent)]
     Sql(#[from] datafusion::error::DataFusionError),
+    /// A view of `sql/dora.sql` did not plan (a defect, or a lake table of another schema).
+    #[error("the metric views: {0}")]
+    Views(String),
     /// Registering a Delta table failed.
     #[error("table `{table}`: {message}")]
     Register {
@@ -33,14 +38,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Registers every lake table (empty ones included) and the config tables.
+    /// Registers every lake table (empty ones included), the config tables and the metric views.
     pub async fn open(lake: &Lake, config: &Config) -> Result<Engine, QueryError> {
-        let session = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("doracost", "public")
-            .set_str("datafusion.sql_parser.enable_ident_normalization", "true")
-            .set_str("datafusion.execution.time_zone", "+00:00");
-        let ctx = SessionContext::new_with_config(session);
+        let ctx = Engine::new_context();
         for table in Table::ALL {
             let handle = lake.open_or_create(table).await?;
             handle
@@ -58,7 +58,27 @@ impl Engine {
                 })?;
             ctx.register_table(table.name(), provider)?;
         }
-        ctx.register_batch("services", services_batch(config)?)?;
+        Engine::with_tables(ctx, config).await
+    }
+
+    /// A session configured as the engine's (information schema, UTC session zone), with no
+    /// tables yet.
+    pub fn new_context() -> SessionContext {
+        let session = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("doracost", "public")
+            .set_str("datafusion.sql_parser.enable_ident_normalization", "true")
+            .set_str("datafusion.execution.time_zone", "+00:00");
+        SessionContext::new_with_config(session)
+    }
+
+    /// Completes a session whose lake tables (`deployments`, `changes`, …) are registered already,
+    /// from Delta or from memory: adds the config tables and creates the metric views.
+    pub async fn with_tables(ctx: SessionContext, config: &Config) -> Result<Engine, QueryError> {
+        config_tables::register(&ctx, config)?;
+        config_tables::register_views(&ctx, config)
+            .await
+            .map_err(|e| QueryError::Views(e.to_string()))?;
         Ok(Engine { ctx })
     }
 
@@ -91,41 +111,4 @@ impl Engine {
         let schema = Arc::new(frame.schema().as_arrow().clone());
         Ok((schema, frame.collect().await?))
     }
-}
-
-/// `services`: one row per configured service, with its team, repos and path prefixes.
-fn services_batch(config: &Config) -> Result<RecordBatch, QueryError> {
-    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("service", DataType::Utf8, false),
-        Field::new("team", DataType::Utf8, true),
-        Field::new("repos", list(), false),
-        Field::new("paths", list(), false),
-    ]));
-    let mut service = StringBuilder::new();
-    let mut team = StringBuilder::new();
-    let mut repos = ListBuilder::new(StringBuilder::new());
-    let mut paths = ListBuilder::new(StringBuilder::new());
-    for s in &config.services {
-        service.append_value(&s.name);
-        team.append_option(s.team.as_deref());
-        for r in &s.repos {
-            repos.values().append_value(r);
-        }
-        repos.append(true);
-        for p in &s.paths {
-            paths.values().append_value(p);
-        }
-        paths.append(true);
-    }
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(service.finish()),
-            Arc::new(team.finish()),
-            Arc::new(repos.finish()),
-            Arc::new(paths.finish()),
-        ],
-    )
-    .map_err(|e| QueryError::Sql(e.into()))
 }

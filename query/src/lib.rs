@@ -2,7 +2,11 @@
 //! config defines, where every metric is a SQL view. Read-only by construction: it runs queries,
 //! never DDL or DML. It does not ingest and does not serve.
 
+pub mod config_tables;
 pub mod engine;
 pub mod output;
+
+#[cfg(test)]
+mod slt_tests;
 
 pub use engine::{Engine, QueryError};

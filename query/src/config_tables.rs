@@ -1,0 +1,252 @@
+//! Tables born from `doracost.toml` and shipped data, registered beside the lake's (DESIGN §3):
+//! `services`, `reporting` (one row: the settings the views read), `targets` and `dora_levels`.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder, RecordBatch, StringBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use model::Config;
+
+/// The DORA level bands (DESIGN §4), one row per report year, metric and level. A new report is a
+/// new block of rows in this file.
+pub const LEVELS_CSV: &str = include_str!("../sql/dora_levels.csv");
+
+/// Registers every config-born table.
+pub fn register(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionError> {
+    ctx.register_batch("services", services(config)?)?;
+    ctx.register_batch("reporting", reporting(config)?)?;
+    ctx.register_batch("targets", targets(config)?)?;
+    ctx.register_batch("dora_levels", levels(LEVELS_CSV)?)?;
+    Ok(())
+}
+
+fn list_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch, DataFusionError> {
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+fn string_list<'a>(items: impl IntoIterator<Item = &'a String>, lower: bool) -> ArrayRef {
+    let mut list = ListBuilder::new(StringBuilder::new());
+    for item in items {
+        if lower {
+            list.values().append_value(item.to_lowercase());
+        } else {
+            list.values().append_value(item);
+        }
+    }
+    list.append(true);
+    Arc::new(list.finish())
+}
+
+/// `services`: one row per configured service, with its team, repos and path prefixes.
+fn services(config: &Config) -> Result<RecordBatch, DataFusionError> {
+    let mut service = StringBuilder::new();
+    let mut team = StringBuilder::new();
+    let mut repos = ListBuilder::new(StringBuilder::new());
+    let mut paths = ListBuilder::new(StringBuilder::new());
+    for s in &config.services {
+        service.append_value(&s.name);
+        team.append_option(s.team.as_deref());
+        for r in &s.repos {
+            repos.values().append_value(r);
+        }
+        repos.append(true);
+        for p in &s.paths {
+            paths.values().append_value(p);
+        }
+        paths.append(true);
+    }
+    batch(
+        vec![
+            Field::new("service", DataType::Utf8, false),
+            Field::new("team", DataType::Utf8, true),
+            Field::new("repos", list_type(), false),
+            Field::new("paths", list_type(), false),
+        ],
+        vec![
+            Arc::new(service.finish()),
+            Arc::new(team.finish()),
+            Arc::new(repos.finish()),
+            Arc::new(paths.finish()),
+        ],
+    )
+}
+
+/// `reporting`: the `[reporting]` settings as one row. Environment names, hotfix labels and branch
+/// prefixes are lower-cased: the views compare them case-insensitively.
+fn reporting(config: &Config) -> Result<RecordBatch, DataFusionError> {
+    let r = &config.reporting;
+    let metric = r.cost_metric.column();
+    batch(
+        vec![
+            Field::new("time_zone", DataType::Utf8, false),
+            Field::new("production_environments", list_type(), false),
+            Field::new("attribution_window_days", DataType::Int64, false),
+            Field::new("hotfix_labels", list_type(), false),
+            Field::new("hotfix_branch_prefixes", list_type(), false),
+            Field::new("cost_metric", DataType::Utf8, false),
+        ],
+        vec![
+            Arc::new(arrow::array::StringArray::from(vec![r.time_zone.name()])),
+            string_list(&r.production_environments, true),
+            Arc::new(arrow::array::Int64Array::from(vec![i64::from(
+                r.attribution_window_days,
+            )])),
+            string_list(&r.hotfix_labels, true),
+            string_list(&r.hotfix_branch_prefixes, true),
+            Arc::new(arrow::array::StringArray::from(vec![metric])),
+        ],
+    )
+}
+
+/// `targets`: the defaults (service NULL) and one row per service override (absent values NULL,
+/// so the views fall back to the defaults).
+fn targets(config: &Config) -> Result<RecordBatch, DataFusionError> {
+    let t = &config.targets;
+    let mut service = StringBuilder::new();
+    let mut deploys = Float64Builder::new();
+    let mut lead = Float64Builder::new();
+    let mut cfr = Float64Builder::new();
+    let mut recovery = Float64Builder::new();
+    service.append_null();
+    deploys.append_value(t.deploys_per_day);
+    lead.append_value(t.lead_time_hours);
+    cfr.append_value(t.change_failure_rate);
+    recovery.append_value(t.recovery_minutes);
+    for (name, o) in &t.services {
+        service.append_value(name);
+        deploys.append_option(o.deploys_per_day);
+        lead.append_option(o.lead_time_hours);
+        cfr.append_option(o.change_failure_rate);
+        recovery.append_option(o.recovery_minutes);
+    }
+    batch(
+        vec![
+            Field::new("service", DataType::Utf8, true),
+            Field::new("deploys_per_day", DataType::Float64, true),
+            Field::new("lead_time_hours", DataType::Float64, true),
+            Field::new("change_failure_rate", DataType::Float64, true),
+            Field::new("recovery_minutes", DataType::Float64, true),
+        ],
+        vec![
+            Arc::new(service.finish()),
+            Arc::new(deploys.finish()),
+            Arc::new(lead.finish()),
+            Arc::new(cfr.finish()),
+            Arc::new(recovery.finish()),
+        ],
+    )
+}
+
+/// `dora_levels` from its CSV text: `report_year, metric, level, rank, lower_bound,
+/// lower_inclusive, upper_bound, upper_inclusive, note`; an empty bound is unbounded.
+pub fn levels(csv: &str) -> Result<RecordBatch, DataFusionError> {
+    let bad = |line: usize, what: &str| {
+        DataFusionError::Configuration(format!("dora_levels.csv line {line}: {what}"))
+    };
+    let mut year = Int32Builder::new();
+    let mut metric = StringBuilder::new();
+    let mut level = StringBuilder::new();
+    let mut rank = Int32Builder::new();
+    let mut lower = Float64Builder::new();
+    let mut lower_inc = BooleanBuilder::new();
+    let mut upper = Float64Builder::new();
+    let mut upper_inc = BooleanBuilder::new();
+    let mut note = StringBuilder::new();
+    for (i, text) in csv.lines().enumerate().skip(1) {
+        let line = i + 1;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = text.splitn(9, ',').map(str::trim).collect();
+        let [y, m, l, r, lo, loi, up, upi, n] = cells[..] else {
+            return Err(bad(line, "expected 9 cells"));
+        };
+        let number = |cell: &str, what: &str| -> Result<Option<f64>, DataFusionError> {
+            if cell.is_empty() {
+                return Ok(None);
+            }
+            cell.parse::<f64>()
+                .map(Some)
+                .map_err(|_| bad(line, &format!("{what}: expected a number, found `{cell}`")))
+        };
+        let flag = |cell: &str, what: &str| -> Result<bool, DataFusionError> {
+            cell.parse::<bool>().map_err(|_| {
+                bad(
+                    line,
+                    &format!("{what}: expected true or false, found `{cell}`"),
+                )
+            })
+        };
+        year.append_value(
+            y.parse()
+                .map_err(|_| bad(line, "report_year: expected a year"))?,
+        );
+        metric.append_value(m);
+        level.append_value(l);
+        rank.append_value(r.parse().map_err(|_| bad(line, "rank: expected 1–4"))?);
+        lower.append_option(number(lo, "lower_bound")?);
+        lower_inc.append_value(flag(loi, "lower_inclusive")?);
+        upper.append_option(number(up, "upper_bound")?);
+        upper_inc.append_value(flag(upi, "upper_inclusive")?);
+        note.append_value(n);
+    }
+    batch(
+        vec![
+            Field::new("report_year", DataType::Int32, false),
+            Field::new("metric", DataType::Utf8, false),
+            Field::new("level", DataType::Utf8, false),
+            Field::new("rank", DataType::Int32, false),
+            Field::new("lower_bound", DataType::Float64, true),
+            Field::new("lower_inclusive", DataType::Boolean, false),
+            Field::new("upper_bound", DataType::Float64, true),
+            Field::new("upper_inclusive", DataType::Boolean, false),
+            Field::new("note", DataType::Utf8, false),
+        ],
+        vec![
+            Arc::new(year.finish()),
+            Arc::new(metric.finish()),
+            Arc::new(level.finish()),
+            Arc::new(rank.finish()),
+            Arc::new(lower.finish()),
+            Arc::new(lower_inc.finish()),
+            Arc::new(upper.finish()),
+            Arc::new(upper_inc.finish()),
+            Arc::new(note.finish()),
+        ],
+    )
+}
+
+/// The view definitions of `sql/dora.sql`, with the reporting time zone filled in.
+pub const DORA_SQL: &str = include_str!("../sql/dora.sql");
+
+/// The statements of `dora.sql` (separated by lines holding only `;`), ready to run.
+pub fn dora_statements(config: &Config) -> Vec<String> {
+    let zone = config.reporting.time_zone.name();
+    DORA_SQL
+        .split("\n;")
+        .map(|s| s.replace("{{time_zone}}", zone))
+        .filter(|s| {
+            s.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+        })
+        .collect()
+}
+
+/// Creates every view of `dora.sql` (planned now, so a broken view fails at open).
+pub async fn register_views(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionError> {
+    for statement in dora_statements(config) {
+        ctx.sql(&statement).await?;
+    }
+    Ok(())
+}

@@ -9,10 +9,13 @@
 -- Durations are hours as DOUBLE, computed from exact microsecond differences. Local calendar keys
 -- (`day`, `week` = ISO week's Monday, `month`) are DATEs in the reporting time zone.
 --
--- Statements are separated by a line holding only `;`.
+-- Statements are separated by a line holding only `;`. A view marked `-- @cached` is computed once
+-- per session, on first use, and kept in memory: the views above read the per-row views many
+-- times, and a plain view would be recomputed at every reference.
 
 -- §4 "Service attribution": one row per service, repo and path prefix; `path_prefix` NULL means the
 -- whole repo belongs to the service.
+-- @cached
 CREATE VIEW dora_service_map AS
 WITH s AS (SELECT service, team, unnest(repos) AS repo, paths FROM services)
 SELECT service, team, repo, CAST(NULL AS VARCHAR) AS path_prefix FROM s WHERE cardinality(paths) = 0
@@ -23,6 +26,7 @@ SELECT service, team, repo, unnest(paths) AS path_prefix FROM s WHERE cardinalit
 -- repo the change is in, and, for path-mapped (monorepo) services, one of whose prefixes a touched
 -- path starts with. A change touching two services has two rows. A change no rule maps has none,
 -- and then counts for the service of whichever deployment ships it.
+-- @cached
 CREATE VIEW dora_change_services AS
 SELECT change_id, service FROM changes WHERE service IS NOT NULL
 UNION
@@ -40,6 +44,7 @@ JOIN dora_service_map m
 -- names; else the services owning the whole repo, and the services whose paths the changes it
 -- lists touch; else `unattributed`. `seq` numbers a service's deployments in the order they
 -- finished. Local calendar keys of `finished_at`.
+-- @cached
 CREATE VIEW dora_production AS
 WITH d AS (
   SELECT * FROM deployments
@@ -91,6 +96,7 @@ FROM localized
 -- to that service, or maps to none. Its first successful production deployment of that service is
 -- the one that shipped it: a redeploy of a shipped sha, a later listing or a rollback ships nothing
 -- new. One row per change and service.
+-- @cached
 CREATE VIEW dora_first_shipments AS
 WITH shipped AS (
   SELECT dc.change_id, p.deployment_id, p.service, p.finished_at
@@ -112,6 +118,7 @@ SELECT change_id, service, deployment_id FROM ranked WHERE n = 1
 -- (clock skew) gives NULL and `negative_lead_time = true`: dropped from medians, counted. PR
 -- breakdown: coding (first commit → opened), pickup (opened → first review), review (first review →
 -- merged), deploy (merged → deployed); each NULL when its ends are missing or it is negative.
+-- @cached
 CREATE VIEW dora_changes AS
 WITH j AS (
   SELECT c.change_id, f.service, p.team, c.repo, c.sha, c.pr_number, c.committed_at,
@@ -149,6 +156,7 @@ FROM spans
 -- production deployment of the service made since that sha was last deployed; a flagged rollback
 -- to a sha never deployed before undoes the deployment it replaced. `undo_from`..`undo_to` are the
 -- `seq` numbers undone (none when `undo_from` is NULL).
+-- @cached
 CREATE VIEW dora_rollbacks AS
 WITH l AS (
   SELECT *,
@@ -177,6 +185,7 @@ WHERE flagged_rollback OR (prev_same_sha_seq IS NOT NULL AND prev_same_sha_seq <
 -- (c) `rollback`: a rollback undoes it (see `dora_rollbacks`).
 -- Signal start/end: the incident's `started_at`/`resolved_at` (NULL while open); for a rollback the
 -- undone deployment's `finished_at` and the rollback's `finished_at`.
+-- @cached
 CREATE VIEW dora_failure_signals AS
 WITH explicit_id AS (
   SELECT i.incident_id, i.service AS incident_service, p.deployment_id, p.service,
@@ -251,6 +260,7 @@ WHERE r.undo_from IS NOT NULL
 -- failure signal (earliest start; on a tie an incident before a window match before a rollback,
 -- then the earliest end) to that signal's end. Open: `recovered_at` NULL, `is_open`, and no
 -- duration (never 0). Calendar keys of the recovery (periods count recoveries completed in them).
+-- @cached
 CREATE VIEW dora_recoveries AS
 WITH ranked AS (
   SELECT s.*,
@@ -279,6 +289,7 @@ FROM firsts
 -- ships carries a configured hotfix label or branch prefix (case-insensitive), or a change's PR
 -- references an incident, or it finished while an incident of its service was open. `rework_reason`
 -- is the first that applies, in that order.
+-- @cached
 CREATE VIEW dora_rework AS
 WITH prefixes AS (SELECT unnest(hotfix_branch_prefixes) AS prefix FROM reporting),
 labels AS (SELECT unnest(hotfix_labels) AS label FROM reporting),
@@ -311,6 +322,7 @@ FROM reasons GROUP BY deployment_id, service
 -- it is a rollback (flagged or a redeploy of an earlier sha), how many changes it shipped for the
 -- first time, whether the source listed its commits (lead-time coverage), whether it failed and
 -- why (the first failure signal, see `dora_recoveries`), and whether it is rework and why.
+-- @cached
 CREATE VIEW dora_deployments AS
 WITH shipped AS (
   SELECT deployment_id, service, count(*) AS changes_shipped FROM dora_first_shipments GROUP BY deployment_id, service
@@ -335,6 +347,7 @@ LEFT JOIN dora_rework w ON w.deployment_id = p.deployment_id AND w.service = p.s
 -- §4 "Time to restore (MTTR)", reported beside recovery time: every incident, linked or not, with
 -- the deployment it was attributed to (if any) and how. Open incidents: `is_open`, no duration.
 -- Calendar keys of the resolution (`day`, `week`, `month`) and of the start (`started_*`).
+-- @cached
 CREATE VIEW dora_incidents AS
 WITH linked AS (
   SELECT cause AS incident_id, min(deployment_id) AS deployment_id, min(reason) AS attributed_by
@@ -372,6 +385,7 @@ CROSS JOIN (VALUES ('service'), ('team'), ('all')) AS s(scope)
 -- Every (period, scope, name, period_start) from the first to the last calendar period holding any
 -- deployment, change, recovery or incident, for every configured or seen service and team, so that
 -- a period with no data is a row: counts 0, medians and rates NULL (§4 "Periods").
+-- @cached
 CREATE VIEW dora_period_grid AS
 WITH local_times AS (
   SELECT to_local_time(arrow_cast(finished_at, 'Timestamp(Microsecond, Some("{{time_zone}}"))')) AS t FROM dora_production

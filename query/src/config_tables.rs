@@ -230,23 +230,63 @@ pub fn levels(csv: &str) -> Result<RecordBatch, DataFusionError> {
 /// The view definitions of `sql/dora.sql`, with the reporting time zone filled in.
 pub const DORA_SQL: &str = include_str!("../sql/dora.sql");
 
-/// The statements of `dora.sql` (separated by lines holding only `;`), ready to run.
-pub fn dora_statements(config: &Config) -> Vec<String> {
-    let zone = config.reporting.time_zone.name();
-    DORA_SQL
-        .split("\n;")
-        .map(|s| s.replace("{{time_zone}}", zone))
-        .filter(|s| {
-            s.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
-        })
-        .collect()
+/// One statement of `dora.sql`.
+pub struct ViewStatement {
+    /// The view's name.
+    pub name: String,
+    /// The full `CREATE VIEW` text, time zone filled in.
+    pub sql: String,
+    /// Its query (after `AS`).
+    pub query: String,
+    /// Marked `-- @cached`: computed once per session on first use.
+    pub cached: bool,
 }
 
-/// Creates every view of `dora.sql` (planned now, so a broken view fails at open).
+/// The statements of `dora.sql` (separated by lines holding only `;`), ready to run.
+pub fn dora_statements(config: &Config) -> Result<Vec<ViewStatement>, DataFusionError> {
+    let zone = config.reporting.time_zone.name();
+    let mut out = Vec::new();
+    for chunk in DORA_SQL.split("\n;") {
+        let sql = chunk.replace("{{time_zone}}", zone);
+        let code: Vec<&str> = sql
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+            .collect();
+        let Some(first) = code.first() else {
+            continue;
+        };
+        let bad =
+            || DataFusionError::Internal(format!("dora.sql: not `CREATE VIEW name AS`: {first}"));
+        let rest = first.strip_prefix("CREATE VIEW ").ok_or_else(bad)?;
+        let (name, after) = rest.split_once(" AS").ok_or_else(bad)?;
+        let mut query = after.trim_start().to_owned();
+        for line in &code[1..] {
+            query.push('\n');
+            query.push_str(line);
+        }
+        out.push(ViewStatement {
+            name: name.trim().to_owned(),
+            cached: sql.lines().any(|l| l.trim() == "-- @cached"),
+            query,
+            sql: sql.trim().to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Creates every view of `dora.sql`, each planned now so that a broken view fails at open. Views
+/// marked `-- @cached` are computed once, on first use (see [`crate::cached::CachedView`]).
 pub async fn register_views(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionError> {
-    for statement in dora_statements(config) {
-        ctx.sql(&statement).await?;
+    for view in dora_statements(config)? {
+        if view.cached {
+            let plan = ctx.sql(&view.query).await?.into_optimized_plan()?;
+            ctx.register_table(
+                view.name.as_str(),
+                Arc::new(crate::cached::CachedView::new(plan, view.sql)),
+            )?;
+        } else {
+            ctx.sql(&view.sql).await?;
+        }
     }
     Ok(())
 }

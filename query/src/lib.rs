@@ -2,6 +2,7 @@
 //! config defines, where every metric is a SQL view. Read-only by construction: it runs queries,
 //! never DDL or DML. It does not ingest and does not serve.
 
+pub mod cached;
 pub mod config_tables;
 pub mod engine;
 pub mod output;

@@ -406,32 +406,36 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
     Ok(())
 }
 
-/// The demo's summary: per service, production deployments, changes shipped, incidents and cost.
+/// The demo's summary over the whole sample period: per service, the DORA views' deployments, lead
+/// time, change failure, recovery and rework, incidents, and cost.
 const DEMO_SUMMARY_SQL: &str = "
-WITH attributed AS (
-  -- The service the source names, else the one whose repos hold the deployment's repo
-  -- (full monorepo path attribution is the DORA views' work).
-  SELECT coalesce(d.service, s.service) AS service, d.status
-  FROM deployments d
-  LEFT JOIN services s ON d.service IS NULL AND array_has(s.repos, d.repo)
-  WHERE lower(d.environment) IN ('production', 'prod')
-), prod AS (
-  SELECT service, count(*) AS deployments,
-         sum(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS successful
-  FROM attributed GROUP BY service
+WITH dep AS (
+  SELECT service, count(*) AS deployments, sum(CASE WHEN is_failed THEN 1 ELSE 0 END) AS failed,
+         sum(CASE WHEN is_rework THEN 1 ELSE 0 END) AS rework
+  FROM dora_deployments GROUP BY service
+), chg AS (
+  SELECT service, median(lead_time_hours) AS lead_time_h FROM dora_changes GROUP BY service
+), rec AS (
+  SELECT service, median(recovery_hours) AS recovery_h FROM dora_recoveries GROUP BY service
 ), inc AS (
-  SELECT service, count(*) AS incidents, sum(CASE WHEN resolved_at IS NULL THEN 1 ELSE 0 END) AS open_incidents
-  FROM incidents GROUP BY service
+  SELECT service, count(*) AS incidents, sum(CASE WHEN is_open THEN 1 ELSE 0 END) AS open_incidents
+  FROM dora_incidents GROUP BY service
 ), cost AS (
   SELECT tags['service'] AS service, sum(effective_cost) AS effective_cost FROM costs GROUP BY tags['service']
 )
-SELECT s.service, s.team, coalesce(p.deployments, 0) AS prod_deployments, coalesce(p.successful, 0) AS successful,
+SELECT s.service, s.team, coalesce(d.deployments, 0) AS deployments,
+       round(c.lead_time_h, 1) AS lead_time_h_p50,
+       round(100.0 * d.failed / d.deployments, 1) AS change_failure_pct,
+       round(r.recovery_h, 1) AS recovery_h_p50,
+       round(100.0 * d.rework / d.deployments, 1) AS rework_pct,
        coalesce(i.incidents, 0) AS incidents, coalesce(i.open_incidents, 0) AS open_incidents,
-       CAST(c.effective_cost AS DECIMAL(20, 2)) AS effective_cost_usd
+       CAST(k.effective_cost AS DECIMAL(20, 2)) AS effective_cost_usd
 FROM services s
-LEFT JOIN prod p ON p.service = s.service
+LEFT JOIN dep d ON d.service = s.service
+LEFT JOIN chg c ON c.service = s.service
+LEFT JOIN rec r ON r.service = s.service
 LEFT JOIN inc i ON i.service = s.service
-LEFT JOIN cost c ON c.service = s.service
+LEFT JOIN cost k ON k.service = s.service
 ORDER BY s.team, s.service";
 
 /// This process's peak resident memory, from `/proc/self/status` (Linux); `None` elsewhere.

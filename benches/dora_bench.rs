@@ -1,0 +1,207 @@
+//! The DORA views on a large organisation (issue: DORA metrics engine, performance). Run with
+//! `cargo bench --bench dora_bench`; `DORACOST_BENCH_SCALE` picks the organisation (default
+//! `large`, `small` for a quick look). The generated organisation and its lake are kept under
+//! `target/bench-data/` and reused (set `DORACOST_BENCH_FRESH=1` to rebuild them).
+//!
+//! Reports, on stdout and in `target/bench-data/dora-<scale>.json`:
+//! - the events ingest (records/s);
+//! - each view, `SELECT *` fetched whole: cold (a new engine: lake opened, views computed) and
+//!   warm (the same engine again, best of 3), rows and rows/s, and this process's peak memory;
+//! - the same queries in DuckDB over the same Parquet files (`benches/duckdb/dora_duckdb.py`, the
+//!   views ported to DuckDB's dialect), and the ratio DataFusion ÷ DuckDB. Skipped, and said so,
+//!   when `python3 -c "import duckdb"` fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const VIEWS: [&str; 8] = [
+    "dora_deployments",
+    "dora_changes",
+    "dora_recoveries",
+    "dora_incidents",
+    "dora_daily",
+    "dora_weekly",
+    "dora_monthly",
+    "dora_targets",
+];
+
+fn main() {
+    let scale = std::env::var("DORACOST_BENCH_SCALE").unwrap_or_else(|_| "large".into());
+    let fresh = std::env::var("DORACOST_BENCH_FRESH").is_ok_and(|v| v == "1");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    let org = root.join(format!("org-{scale}"));
+    let lake_dir = root.join(format!("lake-{scale}"));
+    println!(
+        "# doracost DORA views bench ({} cores, scale {scale})",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    if fresh || !org.join("truth.json").exists() {
+        let _ = std::fs::remove_dir_all(&org);
+        let started = Instant::now();
+        let report = sample_data::generate(&sample_data::GenerateOptions {
+            scale: scale
+                .parse()
+                .expect("DORACOST_BENCH_SCALE: small, medium or large"),
+            seed: sample_data::DEFAULT_SEED,
+            out_dir: org.clone(),
+        })
+        .expect("generation");
+        println!(
+            "generated: {} rows in {:.1} s",
+            report.rows_written,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let config = model::Config::load(&org.join("doracost.toml")).expect("the sample's config");
+    let lake =
+        model::Lake::new(lake_dir.to_str().expect("utf-8 path"), Default::default()).expect("lake");
+    if fresh || !lake_dir.join("deployments/_delta_log").exists() {
+        let _ = std::fs::remove_dir_all(&lake_dir);
+        let lake = model::Lake::new(lake_dir.to_str().expect("utf-8 path"), Default::default())
+            .expect("lake");
+        let started = Instant::now();
+        let summary = runtime
+            .block_on(ingest::pipeline::ingest_events(
+                &lake,
+                &[org.join("events")],
+                &mut ingest::progress::NoProgress,
+            ))
+            .expect("ingest");
+        let seconds = started.elapsed().as_secs_f64();
+        let records: usize = summary.outcomes.iter().map(|t| t.rows_in).sum();
+        println!(
+            "events ingest:          {records} rows in {seconds:.1} s ({:.0} rows/s)",
+            records as f64 / seconds
+        );
+    }
+    for table in ["deployments", "changes", "deployment_changes", "incidents"] {
+        let n = runtime.block_on(count(&lake, &config, table));
+        println!("lake: {table:<20} {n:>10} rows");
+    }
+
+    println!();
+    println!(
+        "{:<18} {:>10} {:>9} {:>9} {:>12} {:>9} {:>9} {:>8}",
+        "view", "rows", "cold s", "warm s", "warm rows/s", "duck cold", "duck warm", "df/duck"
+    );
+    let duck = duckdb(&lake_dir, &org.join("doracost.toml"));
+    let mut report = Vec::new();
+    for view in VIEWS {
+        let (rows, cold, warm) = runtime.block_on(time_view(&lake, &config, view));
+        let d = duck.iter().find(|d| d["view"] == view);
+        let duck_cold = d.and_then(|d| d["cold_s"].as_f64());
+        let duck_warm = d.and_then(|d| d["warm_s"].as_f64());
+        let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+        println!(
+            "{view:<18} {rows:>10} {cold:>9.3} {warm:>9.3} {:>12.0} {:>9} {:>9} {:>8}",
+            rows as f64 / warm,
+            show(duck_cold),
+            show(duck_warm),
+            duck_warm.map_or("-".to_owned(), |d| format!("{:.2}", warm / d)),
+        );
+        if let Some(d) = d
+            && d["rows"].as_u64() != Some(rows as u64)
+        {
+            println!("  ! DuckDB returned {} rows", d["rows"]);
+        }
+        report.push(serde_json::json!({
+            "view": view, "rows": rows, "cold_s": cold, "warm_s": warm,
+            "duckdb_cold_s": duck_cold, "duckdb_warm_s": duck_warm,
+        }));
+    }
+    let peak = peak_rss_mb();
+    println!("peak RSS (this process): {peak:.0} MB");
+    let json = serde_json::json!({ "scale": scale, "views": report, "peak_rss_mb": peak });
+    let out = root.join(format!("dora-{scale}.json"));
+    std::fs::write(&out, serde_json::to_string_pretty(&json).expect("json")).expect("report");
+    println!("report: {}", out.display());
+}
+
+async fn count(lake: &model::Lake, config: &model::Config, table: &str) -> usize {
+    let engine = query::Engine::open(lake, config).await.expect("engine");
+    let batches = engine
+        .query(&format!("SELECT count(*) FROM {table}"))
+        .await
+        .expect("count");
+    let column = batches[0].column(0);
+    arrow::array::cast::as_primitive_array::<arrow::datatypes::Int64Type>(column).value(0) as usize
+}
+
+/// Rows, cold seconds (new engine: open + compute) and warm seconds (best of 3 on that engine).
+async fn time_view(lake: &model::Lake, config: &model::Config, view: &str) -> (usize, f64, f64) {
+    let sql = format!("SELECT * FROM {view}");
+    let started = Instant::now();
+    let engine = query::Engine::open(lake, config).await.expect("engine");
+    let rows: usize = engine
+        .query(&sql)
+        .await
+        .expect("query")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    let cold = started.elapsed().as_secs_f64();
+    let mut warm = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let again: usize = engine
+            .query(&sql)
+            .await
+            .expect("query")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(again, rows);
+        warm = warm.min(started.elapsed().as_secs_f64());
+    }
+    (rows, cold, warm)
+}
+
+/// DuckDB's timings, one JSON object per view, or none when DuckDB is not installed.
+fn duckdb(lake: &Path, config: &Path) -> Vec<serde_json::Value> {
+    let script: PathBuf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb/dora_duckdb.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args(["--lake", lake.to_str().expect("utf-8"), "--config"])
+        .arg(config)
+        .args(["--views", &VIEWS.join(","), "--repeat", "3"])
+        .output();
+    match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+        Ok(out) => {
+            println!(
+                "(DuckDB comparison skipped: {})",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("failed")
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            println!("(DuckDB comparison skipped: python3: {e})");
+            Vec::new()
+        }
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

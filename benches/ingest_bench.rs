@@ -83,7 +83,7 @@ fn main() {
     write_events(&events, deployments);
     let started = Instant::now();
     let batches = ingest::events::read_event_files(
-        &[events.clone()],
+        std::slice::from_ref(&events),
         chrono::Utc::now(),
         &mut ingest::progress::NoProgress,
     )

@@ -428,7 +428,7 @@ FROM starts s CROSS JOIN names n
 -- §4, all five metrics per period, per service, per team and for everything:
 -- - deployments: successful production deployments finished in the period; deploys_per_day =
 --   deployments ÷ calendar days of the period (whole periods, also the current one).
--- - lead time: median and p90 (continuous, interpolated) of the changes first deployed in the
+-- - lead time: median and p90 (continuous, interpolated, exact) of the changes first deployed in the
 --   period; negative spans dropped and counted; lead_time_coverage counts deployments whose source
 --   listed their commits.
 -- - change failure rate: failed ÷ deployments, both of the deployments finished in the period.
@@ -448,16 +448,32 @@ WITH dep AS (
   FROM dora_deployments d CROSS JOIN dora_rollup_keys k
   GROUP BY 1, 2, 3, 4
 ),
-chg AS (
+chg_sorted AS (
   SELECT k.period, k.scope,
          CASE k.scope WHEN 'service' THEN c.service WHEN 'team' THEN c.team ELSE 'all' END AS name,
          CASE k.period WHEN 'day' THEN c.day WHEN 'week' THEN c.week ELSE c.month END AS period_start,
          count(*) AS changes_deployed,
          sum(CASE WHEN c.negative_lead_time THEN 1 ELSE 0 END) AS negative_lead_times,
          median(c.lead_time_hours) AS lead_time_median_hours,
-         percentile_cont(0.9) WITHIN GROUP (ORDER BY c.lead_time_hours) AS lead_time_p90_hours
+         array_agg(c.lead_time_hours ORDER BY c.lead_time_hours) FILTER (WHERE c.lead_time_hours IS NOT NULL) AS lead_times
   FROM dora_changes c CROSS JOIN dora_rollup_keys k
   GROUP BY 1, 2, 3, 4
+),
+-- p90, continuous: with the n sorted values v[1..n], h = 0.9 (n - 1), v[floor h + 1] plus the
+-- fraction of h times the step to the next value (written out: DataFusion 55's percentile_cont
+-- truncates its interpolation weight to 6 decimals).
+chg_n AS (
+  SELECT *, CAST(coalesce(cardinality(lead_times), 0) AS BIGINT) AS n FROM chg_sorted
+),
+chg_pos AS (
+  SELECT *, 0.9 * CAST(n - 1 AS DOUBLE) AS h, CAST(floor(0.9 * CAST(n - 1 AS DOUBLE)) AS BIGINT) AS lo FROM chg_n
+),
+chg AS (
+  SELECT period, scope, name, period_start, changes_deployed, negative_lead_times, lead_time_median_hours,
+         CASE WHEN n > 0 THEN
+           lead_times[lo + 1] + (h - CAST(lo AS DOUBLE)) * (lead_times[least(lo + 2, n)] - lead_times[lo + 1])
+         END AS lead_time_p90_hours
+  FROM chg_pos
 ),
 rec AS (
   SELECT k.period, k.scope,

@@ -1,7 +1,8 @@
 //! The metric views' hand-worked cases: every `sql/tests/*.slt` file runs with the `sqllogictest`
 //! crate against the real views over in-memory tables with the lake's columns (every column
 //! nullable, so a case names only the columns it needs). A sibling `NAME.toml` is the
-//! `doracost.toml` that file runs under (default config otherwise).
+//! `doracost.toml` that file runs under (default config otherwise). The per-row views are computed
+//! once per session on first read, so a file inserts all its rows before its first query.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -168,14 +168,15 @@ by_sha AS (
   SELECT incident_id, deployment_id, service, started_at, resolved_at, rank FROM (
     SELECT i.incident_id, f.deployment_id, f.service, i.started_at, i.resolved_at, 1 AS rank, p.seq
     FROM incidents i
-    JOIN changes c ON starts_with(c.sha, i.caused_by_sha) AND (length(i.caused_by_sha) >= 7 OR c.sha = i.caused_by_sha)
+    JOIN changes c ON left(c.sha, 7) = left(i.caused_by_sha, 7)
+      AND starts_with(c.sha, i.caused_by_sha) AND (length(i.caused_by_sha) >= 7 OR c.sha = i.caused_by_sha)
     JOIN dora_first_shipments f ON f.change_id = c.change_id AND f.service = i.service
     JOIN dora_production p ON p.deployment_id = f.deployment_id AND p.service = f.service
     WHERE i.caused_by_deployment_id IS NULL AND i.caused_by_sha IS NOT NULL
     UNION ALL
     SELECT i.incident_id, p.deployment_id, p.service, i.started_at, i.resolved_at, 2 AS rank, p.seq
     FROM incidents i
-    JOIN dora_production p ON p.service = i.service
+    JOIN dora_production p ON p.service = i.service AND left(p.commit_sha, 7) = left(i.caused_by_sha, 7)
       AND starts_with(p.commit_sha, i.caused_by_sha) AND (length(i.caused_by_sha) >= 7 OR p.commit_sha = i.caused_by_sha)
     WHERE i.caused_by_deployment_id IS NULL AND i.caused_by_sha IS NOT NULL
   ) x

@@ -9,7 +9,7 @@
 //!   warm (the same engine again, best of 3), rows and rows/s, and this process's peak memory;
 //! - the same queries in DuckDB over the same Parquet files (`benches/duckdb/dora_duckdb.py`, the
 //!   views ported to DuckDB's dialect), and the ratio DataFusion ÷ DuckDB. Skipped, and said so,
-//!   when `python3 -c "import duckdb"` fails.
+//!   when `python3 -c "import duckdb"` fails, or with `DORACOST_BENCH_DUCKDB=0`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -164,6 +164,10 @@ async fn time_view(lake: &model::Lake, config: &model::Config, view: &str) -> (u
 
 /// DuckDB's timings, one JSON object per view, or none when DuckDB is not installed.
 fn duckdb(lake: &Path, config: &Path) -> Vec<serde_json::Value> {
+    if std::env::var("DORACOST_BENCH_DUCKDB").is_ok_and(|v| v == "0") {
+        println!("(DuckDB comparison skipped: DORACOST_BENCH_DUCKDB=0)");
+        return Vec::new();
+    }
     let script: PathBuf =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb/dora_duckdb.py");
     let output = Command::new("python3")

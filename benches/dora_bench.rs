@@ -80,10 +80,14 @@ fn main() {
             records as f64 / seconds
         );
     }
+    let engine = runtime
+        .block_on(query::Engine::open(&lake, &config))
+        .expect("engine");
     for table in ["deployments", "changes", "deployment_changes", "incidents"] {
-        let n = runtime.block_on(count(&lake, &config, table));
+        let n = runtime.block_on(count(&engine, table));
         println!("lake: {table:<20} {n:>10} rows");
     }
+    drop(engine);
 
     println!();
     println!(
@@ -123,8 +127,7 @@ fn main() {
     println!("report: {}", out.display());
 }
 
-async fn count(lake: &model::Lake, config: &model::Config, table: &str) -> usize {
-    let engine = query::Engine::open(lake, config).await.expect("engine");
+async fn count(engine: &query::Engine, table: &str) -> usize {
     let batches = engine
         .query(&format!("SELECT count(*) FROM {table}"))
         .await

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ingest::pipeline::{IngestSummary, PipelineError};
 use ingest::progress::Progress;
+use model::lake::sql_string;
 use model::{Config, Lake};
 use query::Engine;
 use query::output::{Format, render};
@@ -101,35 +102,24 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A SQL string literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 /// The `doracost dora` query over `dora_daily|weekly|monthly`: rounded, with units in the column
 /// names, for people; every column at full precision for machines.
 fn dora_sql(args: &DoraArgs, format: Option<OutputFormat>) -> String {
-    let view = match args.period {
-        Period::Day => "dora_daily",
-        Period::Week => "dora_weekly",
-        Period::Month => "dora_monthly",
+    let (view, unit) = match args.period {
+        Period::Day => ("dora_daily", "day"),
+        Period::Week => ("dora_weekly", "week"),
+        Period::Month => ("dora_monthly", "month"),
     };
-    let truncate = |date: chrono::NaiveDate| {
-        let unit = match args.period {
-            Period::Day => "day",
-            Period::Week => "week",
-            Period::Month => "month",
-        };
-        format!("CAST(date_trunc('{unit}', DATE '{date}') AS DATE)")
-    };
+    let truncate =
+        |date: chrono::NaiveDate| format!("CAST(date_trunc('{unit}', DATE '{date}') AS DATE)");
     let mut filters = vec![match (&args.service, &args.team) {
-        (Some(service), _) => format!("scope = 'service' AND name = {}", literal(service)),
-        (None, Some(team)) => format!("scope = 'team' AND name = {}", literal(team)),
+        (Some(service), _) => format!("scope = 'service' AND name = {}", sql_string(service)),
+        (None, Some(team)) => format!("scope = 'team' AND name = {}", sql_string(team)),
         (None, None) => "scope IN ('service', 'all')".to_owned(),
     }];
     match (args.from, args.to) {
         (None, None) => filters.push(format!(
-            "period_start = (SELECT max(period_start) FROM {view})"
+            "period_start = (SELECT max(period_start) FROM dora_period_grid WHERE period = '{unit}')"
         )),
         (from, to) => {
             if let Some(from) = from {

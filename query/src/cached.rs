@@ -2,7 +2,6 @@
 //! `dora_deployments`, …) are read many times by the views above them, and DataFusion inlines a
 //! plain view at every reference, which would compute the same joins a dozen times per query.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -11,7 +10,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use tokio::sync::OnceCell;
 
@@ -30,13 +29,7 @@ impl CachedView {
     /// `plan` should be optimized (type-coerced): its schema is the view's, with every column
     /// nullable (DataFusion's logical and physical nullability can disagree after rewrites).
     pub fn new(plan: LogicalPlan, definition: String) -> CachedView {
-        let fields: Vec<Field> = plan
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        let schema = Arc::new(Schema::new(fields));
+        let schema = all_nullable(plan.schema().inner());
         CachedView {
             plan,
             schema,
@@ -69,6 +62,17 @@ impl CachedView {
     }
 }
 
+/// `schema` with every column nullable.
+pub fn all_nullable(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<Field>>(),
+    ))
+}
+
 #[async_trait]
 impl TableProvider for CachedView {
     fn schema(&self) -> SchemaRef {
@@ -81,20 +85,6 @@ impl TableProvider for CachedView {
 
     fn get_table_definition(&self) -> Option<&str> {
         Some(&self.definition)
-    }
-
-    fn get_logical_plan(&'_ self) -> Option<Cow<'_, LogicalPlan>> {
-        None
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![
-            TableProviderFilterPushDown::Unsupported;
-            filters.len()
-        ])
     }
 
     async fn scan(

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -15,6 +15,7 @@ use model::{Config, Table};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 use crate::Engine;
+use crate::cached::all_nullable;
 
 struct Db {
     ctx: SessionContext,
@@ -97,18 +98,6 @@ impl sqllogictest::AsyncDB for Db {
     async fn shutdown(&mut self) {}
 }
 
-/// The lake's schema with every column nullable.
-fn relaxed(table: Table) -> Arc<Schema> {
-    let schema = table.schema();
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
 async fn db_for(slt: &Path) -> Db {
     let toml = slt.with_extension("toml");
     let config = if toml.exists() {
@@ -118,7 +107,7 @@ async fn db_for(slt: &Path) -> Db {
     };
     let ctx = Engine::new_context();
     for table in Table::ALL {
-        let mem = MemTable::try_new(relaxed(table), vec![vec![]]).unwrap();
+        let mem = MemTable::try_new(all_nullable(&table.schema()), vec![vec![]]).unwrap();
         ctx.register_table(table.name(), Arc::new(mem)).unwrap();
     }
     let engine = Engine::with_tables(ctx, &config)

@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{csv_rows, doracost, shared_data, units};
+use crate::support::{csv_rows, doracost, shared_data, succeeded, units};
 
 /// moto's server, killed when dropped.
 struct Moto {
@@ -88,14 +88,7 @@ fn s3_doracost(moto: &Moto, args: &[&str]) -> std::process::Output {
 }
 
 fn ok(moto: &Moto, args: &[&str]) -> String {
-    let out = s3_doracost(moto, args);
-    assert!(
-        out.status.success(),
-        "doracost {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    succeeded(args, s3_doracost(moto, args))
 }
 
 #[test]

@@ -21,7 +21,11 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
 
 /// Runs and insists on success, returning stdout.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args);
+    succeeded(args, run(dir, args))
+}
+
+/// Insists that a finished `doracost ARGS…` succeeded, returning its stdout.
+pub fn succeeded(args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
         "doracost {args:?} failed:\nstdout:\n{}\nstderr:\n{}",

@@ -2,6 +2,7 @@
 //! in the schemas of `model::schema`); `pipeline` commits what a source read to the lake, whole or
 //! not at all. It does not know about queries.
 
+pub mod cost_explorer;
 pub mod error;
 pub mod events;
 pub mod focus;

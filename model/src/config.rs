@@ -363,6 +363,91 @@ pub struct SourcesConfig {
     /// FOCUS bill files read by `doracost ingest focus` when no file is named.
     #[serde(default)]
     pub focus: Option<FileSource>,
+    /// AWS Cost Explorer, read by `doracost ingest cost-explorer`.
+    #[serde(default)]
+    pub cost_explorer: Option<CostExplorerSource>,
+}
+
+/// `[sources.cost_explorer]`: how `doracost ingest cost-explorer` calls AWS Cost Explorer.
+/// Credentials come from the standard AWS chain (environment, profiles, SSO, role assumption).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostExplorerSource {
+    /// The payer (management) account the rows are billed to: `costs.billing_account`.
+    pub billing_account: String,
+    /// The cost allocation tag that names a service (grouped by as `TAG`).
+    #[serde(default = "default_service_tag")]
+    pub tag_key: String,
+    /// Linked (member) accounts to read one by one (`costs.sub_account`); empty reads the whole
+    /// bill without a sub-account.
+    #[serde(default)]
+    pub linked_accounts: Vec<String>,
+    /// The Cost Explorer metric that fills `billed_cost`.
+    #[serde(default = "default_billed_metric")]
+    pub billed_cost_metric: CostExplorerMetric,
+    /// The Cost Explorer metric that fills `effective_cost`.
+    #[serde(default = "default_effective_metric")]
+    pub effective_cost_metric: CostExplorerMetric,
+    /// The Cost Explorer endpoint (default: AWS's, or `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// The region requests are signed for (Cost Explorer lives in `us-east-1`).
+    #[serde(default = "default_cost_explorer_region")]
+    pub region: String,
+    /// An AWS profile of `~/.aws/config` (default: `AWS_PROFILE`, else `default`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// A role to assume with the chain's credentials before calling Cost Explorer.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// Attempts per request, throttling (`LimitExceededException`) and transient errors
+    /// retried with exponential backoff.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+/// A Cost Explorer cost metric (the names the GetCostAndUsage API takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum CostExplorerMetric {
+    /// Cost as charged, upfront fees on the day paid.
+    UnblendedCost,
+    /// Unblended cost net of discounts.
+    NetUnblendedCost,
+    /// Upfront and recurring reservation and savings plan fees spread over their term.
+    AmortizedCost,
+    /// Amortized cost net of discounts.
+    NetAmortizedCost,
+    /// Consolidated-billing average rates.
+    BlendedCost,
+}
+
+impl CostExplorerMetric {
+    /// The API's name for the metric.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            CostExplorerMetric::UnblendedCost => "UnblendedCost",
+            CostExplorerMetric::NetUnblendedCost => "NetUnblendedCost",
+            CostExplorerMetric::AmortizedCost => "AmortizedCost",
+            CostExplorerMetric::NetAmortizedCost => "NetAmortizedCost",
+            CostExplorerMetric::BlendedCost => "BlendedCost",
+        }
+    }
+}
+
+fn default_service_tag() -> String {
+    "service".into()
+}
+fn default_billed_metric() -> CostExplorerMetric {
+    CostExplorerMetric::UnblendedCost
+}
+fn default_effective_metric() -> CostExplorerMetric {
+    CostExplorerMetric::NetAmortizedCost
+}
+fn default_cost_explorer_region() -> String {
+    "us-east-1".into()
+}
+fn default_max_attempts() -> u32 {
+    6
 }
 
 /// A file-based source.

@@ -1,0 +1,246 @@
+//! AWS Cost Explorer: DAILY GetCostAndUsage through `aws-sdk-costexplorer`, grouped by the
+//! configured service tag and by `SERVICE`, into canonical `costs` rows (DESIGN §3).
+//!
+//! Cost Explorer restates recent days (its `Estimated` flag), so an ingest replaces what it read
+//! rather than adding to it: rows are kept in (source `cost-explorer`, billing account, month)
+//! slices, the window asked for is widened to whole calendar months, and every month of the window
+//! is replaced whole in one Delta commit (a month with no rows any more ends up empty). Nothing is
+//! written until every page has been read and mapped, so a failure leaves the lake as it was.
+//!
+//! GroupBy takes at most two keys, and both are spent on the tag and `SERVICE`; linked accounts,
+//! when configured, are read one request series per account (a `LINKED_ACCOUNT` filter), which
+//! also gives `sub_account`. Not here: allocation to services (that is `query`).
+
+mod fetch;
+pub mod response;
+pub mod rows;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use model::config::{CostExplorerMetric, CostExplorerSource};
+use model::{CostSliceKey, Lake, LakeError, TableWrite, WriteOutcome};
+
+pub use response::CostAndUsagePage;
+pub use rows::{CostExplorerRow, Mapping, ResponseError};
+
+/// The `source` of every row this module writes.
+pub const SOURCE: &str = "cost-explorer";
+
+/// How to call Cost Explorer and map its answers (from `[sources.cost_explorer]`).
+#[derive(Debug, Clone)]
+pub struct CostExplorerOptions {
+    /// `costs.billing_account` of every row (the payer account).
+    pub billing_account: String,
+    /// The service tag key grouped by.
+    pub tag_key: String,
+    /// Linked accounts read one by one; empty reads the whole bill at once.
+    pub linked_accounts: Vec<String>,
+    /// Fills `billed_cost`.
+    pub billed_metric: CostExplorerMetric,
+    /// Fills `effective_cost`.
+    pub effective_metric: CostExplorerMetric,
+    /// Endpoint override (else `AWS_ENDPOINT_URL`, else AWS's).
+    pub endpoint_url: Option<String>,
+    /// Signing region.
+    pub region: String,
+    /// AWS profile.
+    pub profile: Option<String>,
+    /// Role to assume.
+    pub role_arn: Option<String>,
+    /// Attempts per request.
+    pub max_attempts: u32,
+    /// First retry delay; later ones double (with jitter), up to 20 s.
+    pub initial_backoff: Duration,
+}
+
+impl CostExplorerOptions {
+    /// The options `[sources.cost_explorer]` states.
+    pub fn from_config(source: &CostExplorerSource) -> Self {
+        CostExplorerOptions {
+            billing_account: source.billing_account.clone(),
+            tag_key: source.tag_key.clone(),
+            linked_accounts: source.linked_accounts.clone(),
+            billed_metric: source.billed_cost_metric,
+            effective_metric: source.effective_cost_metric,
+            endpoint_url: source.endpoint_url.clone(),
+            region: source.region.clone(),
+            profile: source.profile.clone(),
+            role_arn: source.role_arn.clone(),
+            max_attempts: source.max_attempts,
+            initial_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Whole calendar months of days: `start` (a 1st) inclusive to `end` exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First day.
+    pub start: NaiveDate,
+    /// Day after the last.
+    pub end: NaiveDate,
+}
+
+impl Window {
+    /// The months from `from`'s to `to`'s (both inclusive), ending at the latest after `today`
+    /// (Cost Explorer has nothing later). Defaults: from the 1st of last month, to `today`.
+    pub fn covering(
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        today: NaiveDate,
+    ) -> Result<Window, CostExplorerError> {
+        let first_of = |d: NaiveDate| d.with_day(1).unwrap_or(d);
+        let from = from.unwrap_or_else(|| {
+            first_of(today)
+                .checked_sub_months(Months::new(1))
+                .unwrap_or(today)
+        });
+        let to = to.unwrap_or(today);
+        if from > to {
+            return Err(CostExplorerError::Window(format!(
+                "--from {from} is after --to {to}"
+            )));
+        }
+        if from > today {
+            return Err(CostExplorerError::Window(format!(
+                "--from {from} is in the future (today is {today}, UTC): Cost Explorer has nothing yet"
+            )));
+        }
+        let start = first_of(from);
+        let month_end = first_of(to)
+            .checked_add_months(Months::new(1))
+            .ok_or_else(|| CostExplorerError::Window(format!("--to {to} is out of range")))?;
+        let end = month_end.min(today.succ_opt().unwrap_or(today));
+        Ok(Window { start, end })
+    }
+
+    /// `YYYY-MM` of every month the window touches.
+    pub fn months(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut month = self.start;
+        while month < self.end {
+            out.push(rows::month_of(month));
+            match month.checked_add_months(Months::new(1)) {
+                Some(next) => month = next,
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+/// A Cost Explorer ingest failure; in every case the lake is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum CostExplorerError {
+    /// `--from`/`--to` make no window.
+    #[error("{0}")]
+    Window(String),
+    /// The request could not be built.
+    #[error("cannot build the Cost Explorer request: {0}")]
+    Request(String),
+    /// AWS (or the endpoint) refused a request, after retries for throttling.
+    #[error("Cost Explorer {request}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+    Api {
+        /// Which request.
+        request: String,
+        /// The AWS error code, e.g. `LimitExceededException`.
+        code: Option<String>,
+        /// AWS's message.
+        message: String,
+    },
+    /// A response did not say what doracost needs.
+    #[error("Cost Explorer response: {0}")]
+    Response(#[from] ResponseError),
+    /// Building Arrow arrays failed.
+    #[error("Cost Explorer rows: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The lake refused the write (nothing was committed).
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+}
+
+/// What one Cost Explorer ingest did.
+#[derive(Debug, Clone)]
+pub struct CostExplorerSummary {
+    /// The window read and replaced.
+    pub window: Window,
+    /// Response pages read.
+    pub pages: usize,
+    /// Rows written.
+    pub rows: usize,
+    /// Of which `Estimated`.
+    pub estimated_rows: usize,
+    /// What the lake received.
+    pub outcomes: Vec<WriteOutcome>,
+}
+
+/// `doracost ingest cost-explorer`: reads every page of the window (each linked account in turn),
+/// then replaces the window's month slices in one commit. `on_page` is told of each page read.
+pub async fn ingest_cost_explorer(
+    lake: &Lake,
+    options: &CostExplorerOptions,
+    window: Window,
+    ingested_at: DateTime<Utc>,
+    on_page: &mut dyn FnMut(&str),
+) -> Result<CostExplorerSummary, CostExplorerError> {
+    let client = fetch::client(options).await?;
+    let accounts: Vec<Option<&str>> = if options.linked_accounts.is_empty() {
+        vec![None]
+    } else {
+        options
+            .linked_accounts
+            .iter()
+            .map(|a| Some(a.as_str()))
+            .collect()
+    };
+    let mut rows = Vec::new();
+    let mut pages = 0;
+    for account in accounts {
+        let mapping = Mapping {
+            billed_metric: options.billed_metric.api_name().to_owned(),
+            effective_metric: options.effective_metric.api_name().to_owned(),
+            requested_groups: fetch::group_by(&options.tag_key),
+            sub_account: account.map(str::to_owned),
+            window,
+        };
+        fetch::cost_and_usage_pages(&client, options, &window, account, &mut |page, body| {
+            let label = fetch::describe_request(&window, account, page);
+            rows::map_page(&body, &mapping, &label, &mut rows)?;
+            pages += 1;
+            on_page(&label);
+            Ok(())
+        })
+        .await?;
+    }
+    let estimated_rows = rows.iter().filter(|r| r.is_estimated).count();
+    let batches = rows::into_batches(
+        &rows,
+        &options.billing_account,
+        ingested_at.timestamp_micros(),
+    )?;
+    let slices = window
+        .months()
+        .into_iter()
+        .map(|month| CostSliceKey {
+            source: SOURCE.to_owned(),
+            billing_account: options.billing_account.clone(),
+            invoice_month: month,
+        })
+        .collect();
+    let outcomes = lake
+        .apply(vec![TableWrite::ReplaceCostSlices {
+            slices,
+            batches: batches.into_values().collect(),
+        }])
+        .await?;
+    Ok(CostExplorerSummary {
+        window,
+        pages,
+        rows: rows.len(),
+        estimated_rows,
+        outcomes,
+    })
+}

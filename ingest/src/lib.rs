@@ -3,6 +3,7 @@
 //! not at all. It does not know about queries.
 
 pub mod cost_explorer;
+pub mod cur;
 pub mod error;
 pub mod events;
 pub mod focus;

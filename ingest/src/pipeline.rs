@@ -122,6 +122,28 @@ pub async fn ingest_focus(
 ) -> Result<IngestSummary, PipelineError> {
     let files = expand_paths(paths, &[".csv", ".parquet"])?;
     let slices = crate::focus::read_focus_files(&files, Utc::now(), progress)?;
+    replace_cost_slices(lake, "focus", files, slices).await
+}
+
+/// `doracost ingest cur`: AWS Cost and Usage Reports (CUR 2.0 or legacy), each (payer account,
+/// month) slice replaced whole.
+pub async fn ingest_cur(
+    lake: &Lake,
+    paths: &[PathBuf],
+    progress: &mut dyn Progress,
+) -> Result<IngestSummary, PipelineError> {
+    let files = expand_paths(paths, &[".csv", ".csv.gz", ".parquet"])?;
+    let slices = crate::cur::read_cur_files(&files, Utc::now(), progress)?;
+    replace_cost_slices(lake, "cur", files, slices).await
+}
+
+/// Commits bill slices in one unit: each replaces the lake's slice of the same key.
+async fn replace_cost_slices(
+    lake: &Lake,
+    source: &'static str,
+    files: Vec<PathBuf>,
+    slices: Vec<crate::focus::CostSlice>,
+) -> Result<IngestSummary, PipelineError> {
     let mut keys = Vec::with_capacity(slices.len());
     let mut batches = Vec::new();
     for slice in slices {
@@ -139,7 +161,7 @@ pub async fn ingest_focus(
         }])
         .await?;
     Ok(IngestSummary {
-        source: "focus",
+        source,
         files,
         outcomes,
     })

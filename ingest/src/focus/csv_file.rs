@@ -105,7 +105,7 @@ fn append_record(
 }
 
 /// The text of a cell; `None` for an empty cell, a literal `NULL`, or a column the file lacks.
-fn optional<'r>(
+pub(crate) fn optional<'r>(
     record: &'r ByteRecord,
     index: Option<usize>,
     column: &'static str,
@@ -121,7 +121,8 @@ fn optional<'r>(
         .map_err(|e| AppendError::value(column, format!("the value is not valid UTF-8 ({e})")))
 }
 
-fn required<'r>(
+/// The text of a cell that must have one.
+pub(crate) fn required<'r>(
     record: &'r ByteRecord,
     index: usize,
     column: &'static str,
@@ -129,11 +130,17 @@ fn required<'r>(
     optional(record, Some(index), column)?.ok_or_else(|| missing(column))
 }
 
-fn missing(column: &'static str) -> AppendError {
+/// The error for an empty required cell.
+pub(crate) fn missing(column: &'static str) -> AppendError {
     AppendError::value(column, "a value is required, found an empty cell or NULL")
 }
 
-fn timestamp(record: &ByteRecord, index: usize, column: &'static str) -> Result<i64, AppendError> {
+/// A required timestamp cell, as microseconds UTC.
+pub(crate) fn timestamp(
+    record: &ByteRecord,
+    index: usize,
+    column: &'static str,
+) -> Result<i64, AppendError> {
     let text = required(record, index, column)?;
     parse_timestamp_micros(text).ok_or_else(|| {
         AppendError::value(
@@ -143,7 +150,8 @@ fn timestamp(record: &ByteRecord, index: usize, column: &'static str) -> Result<
     })
 }
 
-fn money(
+/// An optional money cell, exactly, in units of 10^-12.
+pub(crate) fn money(
     record: &ByteRecord,
     index: Option<usize>,
     column: &'static str,
@@ -156,7 +164,8 @@ fn money(
         .transpose()
 }
 
-fn quantity(
+/// An optional quantity cell.
+pub(crate) fn quantity(
     record: &ByteRecord,
     index: Option<usize>,
     column: &'static str,
@@ -173,7 +182,7 @@ fn quantity(
 }
 
 /// A CSV-level failure (I/O, a record with the wrong number of fields), placed at its line.
-fn csv_error(path: &Path, error: csv::Error) -> IngestError {
+pub(crate) fn csv_error(path: &Path, error: csv::Error) -> IngestError {
     let line = error.position().map(|p| p.line());
     let message = error.to_string();
     match error.into_kind() {

@@ -11,11 +11,11 @@
 //! the lake; the caller commits each slice.
 
 mod columns;
-mod csv_file;
-mod parquet_columns;
+pub(crate) mod csv_file;
+pub(crate) mod parquet_columns;
 mod parquet_file;
-mod slices;
-mod tags;
+pub(crate) mod slices;
+pub(crate) mod tags;
 #[cfg(test)]
 mod tests;
 
@@ -26,15 +26,23 @@ use chrono::{DateTime, Utc};
 
 use crate::error::IngestError;
 use crate::progress::Progress;
-use slices::{AppendError, Slices};
+use slices::{AppendError, BillSource, Slices};
 
 /// The `source` of every row this module reads.
 pub const SOURCE: &str = "focus";
 
+/// FOCUS as a bill source: tag keys are kept exactly as written (allocation normalises them).
+const FOCUS_BILL: BillSource = BillSource {
+    name: SOURCE,
+    billing_period_column: columns::BILLING_PERIOD_START,
+    tags_column: columns::TAGS,
+    tag_key: |key| key,
+};
+
 /// One (source, billing account, invoice month) slice of a bill: a re-ingest replaces the slice whole.
 #[derive(Debug, Clone)]
 pub struct CostSlice {
-    /// Always [`SOURCE`].
+    /// The bill's source: [`SOURCE`] here, `cur` for CUR files.
     pub source: String,
     /// `BillingAccountId` of every row in the slice.
     pub billing_account: String,
@@ -58,7 +66,7 @@ pub fn read_focus_files(
     ingested_at: DateTime<Utc>,
     progress: &mut dyn Progress,
 ) -> Result<Vec<CostSlice>, IngestError> {
-    let mut slices = Slices::new(ingested_at.timestamp_micros());
+    let mut slices = Slices::new(FOCUS_BILL, ingested_at.timestamp_micros());
     for path in paths {
         match Format::of(path)? {
             Format::Csv => csv_file::read(path, &mut slices, progress)?,

@@ -15,19 +15,18 @@ use arrow::datatypes::{
 };
 use model::schema::{MONEY_PRECISION, MONEY_SCALE};
 
-use super::columns as focus;
 use super::slices::{AppendError, TagsInput};
 use crate::values::{DecimalError, parse_decimal, parse_timestamp_micros};
 
 /// A failure at a row of the batch (or of the whole column, `None`).
-pub(super) type BatchError = (Option<usize>, AppendError);
+pub(crate) type BatchError = (Option<usize>, AppendError);
 
-pub(super) fn column_error(column: &'static str, message: impl Into<String>) -> BatchError {
+pub(crate) fn column_error(column: &'static str, message: impl Into<String>) -> BatchError {
     (None, AppendError::value(column, message))
 }
 
 /// A string cell; `None` for null, empty or a literal `NULL`, as in CSV exports.
-pub(super) fn cell(array: &StringArray, row: usize) -> Option<&str> {
+pub(crate) fn cell(array: &StringArray, row: usize) -> Option<&str> {
     if array.is_null(row) {
         return None;
     }
@@ -40,7 +39,7 @@ pub(super) fn cell(array: &StringArray, row: usize) -> Option<&str> {
 }
 
 /// Any string-like column (or one Arrow can print as text) as UTF-8 strings.
-pub(super) fn strings(array: &ArrayRef, column: &'static str) -> Result<StringArray, BatchError> {
+pub(crate) fn strings(array: &ArrayRef, column: &'static str) -> Result<StringArray, BatchError> {
     let converted = if array.data_type() == &DataType::Utf8 {
         array.clone()
     } else {
@@ -59,7 +58,7 @@ pub(super) fn strings(array: &ArrayRef, column: &'static str) -> Result<StringAr
 }
 
 /// Money as `Decimal128(38, 12)` values, converted exactly or not at all.
-pub(super) fn money(
+pub(crate) fn money(
     array: &ArrayRef,
     column: &'static str,
 ) -> Result<Vec<Option<i128>>, BatchError> {
@@ -194,7 +193,7 @@ fn cast_exactly(
 }
 
 /// Timestamps as microseconds UTC.
-pub(super) fn timestamps(
+pub(crate) fn timestamps(
     array: &ArrayRef,
     column: &'static str,
 ) -> Result<Vec<Option<i64>>, BatchError> {
@@ -258,7 +257,7 @@ pub(super) fn timestamps(
 }
 
 /// Quantities as floats, from any number type or text.
-pub(super) fn floats(array: &ArrayRef, column: &'static str) -> Result<Float64Array, BatchError> {
+pub(crate) fn floats(array: &ArrayRef, column: &'static str) -> Result<Float64Array, BatchError> {
     let data_type = array.data_type();
     if data_type.is_numeric() || data_type == &DataType::Null {
         let values = cast_exactly(array, DataType::Float64, column)?;
@@ -281,7 +280,7 @@ pub(super) fn floats(array: &ArrayRef, column: &'static str) -> Result<Float64Ar
 }
 
 /// The `Tags` column of a batch.
-pub(super) enum TagsColumn {
+pub(crate) enum TagsColumn {
     /// JSON objects as text.
     Json(StringArray),
     /// A map column, with keys and values as text.
@@ -294,27 +293,27 @@ pub(super) enum TagsColumn {
 }
 
 impl TagsColumn {
-    pub(super) fn new(array: &ArrayRef) -> Result<Self, BatchError> {
+    pub(crate) fn new(array: &ArrayRef, column: &'static str) -> Result<Self, BatchError> {
         match array.data_type() {
             DataType::Map(_, _) => {
                 let map = array
                     .as_any()
                     .downcast_ref::<MapArray>()
                     .cloned()
-                    .ok_or_else(|| column_error(focus::TAGS, "expected a map"))?;
-                let keys = strings(map.keys(), focus::TAGS)?;
-                let values = strings(map.values(), focus::TAGS)?;
+                    .ok_or_else(|| column_error(column, "expected a map"))?;
+                let keys = strings(map.keys(), column)?;
+                let values = strings(map.values(), column)?;
                 Ok(TagsColumn::Map {
                     map: Box::new(map),
                     keys,
                     values,
                 })
             }
-            _ => Ok(TagsColumn::Json(strings(array, focus::TAGS)?)),
+            _ => Ok(TagsColumn::Json(strings(array, column)?)),
         }
     }
 
-    pub(super) fn at(&self, row: usize) -> TagsInput<'_> {
+    pub(crate) fn at(&self, row: usize) -> TagsInput<'_> {
         match self {
             TagsColumn::Json(text) => cell(text, row).map_or(TagsInput::Null, TagsInput::Json),
             TagsColumn::Map { map, keys, values } => {

@@ -103,7 +103,10 @@ fn append_batch(
         .usage_quantity
         .map(|i| floats(col(i), focus::CONSUMED_QUANTITY))
         .transpose()?;
-    let tags = columns.tags.map(|i| TagsColumn::new(col(i))).transpose()?;
+    let tags = columns
+        .tags
+        .map(|i| TagsColumn::new(col(i), focus::TAGS))
+        .transpose()?;
 
     for row in 0..batch.num_rows() {
         let at = |e: AppendError| (Some(row), e);

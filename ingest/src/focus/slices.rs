@@ -17,17 +17,17 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Datelike};
 use model::schema::{self, MONEY_PRECISION, MONEY_SCALE};
 
-use super::{CostSlice, SOURCE, tags};
+use super::{CostSlice, tags};
 
 /// Rows per record batch: large enough for vectorised queries, small enough to stay in cache.
-pub(super) const BATCH_ROWS: usize = 64 * 1024;
+pub(crate) const BATCH_ROWS: usize = 64 * 1024;
 
 /// Rows a new slice's builders are sized for; most slices of a bill are small, the few large ones
 /// grow to [`BATCH_ROWS`] after their first batch.
 const FIRST_BATCH_CAPACITY: usize = 1024;
 
 /// A line item's tags as its file holds them.
-pub(super) enum TagsInput<'a> {
+pub(crate) enum TagsInput<'a> {
     /// No tags.
     Null,
     /// A JSON object (CSV, or a Parquet string column).
@@ -38,10 +38,12 @@ pub(super) enum TagsInput<'a> {
         values: &'a StringArray,
         range: Range<usize>,
     },
+    /// (key, value) pairs gathered from one column per tag (legacy CUR `resourceTags/…`).
+    Pairs(&'a [(&'a str, &'a str)]),
 }
 
 /// One line item, typed, borrowing its text from the reader's buffers.
-pub(super) struct CostRow<'a> {
+pub(crate) struct CostRow<'a> {
     pub provider: &'a str,
     pub billing_account: &'a str,
     /// `BillingPeriodStart`, microseconds UTC: its month is the invoice month.
@@ -67,7 +69,7 @@ pub(super) struct CostRow<'a> {
 
 /// Why a row could not be added.
 #[derive(Debug)]
-pub(super) enum AppendError {
+pub(crate) enum AppendError {
     /// A value is malformed: the FOCUS column and what was wrong.
     Value {
         column: &'static str,
@@ -87,8 +89,22 @@ impl AppendError {
     }
 }
 
+/// What differs between the bill sources that share this module (FOCUS, CUR).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BillSource {
+    /// The `source` of every row, and the first part of every `cost_id`.
+    pub name: &'static str,
+    /// The column whose month is the invoice month (named in errors).
+    pub billing_period_column: &'static str,
+    /// The tags column (named in errors).
+    pub tags_column: &'static str,
+    /// Maps a tag key as the file writes it to the key stored (FOCUS: unchanged).
+    pub tag_key: fn(&str) -> &str,
+}
+
 /// Every slice seen so far, in order of first appearance.
-pub(super) struct Slices {
+pub(crate) struct Slices {
+    bill: BillSource,
     ingested_at: i64,
     slices: Vec<SliceBuilder>,
     /// The slice the previous row went to: bills come sorted by account and month, mostly.
@@ -98,9 +114,10 @@ pub(super) struct Slices {
 }
 
 impl Slices {
-    /// No slices yet; every row will carry `ingested_at` (microseconds UTC).
-    pub fn new(ingested_at: i64) -> Self {
+    /// No slices yet; every row will carry `bill.name` and `ingested_at` (microseconds UTC).
+    pub fn new(bill: BillSource, ingested_at: i64) -> Self {
         Slices {
+            bill,
             ingested_at,
             slices: Vec::new(),
             last: None,
@@ -121,6 +138,7 @@ impl Slices {
                 Some(i) => i,
                 None => {
                     self.slices.push(SliceBuilder::new(
+                        self.bill,
                         row.billing_account,
                         month,
                         self.ingested_at,
@@ -131,7 +149,7 @@ impl Slices {
         };
         self.last = Some(index);
         let slice = &mut self.slices[index];
-        slice.rows.append(row, &mut slice.cost_id)?;
+        slice.rows.append(row, &self.bill, &mut slice.cost_id)?;
         if slice.rows.len == BATCH_ROWS {
             slice.flush(BATCH_ROWS).map_err(AppendError::Arrow)?;
         }
@@ -147,10 +165,7 @@ impl Slices {
         let at = DateTime::from_timestamp_micros(billing_period_start)
             .filter(|t| (0..=9999).contains(&t.year()))
             .ok_or_else(|| {
-                AppendError::value(
-                    super::columns::BILLING_PERIOD_START,
-                    "timestamp out of range",
-                )
+                AppendError::value(self.bill.billing_period_column, "timestamp out of range")
             })?;
         let month = (at.year(), at.month());
         self.last_period = Some((billing_period_start, month));
@@ -165,7 +180,7 @@ impl Slices {
                 slice.flush(0)?;
             }
             out.push(CostSlice {
-                source: SOURCE.to_owned(),
+                source: self.bill.name.to_owned(),
                 billing_account: slice.billing_account,
                 invoice_month: slice.invoice_month,
                 batches: slice.batches,
@@ -180,11 +195,12 @@ impl Slices {
 
 /// One slice: its finished batches and the batch being built.
 struct SliceBuilder {
+    bill: BillSource,
     billing_account: String,
     month: (i32, u32),
     invoice_month: String,
     ingested_at: i64,
-    /// `focus:{account}:{month}:` followed by the ordinal of the row being added.
+    /// `{source}:{account}:{month}:` followed by the ordinal of the row being added.
     cost_id: CostId,
     rows: RowBuilders,
     batches: Vec<RecordBatch>,
@@ -210,10 +226,11 @@ impl CostId {
 }
 
 impl SliceBuilder {
-    fn new(billing_account: &str, month: (i32, u32), ingested_at: i64) -> Self {
+    fn new(bill: BillSource, billing_account: &str, month: (i32, u32), ingested_at: i64) -> Self {
         let invoice_month = format!("{:04}-{:02}", month.0, month.1);
-        let text = format!("{SOURCE}:{billing_account}:{invoice_month}:");
+        let text = format!("{}:{billing_account}:{invoice_month}:", bill.name);
         SliceBuilder {
+            bill,
             billing_account: billing_account.to_owned(),
             month,
             invoice_month,
@@ -235,7 +252,12 @@ impl SliceBuilder {
     /// Finishes the batch being built; the next one is sized for `next_capacity` rows.
     fn flush(&mut self, next_capacity: usize) -> Result<(), ArrowError> {
         let rows = std::mem::replace(&mut self.rows, RowBuilders::with_capacity(next_capacity));
-        let batch = rows.finish(&self.billing_account, &self.invoice_month, self.ingested_at)?;
+        let batch = rows.finish(
+            self.bill.name,
+            &self.billing_account,
+            &self.invoice_month,
+            self.ingested_at,
+        )?;
         self.batches.push(batch);
         Ok(())
     }
@@ -313,15 +335,20 @@ impl RowBuilders {
         }
     }
 
-    fn append(&mut self, row: &CostRow<'_>, cost_id: &mut CostId) -> Result<(), AppendError> {
+    fn append(
+        &mut self,
+        row: &CostRow<'_>,
+        bill: &BillSource,
+        cost_id: &mut CostId,
+    ) -> Result<(), AppendError> {
         // A failed row aborts the whole read (the caller returns the error), so a row whose tags
         // were half appended is never finished into a batch.
         match &row.tags {
             TagsInput::Null => self.tags.append(false),
             TagsInput::Json(text) => {
                 let (keys, values) = self.tags.entries();
-                tags::append_json_object(text, keys, values)
-                    .map_err(|m| AppendError::value(super::columns::TAGS, m))?;
+                tags::append_json_object(text, bill.tag_key, keys, values)
+                    .map_err(|m| AppendError::value(bill.tags_column, m))?;
                 self.tags.append(true)
             }
             TagsInput::Entries {
@@ -332,13 +359,18 @@ impl RowBuilders {
                 let (key_builder, value_builder) = self.tags.entries();
                 for i in range.clone() {
                     if keys.is_null(i) {
-                        return Err(AppendError::value(
-                            super::columns::TAGS,
-                            "a tag key is null",
-                        ));
+                        return Err(AppendError::value(bill.tags_column, "a tag key is null"));
                     }
-                    key_builder.append_value(keys.value(i));
+                    key_builder.append_value((bill.tag_key)(keys.value(i)));
                     value_builder.append_option(values.is_valid(i).then(|| values.value(i)));
+                }
+                self.tags.append(true)
+            }
+            TagsInput::Pairs(pairs) => {
+                let (key_builder, value_builder) = self.tags.entries();
+                for (key, value) in pairs.iter() {
+                    key_builder.append_value((bill.tag_key)(key));
+                    value_builder.append_value(value);
                 }
                 self.tags.append(true)
             }
@@ -369,6 +401,7 @@ impl RowBuilders {
 
     fn finish(
         mut self,
+        source: &str,
         billing_account: &str,
         invoice_month: &str,
         ingested_at: i64,
@@ -379,7 +412,7 @@ impl RowBuilders {
         };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.cost_id.finish()),
-            constant(SOURCE),
+            constant(source),
             Arc::new(
                 TimestampMicrosecondArray::from(vec![ingested_at; n])
                     .with_data_type(schema::timestamp_type()),

@@ -10,12 +10,14 @@ use std::borrow::Cow;
 
 use arrow::array::StringBuilder;
 
-/// Appends the entries of the JSON object `text` to `keys` and `values`, in the object's order.
+/// Appends the entries of the JSON object `text` to `keys` (each mapped through `key_of`) and
+/// `values`, in the object's order.
 ///
 /// String values are stored unescaped; `null` as a null value; numbers, booleans, arrays and
 /// objects as their JSON text. Returns what was wrong when `text` is not one JSON object.
-pub(super) fn append_json_object(
+pub(crate) fn append_json_object(
     text: &str,
+    key_of: fn(&str) -> &str,
     keys: &mut StringBuilder,
     values: &mut StringBuilder,
 ) -> Result<(), String> {
@@ -35,12 +37,12 @@ pub(super) fn append_json_object(
             match json.peek() {
                 Some(b'"') => {
                     let value = json.string()?;
-                    keys.append_value(key);
+                    keys.append_value(key_of(&key));
                     values.append_value(value);
                 }
                 _ => {
                     let raw = json.raw_value()?;
-                    keys.append_value(key);
+                    keys.append_value(key_of(&key));
                     if raw == "null" {
                         values.append_null();
                     } else {
@@ -266,7 +268,7 @@ mod tests {
     fn entries(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
         let mut keys = StringBuilder::new();
         let mut values = StringBuilder::new();
-        append_json_object(text, &mut keys, &mut values)?;
+        append_json_object(text, |k| k, &mut keys, &mut values)?;
         let (keys, values) = (keys.finish(), values.finish());
         Ok((0..keys.len())
             .map(|i| {

@@ -1,6 +1,7 @@
 //! Format writers: turn the ground truth into the files each source would produce.
 
 pub mod config;
+pub mod cur;
 pub mod cost_explorer;
 pub mod devlake;
 pub mod events;

@@ -5,13 +5,14 @@ Used by benches/dora_bench.rs for the DataFusion / DuckDB comparison, and by han
 
     python3 dora_duckdb.py --lake DIR --config doracost.toml [--views dora_monthly,...]
         [--repeat 3] [--threads 2] [--plain-views]
-        [--check-against DIR_OF_CSVS [--emulate-datafusion-percentile] [--no-timing]]
+        [--check-against DIR_OF_CSVS [--no-timing]]
 
 Setup, in a fresh in-memory connection: session TimeZone 'UTC'; the lake tables `deployments`,
 `changes`, `deployment_changes`, `incidents` as views over their Delta tables' live Parquet files
 (`read_parquet`); the config tables `services`, `reporting`, `targets` from the TOML and
 `dora_levels` from ../../query/sql/dora_levels.csv, built as query/src/config_tables.rs builds
-them; then the views of dora_duckdb.sql that the timed view reads, {{time_zone}} filled in.
+them; then the views of query/sql/dora.sql that the timed view reads, translated to DuckDB's
+dialect by `to_duckdb` (a few mechanical rewrites), {{time_zone}} filled in.
 
 The views marked `-- @cached` are the ones doracost's engine computes once per session, on first
 use, and keeps in memory. They are created here as temporary tables (computed at setup, so inside
@@ -34,10 +35,7 @@ Timing, one JSON object per view on stdout:
 sides sorted by all columns; numbers equal within a relative 1e-9, NULL = NULL (and = empty text,
 which CSV cannot tell apart), timestamps as UTC instants, dates as text, booleans as true/false.
 One JSON object per view on stdout ({"check": view, ...}); exit status 1 when any view differs.
-DataFusion 55's percentile_cont truncates its interpolation weight to 6 decimals, so
-lead_time_p90_hours differs from DuckDB's exact percentile_cont by up to 1e-6 x the gap between the
-two middle values; --emulate-datafusion-percentile computes it DataFusion's way (a macro) so that
-the check can be exact.
+Lead time p90 is `quantile_cont` in both engines (doracost's exact UDAF, DuckDB's own).
 """
 
 import argparse
@@ -56,7 +54,7 @@ import urllib.parse
 import duckdb
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SQL_FILE = os.path.join(HERE, "dora_duckdb.sql")
+SQL_FILE = os.path.join(HERE, "..", "..", "query", "sql", "dora.sql")
 LEVELS_CSV = os.path.join(HERE, "..", "..", "query", "sql", "dora_levels.csv")
 LAKE_TABLES = ["deployments", "changes", "deployment_changes", "incidents"]
 DEFAULT_VIEWS = [
@@ -210,12 +208,45 @@ def create_config_tables(con, reporting, services, targets, levels):
 # Views
 
 
+TO_LOCAL = re.compile(
+    r"to_local_time\(arrow_cast\(([\w.]+), 'Timestamp\(Microsecond, Some\(\"\{\{time_zone\}\}\"\)\)'\)\)"
+)
+EPOCH = re.compile(r"CAST\(((?!NULL\b)[\w.]+) AS BIGINT\)")
+DAY_RANGE = (
+    "unnest(range(first_day, last_day + INTERVAL '1 day', INTERVAL '1 day')) AS day",
+    "CAST(unnest(range(CAST(first_day AS TIMESTAMP), last_day + INTERVAL '1 day', INTERVAL '1 day')) AS DATE) AS day",
+)
+PERIODS = [("day", "daily"), ("week", "weekly"), ("month", "monthly")]
+
+
+def to_duckdb(sql):
+    """dora.sql's DataFusion dialect in DuckDB's: `to_local_time(arrow_cast(ts, 'Timestamp(…,
+    Some("Z"))'))` is `timezone('Z', ts)` (TIMESTAMPTZ -> local TIMESTAMP, session TimeZone UTC);
+    `CAST(ts AS BIGINT)` (epoch microseconds; only timestamps are cast so in dora.sql) is
+    `epoch_us(ts)`; `cardinality` is `len`; the day list is a TIMESTAMP `range` cast to DATE.
+    `quantile_cont`, `median`, `array_has`, `array_agg`, `starts_with`, `unnest` mean the same."""
+    sql = TO_LOCAL.sub(r"timezone('{{time_zone}}', \1)", sql)
+    sql = EPOCH.sub(r"epoch_us(\1)", sql)
+    sql = sql.replace("cardinality(", "len(")
+    if DAY_RANGE[0] in sql:
+        sql = sql.replace(*DAY_RANGE)
+    return sql
+
+
 def load_views(time_zone):
-    """(name, CREATE VIEW text, query text, cached) per statement of dora_duckdb.sql."""
+    """(name, CREATE VIEW text, query text, cached) per statement of query/sql/dora.sql, in
+    DuckDB's dialect (`to_duckdb`), a statement written with {{period}} made three as the engine
+    does (query/src/config_tables.rs)."""
     with open(SQL_FILE, encoding="utf-8") as f:
         text = f.read()
-    out = []
+    chunks = []
     for chunk in re.split(r"\n;[ \t]*(?:\n|$)", text):
+        if "{{period}}" in chunk:
+            chunks += [chunk.replace("{{periodly}}", ly).replace("{{period}}", p) for p, ly in PERIODS]
+        else:
+            chunks.append(chunk)
+    out = []
+    for chunk in chunks:
         lines = chunk.split("\n")
         code = [l for l in lines if l.strip() and not l.lstrip().startswith("--")]
         if not code:
@@ -223,24 +254,12 @@ def load_views(time_zone):
         m = re.match(r"CREATE VIEW (\w+) AS\b", code[0])
         if not m:
             raise SystemExit(f"{SQL_FILE}: not `CREATE VIEW name AS`: {code[0]}")
-        sql = "\n".join(code).replace("{{time_zone}}", time_zone)
+        sql = to_duckdb("\n".join(code)).replace("{{time_zone}}", time_zone)
+        if "arrow_cast" in sql or "to_local_time" in sql:
+            raise SystemExit(f"{SQL_FILE}: {m.group(1)}: a DataFusion-only expression to_duckdb() does not translate")
         cached = any(l.strip() == "-- @cached" for l in lines)
         out.append((m.group(1), sql, sql[m.end():].strip(), cached))
     return out
-
-
-DATAFUSION_PERCENTILE_MACROS = [
-    # DataFusion 55's percentile_cont: weight of the upper value truncated to 6 decimals
-    # (datafusion-functions-aggregate percentile_cont.rs, INTERPOLATION_PRECISION).
-    "CREATE MACRO datafusion_pc_at(s, i) AS CASE WHEN len(s) = 0 THEN NULL WHEN len(s) = 1 THEN s[1] "
-    "WHEN i = floor(i) THEN s[CAST(i AS BIGINT) + 1] "
-    "ELSE s[CAST(floor(i) AS BIGINT) + 1] + (s[CAST(floor(i) AS BIGINT) + 2] - s[CAST(floor(i) AS BIGINT) + 1]) "
-    "* (floor((i - floor(i)) * CAST(1000000 AS DOUBLE)) / CAST(1000000 AS DOUBLE)) END",
-    "CREATE MACRO datafusion_pc_sorted(s, p) AS datafusion_pc_at(s, CAST(p AS DOUBLE) * CAST(len(s) - 1 AS DOUBLE))",
-    "CREATE MACRO datafusion_percentile_cont(xs, p) AS "
-    "datafusion_pc_sorted(list_sort(list_filter(xs, x -> x IS NOT NULL)), p)",
-]
-PERCENTILE_CONT = re.compile(r"percentile_cont\(([^()]*)\) WITHIN GROUP \(ORDER BY ([^()]*)\)")
 
 
 class Setup:
@@ -251,13 +270,6 @@ class Setup:
         self.views = load_views(self.reporting["time_zone"])
         self.threads = args.threads
         self.materialize = not args.plain_views
-        self.emulate_percentile = args.emulate_datafusion_percentile
-        if self.emulate_percentile:
-            self.views = [
-                (n, PERCENTILE_CONT.sub(r"datafusion_percentile_cont(list(\2), \1)", sql),
-                 PERCENTILE_CONT.sub(r"datafusion_percentile_cont(list(\2), \1)", q), c)
-                for n, sql, q, c in self.views
-            ]
         names = [v[0] for v in self.views]
         self.uses = {
             n: {m for m in names if m != n and re.search(rf"\b{m}\b", q)} for n, _, q, _ in self.views
@@ -283,9 +295,6 @@ class Setup:
             listing = "[" + ", ".join(sql_text(f) for f in files) + "]"
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing})")
         create_config_tables(con, self.reporting, self.services, self.targets, self.levels)
-        if self.emulate_percentile:
-            for macro in DATAFUSION_PERCENTILE_MACROS:
-                con.execute(macro)
         needed = self.needed(view) if view else None
         for name, sql, query, cached in self.views:
             if needed is not None and name not in needed:
@@ -457,11 +466,6 @@ def main():
     p.add_argument("--repeat", type=int, default=3, help="warm runs per view (best is reported)")
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
     p.add_argument("--plain-views", action="store_true", help="`-- @cached` views as plain views, not tables")
-    p.add_argument(
-        "--emulate-datafusion-percentile",
-        action="store_true",
-        help="percentile_cont as DataFusion 55 computes it (for --check-against)",
-    )
     p.add_argument("--check-against", metavar="DIR", help="compare with DataFusion's DIR/<view>.csv")
     p.add_argument("--no-timing", action="store_true", help="only the check")
     args = p.parse_args()

@@ -51,27 +51,27 @@ WITH d AS (
   WHERE status = 'success' AND finished_at IS NOT NULL
     AND lower(environment) IN (SELECT unnest(production_environments) FROM reporting)
 ),
-attributed AS (
-  SELECT deployment_id, service, 'source' AS attributed_by FROM d WHERE service IS NOT NULL
-  UNION ALL
+unnamed AS (SELECT deployment_id, repo FROM d WHERE service IS NULL),
+candidates AS (
   SELECT deployment_id, service, min(attributed_by) AS attributed_by FROM (
-    SELECT d.deployment_id, m.service, 'repo' AS attributed_by
-    FROM d JOIN dora_service_map m ON d.repo = m.repo AND m.path_prefix IS NULL
-    WHERE d.service IS NULL
+    SELECT u.deployment_id, m.service, 'repo' AS attributed_by
+    FROM unnamed u JOIN dora_service_map m ON u.repo = m.repo AND m.path_prefix IS NULL
     UNION ALL
-    SELECT d.deployment_id, cs.service, 'path' AS attributed_by
-    FROM d
-    JOIN deployment_changes dc ON dc.deployment_id = d.deployment_id
+    SELECT u.deployment_id, cs.service, 'path' AS attributed_by
+    FROM unnamed u
+    JOIN deployment_changes dc ON dc.deployment_id = u.deployment_id
     JOIN dora_change_services cs ON cs.change_id = dc.change_id
-    JOIN dora_service_map m ON m.service = cs.service AND m.repo = d.repo AND m.path_prefix IS NOT NULL
-    WHERE d.service IS NULL
+    JOIN dora_service_map m ON m.service = cs.service AND m.repo = u.repo AND m.path_prefix IS NOT NULL
+    UNION ALL
+    SELECT deployment_id, 'unattributed' AS service, 'none' AS attributed_by FROM unnamed
   ) x GROUP BY deployment_id, service
 ),
 complete AS (
-  SELECT * FROM attributed
+  SELECT deployment_id, service, 'source' AS attributed_by FROM d WHERE service IS NOT NULL
   UNION ALL
-  SELECT deployment_id, 'unattributed' AS service, 'none' AS attributed_by FROM d
-  WHERE service IS NULL AND deployment_id NOT IN (SELECT deployment_id FROM attributed)
+  SELECT deployment_id, service, attributed_by FROM (
+    SELECT *, count(*) OVER (PARTITION BY deployment_id) AS n FROM candidates
+  ) y WHERE service <> 'unattributed' OR n = 1
 ),
 teams AS (SELECT service, min(team) AS team FROM services GROUP BY service),
 localized AS (
@@ -95,22 +95,23 @@ FROM localized
 -- ingest records as its one listed change). A change counts for a deployment's service when it maps
 -- to that service, or maps to none. Its first successful production deployment of that service is
 -- the one that shipped it: a redeploy of a shipped sha, a later listing or a rollback ships nothing
--- new. One row per change and service.
+-- new. One row per change and service. (`seq` orders a service's deployments by finish, so the
+-- first shipment is the listing with the lowest `seq`: an aggregate, not a sort of every listing.)
 -- @cached
 CREATE VIEW dora_first_shipments AS
 WITH shipped AS (
-  SELECT dc.change_id, p.deployment_id, p.service, p.finished_at
-  FROM deployment_changes dc
-  JOIN dora_production p ON p.deployment_id = dc.deployment_id
-  LEFT JOIN dora_change_services cs ON cs.change_id = dc.change_id AND cs.service = p.service
-  LEFT JOIN (SELECT DISTINCT change_id FROM dora_change_services) mapped ON mapped.change_id = dc.change_id
-  WHERE cs.change_id IS NOT NULL OR mapped.change_id IS NULL
+  SELECT dc.change_id, p.service, min(p.seq) AS seq
+  FROM dora_production p JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id
+  GROUP BY dc.change_id, p.service
 ),
-ranked AS (
-  SELECT *, row_number() OVER (PARTITION BY change_id, service ORDER BY finished_at, deployment_id) AS n
-  FROM shipped
+mapped AS (
+  SELECT change_id, array_agg(service) AS services FROM dora_change_services GROUP BY change_id
 )
-SELECT change_id, service, deployment_id FROM ranked WHERE n = 1
+SELECT s.change_id, s.service, p.deployment_id
+FROM shipped s
+JOIN dora_production p ON p.service = s.service AND p.seq = s.seq
+LEFT JOIN mapped m ON m.change_id = s.change_id
+WHERE m.change_id IS NULL OR array_has(m.services, s.service)
 ;
 -- §4 "Lead time for changes": one row per change and service with its first successful production
 -- deployment. Start = the PR's first commit when PR data exists (so squash merges, whose commits
@@ -303,10 +304,24 @@ by_change AS (
   UNION ALL
   SELECT deployment_id, service, 4 AS rank FROM dora_changes WHERE cardinality(incident_refs) > 0
 ),
+-- Open at a deployment's finish: started at or before it, not resolved at or before it. Swept per
+-- service in time order: +1 at a start, -1 at a resolution, both before a deployment at the same
+-- instant; a deployment with a positive running count finished during an incident. (An incident
+-- resolved before it started is never open and is left out.)
 during_incident AS (
-  SELECT p.deployment_id, p.service, 5 AS rank
-  FROM dora_production p JOIN incidents i ON i.service = p.service
-  WHERE i.started_at <= p.finished_at AND (i.resolved_at IS NULL OR i.resolved_at > p.finished_at)
+  SELECT deployment_id, service, 5 AS rank FROM (
+    SELECT deployment_id, service, ord,
+           sum(delta) OVER (PARTITION BY service ORDER BY t, ord ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS open_incidents
+    FROM (
+      SELECT deployment_id, service, CAST(finished_at AS BIGINT) AS t, 1 AS ord, 0 AS delta FROM dora_production
+      UNION ALL
+      SELECT CAST(NULL AS VARCHAR), service, CAST(started_at AS BIGINT), 0, 1 FROM incidents
+      WHERE service IS NOT NULL AND started_at IS NOT NULL AND (resolved_at IS NULL OR resolved_at >= started_at)
+      UNION ALL
+      SELECT CAST(NULL AS VARCHAR), service, CAST(resolved_at AS BIGINT), 0, -1 FROM incidents
+      WHERE service IS NOT NULL AND started_at IS NOT NULL AND resolved_at >= started_at
+    ) events
+  ) x WHERE ord = 1 AND open_incidents > 0
 ),
 reasons AS (
   SELECT deployment_id, service, 1 AS rank FROM dora_production
@@ -376,12 +391,11 @@ SELECT incident_id, service, team, title, severity, started_at, resolved_at,
        CAST(date_trunc('month', local_start) AS DATE) AS started_month
 FROM l
 ;
--- The nine (period, scope) pairs every fact is counted under: per service first, then rolled up
--- per team and for everything (§4: "everything is computed per service first, then rolled up").
--- A deployment shipped to two services counts once for each, in the team and overall too.
-CREATE VIEW dora_rollup_keys AS
-SELECT period, scope FROM (VALUES ('day'), ('week'), ('month')) AS p(period)
-CROSS JOIN (VALUES ('service'), ('team'), ('all')) AS s(scope)
+-- The three scopes every fact is counted under: per service first, then rolled up per team and
+-- for everything (§4: "everything is computed per service first, then rolled up"). A deployment
+-- shipped to two services counts once for each, in the team and overall too.
+CREATE VIEW dora_rollup_scopes AS
+SELECT scope FROM (VALUES ('service'), ('team'), ('all')) AS s(scope)
 ;
 -- Every (period, scope, name, period_start) from the first to the last calendar period holding any
 -- deployment, change, recovery or incident, for every configured or seen service and team, so that
@@ -437,84 +451,73 @@ FROM starts s CROSS JOIN names n
 -- - time to restore: median over all incidents resolved in the period; open incidents counted.
 -- - rework rate: rework deployments ÷ deployments.
 -- Levels from `dora_levels` (the latest report year), NULL when the metric is NULL.
-CREATE VIEW dora_periods AS
+-- One view per period (`dora_daily`, `dora_weekly`, `dora_monthly`): the statement below is
+-- written once with a period placeholder (day, week, month) and created three times, so a query
+-- on one period computes only that period.
+CREATE VIEW dora_{{periodly}} AS
 WITH dep AS (
-  SELECT k.period, k.scope,
+  SELECT k.scope,
          CASE k.scope WHEN 'service' THEN d.service WHEN 'team' THEN d.team ELSE 'all' END AS name,
-         CASE k.period WHEN 'day' THEN d.day WHEN 'week' THEN d.week ELSE d.month END AS period_start,
+         d.{{period}} AS period_start,
          count(*) AS deployments,
          sum(CASE WHEN d.is_failed THEN 1 ELSE 0 END) AS change_failures,
          sum(CASE WHEN d.is_rework THEN 1 ELSE 0 END) AS rework_deployments,
          sum(CASE WHEN d.commits_listed THEN 1 ELSE 0 END) AS deployments_with_commit_list
-  FROM dora_deployments d CROSS JOIN dora_rollup_keys k
-  GROUP BY 1, 2, 3, 4
+  FROM dora_deployments d CROSS JOIN dora_rollup_scopes k
+  GROUP BY 1, 2, 3
 ),
-chg_sorted AS (
-  SELECT k.period, k.scope,
+chg AS (
+  SELECT k.scope,
          CASE k.scope WHEN 'service' THEN c.service WHEN 'team' THEN c.team ELSE 'all' END AS name,
-         CASE k.period WHEN 'day' THEN c.day WHEN 'week' THEN c.week ELSE c.month END AS period_start,
+         c.{{period}} AS period_start,
          count(*) AS changes_deployed,
          sum(CASE WHEN c.negative_lead_time THEN 1 ELSE 0 END) AS negative_lead_times,
          median(c.lead_time_hours) AS lead_time_median_hours,
-         array_agg(c.lead_time_hours ORDER BY c.lead_time_hours) FILTER (WHERE c.lead_time_hours IS NOT NULL) AS lead_times
-  FROM dora_changes c CROSS JOIN dora_rollup_keys k
-  GROUP BY 1, 2, 3, 4
-),
--- p90, continuous: with the n sorted values v[1..n], h = 0.9 (n - 1), v[floor h + 1] plus the
--- fraction of h times the step to the next value (written out: DataFusion 55's percentile_cont
--- truncates its interpolation weight to 6 decimals).
-chg_n AS (
-  SELECT *, CAST(coalesce(cardinality(lead_times), 0) AS BIGINT) AS n FROM chg_sorted
-),
-chg_pos AS (
-  SELECT *, 0.9 * CAST(n - 1 AS DOUBLE) AS h, CAST(floor(0.9 * CAST(n - 1 AS DOUBLE)) AS BIGINT) AS lo FROM chg_n
-),
-chg AS (
-  SELECT period, scope, name, period_start, changes_deployed, negative_lead_times, lead_time_median_hours,
-         CASE WHEN n > 0 THEN
-           lead_times[lo + 1] + (h - CAST(lo AS DOUBLE)) * (lead_times[least(lo + 2, n)] - lead_times[lo + 1])
-         END AS lead_time_p90_hours
-  FROM chg_pos
+         -- p90, continuous and exact (`quantile_cont`, see query/src/quantile.rs): with the n
+         -- values sorted, h = 0.9 (n - 1), v[floor h] plus the fraction of h times the step up.
+         quantile_cont(c.lead_time_hours, 0.9) AS lead_time_p90_hours
+  FROM dora_changes c CROSS JOIN dora_rollup_scopes k
+  GROUP BY 1, 2, 3
 ),
 rec AS (
-  SELECT k.period, k.scope,
+  SELECT k.scope,
          CASE k.scope WHEN 'service' THEN r.service WHEN 'team' THEN r.team ELSE 'all' END AS name,
-         CASE k.period WHEN 'day' THEN r.day WHEN 'week' THEN r.week ELSE r.month END AS period_start,
+         r.{{period}} AS period_start,
          count(*) AS recoveries,
          median(r.recovery_hours) AS recovery_median_hours
-  FROM dora_recoveries r CROSS JOIN dora_rollup_keys k
+  FROM dora_recoveries r CROSS JOIN dora_rollup_scopes k
   WHERE NOT r.is_open
-  GROUP BY 1, 2, 3, 4
+  GROUP BY 1, 2, 3
 ),
 open_failures AS (
-  SELECT k.period, k.scope,
+  SELECT k.scope,
          CASE k.scope WHEN 'service' THEN r.service WHEN 'team' THEN r.team ELSE 'all' END AS name,
-         CASE k.period WHEN 'day' THEN d.day WHEN 'week' THEN d.week ELSE d.month END AS period_start,
+         d.{{period}} AS period_start,
          count(*) AS open_recoveries
   FROM dora_recoveries r
   JOIN dora_production d ON d.deployment_id = r.deployment_id AND d.service = r.service
-  CROSS JOIN dora_rollup_keys k
+  CROSS JOIN dora_rollup_scopes k
   WHERE r.is_open
-  GROUP BY 1, 2, 3, 4
+  GROUP BY 1, 2, 3
 ),
 inc AS (
-  SELECT k.period, k.scope,
+  SELECT k.scope,
          CASE k.scope WHEN 'service' THEN i.service WHEN 'team' THEN i.team ELSE 'all' END AS name,
-         CASE k.period WHEN 'day' THEN i.day WHEN 'week' THEN i.week ELSE i.month END AS period_start,
+         i.{{period}} AS period_start,
          count(*) AS incidents_resolved,
          median(i.restore_hours) AS time_to_restore_median_hours
-  FROM dora_incidents i CROSS JOIN dora_rollup_keys k
+  FROM dora_incidents i CROSS JOIN dora_rollup_scopes k
   WHERE NOT i.is_open
-  GROUP BY 1, 2, 3, 4
+  GROUP BY 1, 2, 3
 ),
 open_inc AS (
-  SELECT k.period, k.scope,
+  SELECT k.scope,
          CASE k.scope WHEN 'service' THEN i.service WHEN 'team' THEN i.team ELSE 'all' END AS name,
-         CASE k.period WHEN 'day' THEN i.started_day WHEN 'week' THEN i.started_week ELSE i.started_month END AS period_start,
+         i.started_{{period}} AS period_start,
          count(*) AS open_incidents
-  FROM dora_incidents i CROSS JOIN dora_rollup_keys k
+  FROM dora_incidents i CROSS JOIN dora_rollup_scopes k
   WHERE i.is_open
-  GROUP BY 1, 2, 3, 4
+  GROUP BY 1, 2, 3
 ),
 levels AS (
   SELECT * FROM dora_levels WHERE report_year = (SELECT max(report_year) FROM dora_levels)
@@ -538,13 +541,13 @@ m AS (
          COALESCE(open_inc.open_incidents, 0) AS open_incidents,
          COALESCE(dep.rework_deployments, 0) AS rework_deployments,
          CASE WHEN dep.deployments > 0 THEN CAST(dep.rework_deployments AS DOUBLE) / dep.deployments END AS rework_rate
-  FROM dora_period_grid g
-  LEFT JOIN dep ON dep.period = g.period AND dep.scope = g.scope AND dep.name = g.name AND dep.period_start = g.period_start
-  LEFT JOIN chg ON chg.period = g.period AND chg.scope = g.scope AND chg.name = g.name AND chg.period_start = g.period_start
-  LEFT JOIN rec ON rec.period = g.period AND rec.scope = g.scope AND rec.name = g.name AND rec.period_start = g.period_start
-  LEFT JOIN open_failures ON open_failures.period = g.period AND open_failures.scope = g.scope AND open_failures.name = g.name AND open_failures.period_start = g.period_start
-  LEFT JOIN inc ON inc.period = g.period AND inc.scope = g.scope AND inc.name = g.name AND inc.period_start = g.period_start
-  LEFT JOIN open_inc ON open_inc.period = g.period AND open_inc.scope = g.scope AND open_inc.name = g.name AND open_inc.period_start = g.period_start
+  FROM (SELECT * FROM dora_period_grid WHERE period = '{{period}}') g
+  LEFT JOIN dep ON dep.scope = g.scope AND dep.name = g.name AND dep.period_start = g.period_start
+  LEFT JOIN chg ON chg.scope = g.scope AND chg.name = g.name AND chg.period_start = g.period_start
+  LEFT JOIN rec ON rec.scope = g.scope AND rec.name = g.name AND rec.period_start = g.period_start
+  LEFT JOIN open_failures ON open_failures.scope = g.scope AND open_failures.name = g.name AND open_failures.period_start = g.period_start
+  LEFT JOIN inc ON inc.scope = g.scope AND inc.name = g.name AND inc.period_start = g.period_start
+  LEFT JOIN open_inc ON open_inc.scope = g.scope AND open_inc.name = g.name AND open_inc.period_start = g.period_start
 )
 SELECT m.*,
        lf.level AS deploy_frequency_level,
@@ -565,12 +568,10 @@ LEFT JOIN levels lr ON lr.metric = 'recovery_hours'
   AND (lr.lower_bound IS NULL OR m.recovery_median_hours > lr.lower_bound OR (lr.lower_inclusive AND m.recovery_median_hours = lr.lower_bound))
   AND (lr.upper_bound IS NULL OR m.recovery_median_hours < lr.upper_bound OR (lr.upper_inclusive AND m.recovery_median_hours = lr.upper_bound))
 ;
--- §4 "Periods": calendar day, ISO week (starting Monday), month, in the reporting time zone.
-CREATE VIEW dora_daily AS SELECT * FROM dora_periods WHERE period = 'day'
-;
-CREATE VIEW dora_weekly AS SELECT * FROM dora_periods WHERE period = 'week'
-;
-CREATE VIEW dora_monthly AS SELECT * FROM dora_periods WHERE period = 'month'
+-- §4 "Periods": calendar day, ISO week (starting Monday), month, in the reporting time zone; all
+-- three in one view.
+CREATE VIEW dora_periods AS
+SELECT * FROM dora_daily UNION ALL SELECT * FROM dora_weekly UNION ALL SELECT * FROM dora_monthly
 ;
 -- Each metric against its target (§4 default targets; per-service overrides from `[targets]`):
 -- deploys_per_day ≥ target; lead time, change failure rate and recovery (hours) < target. `met` is

@@ -246,7 +246,7 @@ pub struct ViewStatement {
 pub fn dora_statements(config: &Config) -> Result<Vec<ViewStatement>, DataFusionError> {
     let zone = config.reporting.time_zone.name();
     let mut out = Vec::new();
-    for chunk in DORA_SQL.split("\n;") {
+    for chunk in DORA_SQL.split("\n;").flat_map(per_period) {
         let sql = chunk.replace("{{time_zone}}", zone);
         let code: Vec<&str> = sql
             .lines()
@@ -272,6 +272,22 @@ pub fn dora_statements(config: &Config) -> Result<Vec<ViewStatement>, DataFusion
         });
     }
     Ok(out)
+}
+
+/// A statement written with `{{period}}` stands for three: day, week and month (`{{periodly}}`:
+/// daily, weekly, monthly); any other statement for itself.
+fn per_period(chunk: &str) -> Vec<String> {
+    if !chunk.contains("{{period}}") {
+        return vec![chunk.to_owned()];
+    }
+    [("day", "daily"), ("week", "weekly"), ("month", "monthly")]
+        .iter()
+        .map(|(period, periodly)| {
+            chunk
+                .replace("{{periodly}}", periodly)
+                .replace("{{period}}", period)
+        })
+        .collect()
 }
 
 /// Creates every view of `dora.sql`, each planned now so that a broken view fails at open. Views

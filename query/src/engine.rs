@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use model::{Config, Lake, LakeError, Table};
 
@@ -51,6 +52,7 @@ impl Engine {
                 })?;
             let provider = handle
                 .table_provider()
+                .with_session(Arc::new(ctx.state()))
                 .await
                 .map_err(|e| QueryError::Register {
                     table: table.name(),
@@ -63,13 +65,31 @@ impl Engine {
 
     /// A session configured as the engine's (information schema, UTC session zone), with no
     /// tables yet.
+    ///
+    /// Its memory pool is first come, first served (sorts and aggregates spill to the temp folder
+    /// when it is full; DataFusion names the largest consumers when a query runs out); the limit is `DORACOST_MEMORY_LIMIT` (`12G`, `800M`,
+    /// bytes) or half of this machine's memory. An operator that cannot spill fails with
+    /// "Resources exhausted" instead of the process being killed.
     pub fn new_context() -> SessionContext {
         let session = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("doracost", "public")
             .set_str("datafusion.sql_parser.enable_ident_normalization", "true")
-            .set_str("datafusion.execution.time_zone", "+00:00");
-        SessionContext::new_with_config(session)
+            .set_str("datafusion.execution.time_zone", "+00:00")
+            // Strings as plain Utf8, not views: a view batch cut from a join's build side counts
+            // the whole shared buffer as its size, so sorts and the memory pool saw 500 MB
+            // batches (and ran out) on the large organisation.
+            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let runtime = RuntimeEnvBuilder::new().with_memory_limit(memory_limit(), 1.0);
+        let ctx = match runtime.build_arc() {
+            Ok(runtime) => SessionContext::new_with_config_rt(session, runtime),
+            Err(e) => {
+                tracing::warn!("no memory pool ({e}); running without a limit");
+                SessionContext::new_with_config(session)
+            }
+        };
+        ctx.register_udaf(crate::quantile::quantile_cont());
+        ctx
     }
 
     /// Completes a session whose lake tables (`deployments`, `changes`, …) are registered already,
@@ -110,5 +130,55 @@ impl Engine {
         let frame = self.ctx.sql_with_options(sql, options).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         Ok((schema, frame.collect().await?))
+    }
+}
+
+/// The session memory limit in bytes: `DORACOST_MEMORY_LIMIT` (`12G`, `800M`, `64K` or bytes)
+/// when set and valid, else half of the machine's memory (`/proc/meminfo`), else 4 GiB.
+fn memory_limit() -> usize {
+    if let Ok(text) = std::env::var("DORACOST_MEMORY_LIMIT") {
+        match parse_size(&text) {
+            Some(bytes) => return bytes,
+            None => tracing::warn!("DORACOST_MEMORY_LIMIT={text:?} is not a size like 12G; ignored"),
+        }
+    }
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024 / 2)
+        })
+        .unwrap_or(4 << 30)
+}
+
+/// `12G`, `800M`, `64K`, `1000` (bytes), case-insensitive, an optional trailing `B`.
+fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim().to_ascii_uppercase();
+    let t = t.strip_suffix('B').unwrap_or(&t);
+    let (digits, shift) = match t.chars().last()? {
+        'K' => (&t[..t.len() - 1], 10),
+        'M' => (&t[..t.len() - 1], 20),
+        'G' => (&t[..t.len() - 1], 30),
+        'T' => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: usize = digits.trim().parse().ok()?;
+    n.checked_mul(1usize << shift).filter(|&b| b > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn memory_sizes_parse_with_their_units() {
+        assert_eq!(parse_size("12G"), Some(12 << 30));
+        assert_eq!(parse_size("800m"), Some(800 << 20));
+        assert_eq!(parse_size("64KB"), Some(64 << 10));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size(""), None);
     }
 }

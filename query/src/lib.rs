@@ -6,6 +6,7 @@ pub mod cached;
 pub mod config_tables;
 pub mod engine;
 pub mod output;
+pub mod quantile;
 
 #[cfg(test)]
 mod slt_tests;

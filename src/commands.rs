@@ -40,6 +40,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     bar.0.finish_and_clear();
                     result
                 }
+                IngestCommand::CostExplorer { from, to } => {
+                    return ingest_cost_explorer(&config, &lake, *from, *to, format).await;
+                }
             }
             .map_err(pipeline_error)?;
             print_ingest(&summary, format);
@@ -214,6 +217,73 @@ fn pipeline_error(err: PipelineError) -> anyhow::Error {
             anyhow::anyhow!("{e}\nthe tables written by this ingest were restored")
         }
     }
+}
+
+/// `doracost ingest cost-explorer`: the window's months read from Cost Explorer and replaced.
+async fn ingest_cost_explorer(
+    config: &Config,
+    lake: &Lake,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    format: Option<OutputFormat>,
+) -> Result<()> {
+    use ingest::cost_explorer::{CostExplorerError, CostExplorerOptions, Window};
+    let Some(source) = config.sources.cost_explorer.as_ref() else {
+        bail!(
+            "`doracost ingest cost-explorer` needs a [sources.cost_explorer] section in the config, \
+             at least `billing_account = \"<payer account id>\"` (README: Cost Explorer)"
+        );
+    };
+    let options = CostExplorerOptions::from_config(source);
+    let now = chrono::Utc::now();
+    let window = Window::covering(from, to, now.date_naive())?;
+    let spinner = ProgressBar::new_spinner();
+    let result =
+        ingest::cost_explorer::ingest_cost_explorer(lake, &options, window, now, &mut |page| {
+            spinner.set_message(page.to_owned());
+            spinner.tick();
+        })
+        .await;
+    spinner.finish_and_clear();
+    let summary = result.map_err(|err| match err {
+        CostExplorerError::Lake(e) => {
+            anyhow::anyhow!("{e}\nthe tables written by this ingest were restored")
+        }
+        other => anyhow::anyhow!("{other}\nnothing was written: the lake is as it was"),
+    })?;
+    if format == Some(OutputFormat::Json) {
+        let tables: Vec<_> = summary
+            .outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "table": o.table, "rows_in": o.rows_in, "replaced_slices": o.replaced_slices,
+                    "version": o.version,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "source": ingest::cost_explorer::SOURCE,
+                "window": { "start": summary.window.start.to_string(), "end_exclusive": summary.window.end.to_string() },
+                "pages": summary.pages, "rows": summary.rows, "estimated_rows": summary.estimated_rows,
+                "tables": tables,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "ingested {} page(s) from Cost Explorer, {} to {} (end exclusive):",
+        summary.pages, summary.window.start, summary.window.end
+    );
+    for o in &summary.outcomes {
+        println!(
+            "  {:<20} {:>9} rows ({} estimated), replacing {} month slice(s)",
+            o.table, o.rows_in, summary.estimated_rows, o.replaced_slices
+        );
+    }
+    Ok(())
 }
 
 /// A progress bar over the total size of `files`, on stderr, hidden when stderr is not a terminal.

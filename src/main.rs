@@ -74,6 +74,16 @@ pub enum IngestCommand {
         /// Files or folders (default: `[sources.focus] paths` from the config).
         files: Vec<PathBuf>,
     },
+    /// AWS Cost Explorer (`[sources.cost_explorer]`): daily cost by service tag and AWS service.
+    /// The window is widened to whole months, and each month replaces the one before.
+    CostExplorer {
+        /// First day, YYYY-MM-DD (default: the 1st of last month).
+        #[arg(long, value_name = "DATE")]
+        from: Option<chrono::NaiveDate>,
+        /// Last day, inclusive, YYYY-MM-DD (default: today, UTC).
+        #[arg(long, value_name = "DATE")]
+        to: Option<chrono::NaiveDate>,
+    },
 }
 
 /// `doracost dora`

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `doracost` binary: one test binary, one module per area.
 
 mod config;
+mod cost_explorer;
 mod dora;
 mod events;
 mod focus;

@@ -33,10 +33,29 @@ pub async fn run(cli: Cli) -> Result<()> {
                     bar.0.finish_and_clear();
                     result
                 }
-                IngestCommand::Focus { files } => {
+                IngestCommand::Focus {
+                    files,
+                    default_billing_account,
+                    default_currency,
+                    default_provider,
+                } => {
                     let files = files_or_configured(files, config.sources.focus.as_ref(), "focus")?;
+                    let defaults = ingest::focus::FocusDefaults {
+                        billing_account: default_billing_account.clone(),
+                        currency: default_currency.clone(),
+                        provider: default_provider.clone(),
+                    };
                     let mut bar = Bar::over(&files);
-                    let result = ingest::pipeline::ingest_focus(&lake, &files, &mut bar).await;
+                    let result =
+                        ingest::pipeline::ingest_focus_with(&lake, &files, &defaults, &mut bar)
+                            .await;
+                    bar.0.finish_and_clear();
+                    result
+                }
+                IngestCommand::Cur { files } => {
+                    let files = files_or_configured(files, config.sources.cur.as_ref(), "cur")?;
+                    let mut bar = Bar::over(&files);
+                    let result = ingest::pipeline::ingest_cur(&lake, &files, &mut bar).await;
                     bar.0.finish_and_clear();
                     result
                 }

@@ -73,6 +73,22 @@ pub enum IngestCommand {
     Focus {
         /// Files or folders (default: `[sources.focus] paths` from the config).
         files: Vec<PathBuf>,
+        /// BillingAccountId for files or rows without one (the FOCUS specification's example
+        /// ledgers have none).
+        #[arg(long, value_name = "ID")]
+        default_billing_account: Option<String>,
+        /// BillingCurrency for files or rows without one (ISO 4217, e.g. USD).
+        #[arg(long, value_name = "CODE", value_parser = parse_currency)]
+        default_currency: Option<String>,
+        /// ProviderName for files or rows without one.
+        #[arg(long, value_name = "NAME")]
+        default_provider: Option<String>,
+    },
+    /// AWS Cost and Usage Reports: CUR 2.0 (Parquet or CSV) or legacy CUR CSV, plain or `.csv.gz`.
+    /// Each (payer account, month) slice replaces the one before.
+    Cur {
+        /// Files or folders (default: `[sources.cur] paths` from the config).
+        files: Vec<PathBuf>,
     },
     /// AWS Cost Explorer (`[sources.cost_explorer]`): daily cost by service tag and AWS service.
     /// The window is widened to whole months, and each month replaces the one before.
@@ -140,6 +156,17 @@ pub enum SampleCommand {
         #[arg(long, default_value_t = sample_data::DEFAULT_SEED)]
         seed: u64,
     },
+}
+
+/// An ISO 4217 currency code: three letters, upper-cased.
+fn parse_currency(text: &str) -> Result<String, String> {
+    if text.len() == 3 && text.chars().all(|c| c.is_ascii_alphabetic()) {
+        Ok(text.to_ascii_uppercase())
+    } else {
+        Err(format!(
+            "expected a three-letter ISO 4217 code such as USD, found {text:?}"
+        ))
+    }
 }
 
 fn main() -> ExitCode {

@@ -120,8 +120,24 @@ pub async fn ingest_focus(
     paths: &[PathBuf],
     progress: &mut dyn Progress,
 ) -> Result<IngestSummary, PipelineError> {
+    ingest_focus_with(
+        lake,
+        paths,
+        &crate::focus::FocusDefaults::default(),
+        progress,
+    )
+    .await
+}
+
+/// [`ingest_focus`], with `defaults` for the columns a file lacks (`--default-…` flags).
+pub async fn ingest_focus_with(
+    lake: &Lake,
+    paths: &[PathBuf],
+    defaults: &crate::focus::FocusDefaults,
+    progress: &mut dyn Progress,
+) -> Result<IngestSummary, PipelineError> {
     let files = expand_paths(paths, &[".csv", ".parquet"])?;
-    let slices = crate::focus::read_focus_files(&files, Utc::now(), progress)?;
+    let slices = crate::focus::read_focus_files_with(&files, defaults, Utc::now(), progress)?;
     replace_cost_slices(lake, "focus", files, slices).await
 }
 

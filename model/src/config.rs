@@ -363,6 +363,9 @@ pub struct SourcesConfig {
     /// FOCUS bill files read by `doracost ingest focus` when no file is named.
     #[serde(default)]
     pub focus: Option<FileSource>,
+    /// AWS CUR files read by `doracost ingest cur` when no file is named.
+    #[serde(default)]
+    pub cur: Option<FileSource>,
     /// AWS Cost Explorer, read by `doracost ingest cost-explorer`.
     #[serde(default)]
     pub cost_explorer: Option<CostExplorerSource>,
@@ -693,9 +696,13 @@ impl Config {
         if !self.lake.path.contains("://") && Path::new(&self.lake.path).is_relative() {
             self.lake.path = dir.join(&self.lake.path).to_string_lossy().into_owned();
         }
-        for source in [&mut self.sources.events, &mut self.sources.focus]
-            .into_iter()
-            .flatten()
+        for source in [
+            &mut self.sources.events,
+            &mut self.sources.focus,
+            &mut self.sources.cur,
+        ]
+        .into_iter()
+        .flatten()
         {
             for p in &mut source.paths {
                 if p.is_relative() {

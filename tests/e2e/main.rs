@@ -2,9 +2,11 @@
 
 mod config;
 mod cost_explorer;
+mod cur;
 mod dora;
 mod events;
 mod focus;
+mod focus_spec;
 mod s3;
 mod sample;
 mod support;

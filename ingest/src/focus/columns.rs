@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::FocusDefaults;
 use crate::error::IngestError;
 
 /// `BilledCost`: what the invoice charges.
@@ -55,13 +56,16 @@ pub(super) const CONSUMED_UNIT: &str = "ConsumedUnit";
 pub(super) struct ColumnMap {
     pub billed_cost: usize,
     pub effective_cost: usize,
-    pub billing_account: usize,
-    pub currency: usize,
+    /// `BillingAccountId`; absent only when a default is given.
+    pub billing_account: Option<usize>,
+    /// `BillingCurrency`; absent only when a default is given.
+    pub currency: Option<usize>,
     pub billing_period_start: usize,
     pub charge_period_start: usize,
     pub charge_period_end: usize,
     pub charge_category: usize,
-    /// `ProviderName`; at least one of this and `service_provider` is present.
+    /// `ProviderName`; at least one of this and `service_provider` is present, unless a default
+    /// provider is given.
     pub provider: Option<usize>,
     /// `ServiceProviderName`, used where `ProviderName` is absent or null.
     pub service_provider: Option<usize>,
@@ -83,9 +87,11 @@ impl ColumnMap {
     ///
     /// A missing required column is an error naming the file and the column (the first missing
     /// one as the column, every missing one in the message, so one run shows them all).
+    /// Columns that `defaults` fills in are not required.
     pub fn from_names<'a>(
         path: &Path,
         names: impl IntoIterator<Item = &'a str>,
+        defaults: &FocusDefaults,
     ) -> Result<Self, IngestError> {
         let names: Vec<&str> = names.into_iter().collect();
         // The first column of that name wins, should a file repeat one.
@@ -100,15 +106,21 @@ impl ColumnMap {
         };
         let billed_cost = required(BILLED_COST);
         let effective_cost = required(EFFECTIVE_COST);
-        let billing_account = required(BILLING_ACCOUNT_ID);
-        let currency = required(BILLING_CURRENCY);
+        let billing_account = match &defaults.billing_account {
+            Some(_) => find(BILLING_ACCOUNT_ID),
+            None => Some(required(BILLING_ACCOUNT_ID)),
+        };
+        let currency = match &defaults.currency {
+            Some(_) => find(BILLING_CURRENCY),
+            None => Some(required(BILLING_CURRENCY)),
+        };
         let billing_period_start = required(BILLING_PERIOD_START);
         let charge_period_start = required(CHARGE_PERIOD_START);
         let charge_period_end = required(CHARGE_PERIOD_END);
         let charge_category = required(CHARGE_CATEGORY);
         let provider = find(PROVIDER_NAME);
         let service_provider = find(SERVICE_PROVIDER_NAME);
-        if provider.is_none() && service_provider.is_none() {
+        if provider.is_none() && service_provider.is_none() && defaults.provider.is_none() {
             missing.push(PROVIDER_NAME);
         }
         if let Some(first) = missing.first() {
@@ -117,11 +129,22 @@ impl ColumnMap {
                 .map(|m| format!("`{m}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let message = if missing.len() == 1 {
+            let mut message = if missing.len() == 1 {
                 "required FOCUS column is missing from the header".to_owned()
             } else {
                 format!("required FOCUS columns are missing from the header: {list}")
             };
+            if missing
+                .iter()
+                .any(|m| [BILLING_ACCOUNT_ID, BILLING_CURRENCY, PROVIDER_NAME].contains(m))
+            {
+                // The FOCUS specification's example ledgers leave these out.
+                message.push_str(
+                    " (a file without BillingAccountId, BillingCurrency or ProviderName can be read \
+                     with defaults: `doracost ingest focus --default-billing-account ID \
+                     --default-currency CODE --default-provider NAME`)",
+                );
+            }
             return Err(IngestError::invalid(path, None, Some(first), message));
         }
         Ok(ColumnMap {
@@ -163,8 +186,6 @@ impl ColumnMap {
         let mut all = vec![
             self.billed_cost,
             self.effective_cost,
-            self.billing_account,
-            self.currency,
             self.billing_period_start,
             self.charge_period_start,
             self.charge_period_end,
@@ -172,6 +193,8 @@ impl ColumnMap {
         ];
         all.extend(
             [
+                self.billing_account,
+                self.currency,
                 self.provider,
                 self.service_provider,
                 self.list_cost,

@@ -11,8 +11,8 @@ use csv::{ByteRecord, ErrorKind, ReaderBuilder};
 use model::schema::MONEY_SCALE;
 
 use super::columns::{self as focus, ColumnMap};
-use super::located;
 use super::slices::{AppendError, CostRow, Slices, TagsInput};
+use super::{FocusDefaults, located};
 use crate::error::IngestError;
 use crate::progress::{CountingReader, Progress};
 use crate::values::{parse_decimal, parse_timestamp_micros};
@@ -20,6 +20,7 @@ use crate::values::{parse_decimal, parse_timestamp_micros};
 /// Appends every record of the CSV file at `path` to `slices`.
 pub(super) fn read(
     path: &Path,
+    defaults: &FocusDefaults,
     slices: &mut Slices,
     progress: &mut dyn Progress,
 ) -> Result<(), IngestError> {
@@ -40,13 +41,13 @@ pub(super) fn read(
         // A header that is not UTF-8 matches no FOCUS column.
         std::str::from_utf8(name).unwrap_or("")
     });
-    let columns = ColumnMap::from_names(path, names)?;
+    let columns = ColumnMap::from_names(path, names, defaults)?;
     let mut record = ByteRecord::new();
     while reader
         .read_byte_record(&mut record)
         .map_err(|e| csv_error(path, e))?
     {
-        append_record(&record, &columns, slices)
+        append_record(&record, &columns, defaults, slices)
             .map_err(|e| located(path, record.position().map(|p| p.line()), None, e))?;
     }
     Ok(())
@@ -56,6 +57,7 @@ pub(super) fn read(
 fn append_record(
     record: &ByteRecord,
     columns: &ColumnMap,
+    defaults: &FocusDefaults,
     slices: &mut Slices,
 ) -> Result<(), AppendError> {
     let provider = match optional(record, columns.provider, focus::PROVIDER_NAME)? {
@@ -67,8 +69,12 @@ fn append_record(
         )?,
     };
     let row = CostRow {
-        provider: provider.ok_or_else(|| missing(columns.provider_column()))?,
-        billing_account: required(record, columns.billing_account, focus::BILLING_ACCOUNT_ID)?,
+        provider: provider
+            .or(defaults.provider.as_deref())
+            .ok_or_else(|| missing(columns.provider_column()))?,
+        billing_account: optional(record, columns.billing_account, focus::BILLING_ACCOUNT_ID)?
+            .or(defaults.billing_account.as_deref())
+            .ok_or_else(|| missing(focus::BILLING_ACCOUNT_ID))?,
         billing_period_start: timestamp(
             record,
             columns.billing_period_start,
@@ -97,7 +103,9 @@ fn append_record(
         effective_cost: money(record, Some(columns.effective_cost), focus::EFFECTIVE_COST)?
             .ok_or_else(|| missing(focus::EFFECTIVE_COST))?,
         list_cost: money(record, columns.list_cost, focus::LIST_COST)?,
-        currency: required(record, columns.currency, focus::BILLING_CURRENCY)?,
+        currency: optional(record, columns.currency, focus::BILLING_CURRENCY)?
+            .or(defaults.currency.as_deref())
+            .ok_or_else(|| missing(focus::BILLING_CURRENCY))?,
         usage_quantity: quantity(record, columns.usage_quantity, focus::CONSUMED_QUANTITY)?,
         usage_unit: optional(record, columns.usage_unit, focus::CONSUMED_UNIT)?,
     };

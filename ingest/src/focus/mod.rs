@@ -59,6 +59,19 @@ impl CostSlice {
     }
 }
 
+/// Values for columns a FOCUS file may lack: the FOCUS specification's example ledgers have no
+/// `BillingAccountId`, `BillingCurrency` or `ProviderName`. Each fills the column where it is
+/// absent or its cell is empty; a value the file states always wins. No default is assumed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FocusDefaults {
+    /// For `BillingAccountId`.
+    pub billing_account: Option<String>,
+    /// For `BillingCurrency`.
+    pub currency: Option<String>,
+    /// For `ProviderName` (and `ServiceProviderName`).
+    pub provider: Option<String>,
+}
+
 /// Reads FOCUS bills (`.csv` or `.parquet`, by extension) into slices sorted by (billing account,
 /// invoice month); every row carries `ingested_at`.
 pub fn read_focus_files(
@@ -66,11 +79,21 @@ pub fn read_focus_files(
     ingested_at: DateTime<Utc>,
     progress: &mut dyn Progress,
 ) -> Result<Vec<CostSlice>, IngestError> {
+    read_focus_files_with(paths, &FocusDefaults::default(), ingested_at, progress)
+}
+
+/// [`read_focus_files`], with `defaults` for the columns a file lacks.
+pub fn read_focus_files_with(
+    paths: &[PathBuf],
+    defaults: &FocusDefaults,
+    ingested_at: DateTime<Utc>,
+    progress: &mut dyn Progress,
+) -> Result<Vec<CostSlice>, IngestError> {
     let mut slices = Slices::new(FOCUS_BILL, ingested_at.timestamp_micros());
     for path in paths {
         match Format::of(path)? {
-            Format::Csv => csv_file::read(path, &mut slices, progress)?,
-            Format::Parquet => parquet_file::read(path, &mut slices, progress)?,
+            Format::Csv => csv_file::read(path, defaults, &mut slices, progress)?,
+            Format::Parquet => parquet_file::read(path, defaults, &mut slices, progress)?,
         }
     }
     slices.finish().map_err(|source| IngestError::Arrow {

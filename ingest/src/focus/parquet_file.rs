@@ -10,9 +10,9 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::columns::{self as focus, ColumnMap};
-use super::located;
 use super::parquet_columns::{BatchError, TagsColumn, cell, floats, money, strings, timestamps};
 use super::slices::{AppendError, CostRow, Slices, TagsInput};
+use super::{FocusDefaults, located};
 use crate::error::IngestError;
 use crate::progress::Progress;
 
@@ -22,6 +22,7 @@ const READ_BATCH_ROWS: usize = 8192;
 /// Appends every row of the Parquet file at `path` to `slices`.
 pub(super) fn read(
     path: &Path,
+    defaults: &FocusDefaults,
     slices: &mut Slices,
     progress: &mut dyn Progress,
 ) -> Result<(), IngestError> {
@@ -42,6 +43,7 @@ pub(super) fn read(
     let all = ColumnMap::from_names(
         path,
         builder.schema().fields().iter().map(|f| f.name().as_str()),
+        defaults,
     )?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), all.positions());
     let reader = builder
@@ -50,14 +52,18 @@ pub(super) fn read(
         .build()
         .map_err(not_parquet)?;
     let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
-    let columns = ColumnMap::from_names(path, schema.fields().iter().map(|f| f.name().as_str()))?;
+    let columns = ColumnMap::from_names(
+        path,
+        schema.fields().iter().map(|f| f.name().as_str()),
+        defaults,
+    )?;
     let mut first_row = 0;
     for batch in reader {
         let batch = batch.map_err(|source| IngestError::Arrow {
             path: path.to_owned(),
             source,
         })?;
-        append_batch(&batch, &columns, slices)
+        append_batch(&batch, &columns, defaults, slices)
             .map_err(|(row, e)| located(path, None, row.map(|r| first_row + r), e))?;
         first_row += batch.num_rows();
     }
@@ -69,6 +75,7 @@ pub(super) fn read(
 fn append_batch(
     batch: &RecordBatch,
     columns: &ColumnMap,
+    defaults: &FocusDefaults,
     slices: &mut Slices,
 ) -> Result<(), BatchError> {
     let col = |i: usize| batch.column(i);
@@ -79,8 +86,8 @@ fn append_batch(
         .list_cost
         .map(|i| money(col(i), focus::LIST_COST))
         .transpose()?;
-    let billing_account = strings(col(columns.billing_account), focus::BILLING_ACCOUNT_ID)?;
-    let currency = strings(col(columns.currency), focus::BILLING_CURRENCY)?;
+    let billing_account = text(columns.billing_account, focus::BILLING_ACCOUNT_ID)?;
+    let currency = text(columns.currency, focus::BILLING_CURRENCY)?;
     let billing_period_start = timestamps(
         col(columns.billing_period_start),
         focus::BILLING_PERIOD_START,
@@ -112,11 +119,15 @@ fn append_batch(
         let at = |e: AppendError| (Some(row), e);
         let provider = optional_cell(&provider, row)
             .or_else(|| optional_cell(&service_provider, row))
+            .or(defaults.provider.as_deref())
             .ok_or_else(|| at(missing(columns.provider_column())))?;
         let cost = CostRow {
             provider,
-            billing_account: required(cell(&billing_account, row), focus::BILLING_ACCOUNT_ID)
-                .map_err(at)?,
+            billing_account: required(
+                optional_cell(&billing_account, row).or(defaults.billing_account.as_deref()),
+                focus::BILLING_ACCOUNT_ID,
+            )
+            .map_err(at)?,
             billing_period_start: required(billing_period_start[row], focus::BILLING_PERIOD_START)
                 .map_err(at)?,
             sub_account: optional_cell(&sub_account, row),
@@ -136,7 +147,11 @@ fn append_batch(
             billed_cost: required(billed_cost[row], focus::BILLED_COST).map_err(at)?,
             effective_cost: required(effective_cost[row], focus::EFFECTIVE_COST).map_err(at)?,
             list_cost: list_cost.as_ref().and_then(|l| l[row]),
-            currency: required(cell(&currency, row), focus::BILLING_CURRENCY).map_err(at)?,
+            currency: required(
+                optional_cell(&currency, row).or(defaults.currency.as_deref()),
+                focus::BILLING_CURRENCY,
+            )
+            .map_err(at)?,
             usage_quantity: usage_quantity
                 .as_ref()
                 .and_then(|q| q.is_valid(row).then(|| q.value(row))),

@@ -59,6 +59,8 @@ pub struct CurTruth {
     pub billed: BTreeMap<(String, String), Money>,
     /// (product name, `YYYY-MM` of the charge) → sum of effective cost.
     pub effective: BTreeMap<(String, String), Money>,
+    /// `service` tag value (`shared`, `unallocated` for lines without one) → sum of effective cost.
+    pub effective_by_service_tag: BTreeMap<String, Money>,
 }
 
 /// What [`write_cur`] wrote.
@@ -100,6 +102,10 @@ pub fn write_cur(
                 let key = (line.service_name.to_owned(), month_key(line.day));
                 *truth.billed.entry(key.clone()).or_default() += line.billed_cost;
                 *truth.effective.entry(key).or_default() += line.effective_cost;
+                *truth
+                    .effective_by_service_tag
+                    .entry(line.tags.allocation().to_owned())
+                    .or_default() += line.effective_cost;
             }
         }
         files.push(file.finish()?);

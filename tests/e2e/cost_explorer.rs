@@ -26,6 +26,7 @@ fn options(from: (i64, i64, i64), to_exclusive: (i64, i64, i64)) -> CostExplorer
         estimated_from_day: days_from_civil(2026, 10, 29),
         groups_per_page: 250,
         restate: None,
+        linked_account: None,
     }
 }
 
@@ -287,4 +288,72 @@ fn a_malformed_amount_fails_naming_the_field_and_leaves_the_lake_alone() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[sources.cost_explorer]"), "{stderr}");
+}
+
+#[test]
+fn linked_accounts_are_read_one_by_one_into_sub_accounts() {
+    let moto = start_moto();
+    let dir = setup(&moto);
+    let config = std::fs::read_to_string(dir.path().join("doracost.toml")).unwrap();
+    let accounts = [
+        "300000000000",
+        "300000000001",
+        "300000000002",
+        "200000000001",
+    ];
+    std::fs::write(
+        dir.path().join("doracost.toml"),
+        format!("{config}linked_accounts = {accounts:?}\n"),
+    )
+    .unwrap();
+    // One request series per account, in config order; each answered with that account's pages
+    // (several for the bigger ones, one for the smaller).
+    let mut all_pages = Vec::new();
+    let mut expected: BTreeMap<String, (usize, i128)> = BTreeMap::new();
+    for account in accounts {
+        let mut september = options((2026, 9, 1), (2026, 10, 1));
+        september.groups_per_page = 120;
+        september.linked_account = Some(account.to_owned());
+        let groups = groups(&september);
+        expected.insert(
+            account.to_owned(),
+            (
+                groups.len(),
+                groups.iter().map(|g| g.unblended * TO_LAKE_UNITS).sum(),
+            ),
+        );
+        all_pages.extend(pages(&groups, september.groups_per_page));
+    }
+    inject(&moto, &all_pages);
+    let args = [
+        "ingest",
+        "cost-explorer",
+        "--from",
+        "2026-09-01",
+        "--to",
+        "2026-09-30",
+    ];
+    let out = succeeded(&args, run(dir.path(), &args));
+    assert!(
+        out.contains(&format!("ingested {} page(s)", all_pages.len())),
+        "{out}"
+    );
+    let args = [
+        "sql",
+        "--format",
+        "csv",
+        "SELECT sub_account, count(*) AS n, CAST(sum(billed_cost) AS VARCHAR) AS billed \
+         FROM costs GROUP BY sub_account ORDER BY sub_account",
+    ];
+    let out = succeeded(&args, run(dir.path(), &args));
+    let lake: BTreeMap<String, (usize, i128)> = csv_rows(&out)[1..]
+        .iter()
+        .map(|r| {
+            (
+                r[0].clone(),
+                (r[1].parse().unwrap(), crate::support::units(&r[2])),
+            )
+        })
+        .collect();
+    assert_eq!(lake, expected);
 }

@@ -30,6 +30,8 @@ pub struct CostExplorerOptions {
     pub groups_per_page: usize,
     /// Add this amount (units of 1e-10) to the first group of this day: a restatement.
     pub restate: Option<(i64, Money)>,
+    /// Only this linked account's spend (the answer to a `LINKED_ACCOUNT` filter).
+    pub linked_account: Option<String>,
 }
 
 /// One group of one day: what the pages state, for tests to compare the lake with.
@@ -73,6 +75,10 @@ pub fn daily_groups(org: &Org, seed: u64, options: &CostExplorerOptions) -> Vec<
                 if line.provider != Provider::Aws
                     || line.day < options.from_day
                     || line.day >= options.to_day_exclusive
+                    || options
+                        .linked_account
+                        .as_ref()
+                        .is_some_and(|account| *account != line.sub_account)
                 {
                     continue;
                 }
@@ -188,6 +194,7 @@ mod tests {
             estimated_from_day: days_from_civil(2026, 6, 28),
             groups_per_page: 100,
             restate: None,
+            linked_account: None,
         }
     }
 
@@ -249,5 +256,27 @@ mod tests {
         let i = changed[0];
         assert_eq!(after[i].day, day);
         assert_eq!(after[i].unblended - before[i].unblended, 2 * ONE);
+    }
+
+    #[test]
+    fn linked_accounts_partition_the_bill() {
+        let org = Org::plan(Scale::Small);
+        let all = daily_groups(&org, crate::DEFAULT_SEED, &june_2026());
+        let total: Money = all.iter().map(|g| g.unblended).sum();
+        // The three teams' accounts and the platform account hold every AWS line.
+        let mut parts = 0;
+        for account in [
+            "300000000000",
+            "300000000001",
+            "300000000002",
+            "200000000001",
+        ] {
+            let mut options = june_2026();
+            options.linked_account = Some(account.to_owned());
+            let groups = daily_groups(&org, crate::DEFAULT_SEED, &options);
+            assert!(!groups.is_empty(), "{account}");
+            parts += groups.iter().map(|g| g.unblended).sum::<Money>();
+        }
+        assert_eq!(parts, total);
     }
 }

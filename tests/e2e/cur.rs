@@ -260,3 +260,71 @@ fn malformed_cur_files_name_file_line_and_column_and_leave_the_lake_unchanged() 
         assert_eq!(fingerprint(&lake), before, "{name}: the lake changed");
     }
 }
+
+/// A hand-made CUR 2.0 CSV with every commitment line item type, through the binary:
+///
+/// | type | unblended (billed) | effective |
+/// |---|---|---|
+/// | Usage (service checkout) | 1.25 | 1.25 |
+/// | SavingsPlanCoveredUsage (checkout) | 0.096 | 0.0672, the plan's effective cost |
+/// | SavingsPlanNegation (checkout) | −0.096 | 0 |
+/// | SavingsPlanRecurringFee | 50.00 | 50.00 − 42.50 = 7.50, the unused commitment |
+/// | DiscountedUsage | 0.10 | 0.06, the reservation's effective cost |
+/// | RIFee | 30.00 | 2.00 + 1.00 = 3.00, the unused reservation |
+/// | Fee with an RI ARN (upfront) | 100.00 | 0 |
+///
+/// Billed 1.25 + 0.096 − 0.096 + 50 + 0.10 + 30 + 100 = 181.35; effective 1.25 + 0.0672 + 7.50 +
+/// 0.06 + 3.00 = 11.8772. Service checkout: billed 1.25 + 0.096 − 0.096 = 1.25, effective
+/// 1.25 + 0.0672 = 1.3172.
+#[test]
+fn savings_plans_and_reservations_are_amortised() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "bill_payer_account_id,bill_billing_period_start_date,line_item_line_item_type,\
+        line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,\
+        line_item_currency_code,line_item_unblended_cost,savings_plan_savings_plan_effective_cost,\
+        savings_plan_total_commitment_to_date,savings_plan_used_commitment,reservation_effective_cost,\
+        reservation_unused_amortized_upfront_fee_for_billing_period,reservation_unused_recurring_fee,\
+        reservation_reservation_a_r_n,resource_tags";
+    let row = |kind: &str, cost: &str, amounts: &str, tags: &str| {
+        format!(
+            "999988887777,2025-09-01T00:00:00.000Z,{kind},2025-09-02T00:00:00.000Z,\
+             2025-09-02T01:00:00.000Z,AmazonEC2,USD,{cost},{amounts},{tags}"
+        )
+    };
+    let checkout = r#""{""user_service"": ""checkout""}""#;
+    let text = [
+        header.to_owned(),
+        row("Usage", "1.25", ",,,,,,", checkout),
+        row("SavingsPlanCoveredUsage", "0.096", "0.0672,,,,,,", checkout),
+        row("SavingsPlanNegation", "-0.096", ",,,,,,", checkout),
+        row("SavingsPlanRecurringFee", "50.00", ",50.00,42.50,,,,", ""),
+        row("DiscountedUsage", "0.10", ",,,0.06,,,arn:aws:ec2:ri/1", ""),
+        row("RIFee", "30.00", ",,,,2.00,1.00,arn:aws:ec2:ri/1", ""),
+        row("Fee", "100.00", ",,,,,,arn:aws:ec2:ri/1", ""),
+    ]
+    .join("\n")
+        + "\n";
+    std::fs::write(dir.path().join("commitments.csv"), text).unwrap();
+    ok(dir.path(), &["ingest", "cur", "commitments.csv"]);
+    let one = 1_000_000_000_000_i128;
+    let total = query(
+        dir.path(),
+        "SELECT count(*), sum(billed_cost), sum(effective_cost) FROM costs",
+    );
+    assert_eq!(total[0][0], "7");
+    assert_eq!(units(&total[0][1]), 18_135 * one / 100);
+    assert_eq!(units(&total[0][2]), 118_772 * one / 10_000);
+    let checkout = query(
+        dir.path(),
+        "SELECT sum(billed_cost), sum(effective_cost) FROM costs WHERE tags['service'] = 'checkout'",
+    );
+    assert_eq!(units(&checkout[0][0]), 125 * one / 100);
+    assert_eq!(units(&checkout[0][1]), 13_172 * one / 10_000);
+    let purchases = query(
+        dir.path(),
+        "SELECT count(*), sum(billed_cost) FROM costs WHERE charge_category = 'Purchase'",
+    );
+    // Recurring fee, RI fee and upfront fee: 50 + 30 + 100 = 180.
+    assert_eq!(purchases[0][0], "3");
+    assert_eq!(units(&purchases[0][1]), 180 * one);
+}

@@ -92,16 +92,30 @@ pub async fn run(cli: Cli) -> Result<()> {
             ref scale,
             ref out,
             seed,
+            cur,
         }) => {
             let scale: sample_data::Scale =
                 scale.parse().map_err(|e| anyhow::anyhow!("--scale: {e}"))?;
             let started = Instant::now();
-            let report = sample_data::generate(&sample_data::GenerateOptions {
+            let mut report = sample_data::generate(&sample_data::GenerateOptions {
                 scale,
                 seed,
                 out_dir: out.clone(),
             })
             .with_context(|| format!("generating the {scale} sample into {}", out.display()))?;
+            if let Some(dialect) = cur {
+                use sample_data::writers::cur::{CurFormat, write_cur};
+                let format = match dialect {
+                    crate::CurDialect::Cur2Parquet => CurFormat::Cur2Parquet,
+                    crate::CurDialect::Cur2Csv => CurFormat::Cur2Csv,
+                    crate::CurDialect::LegacyCsv => CurFormat::LegacyCsv,
+                };
+                let dir = out.join("cur");
+                let written = write_cur(scale, seed, &dir, format)
+                    .with_context(|| format!("writing CUR files into {}", dir.display()))?;
+                report.rows_written += written.truth.rows;
+                report.files.extend(written.files);
+            }
             let seconds = started.elapsed().as_secs_f64();
             if format == Some(OutputFormat::Json) {
                 let json = serde_json::json!({

@@ -155,7 +155,21 @@ pub enum SampleCommand {
         /// The random seed (same seed, same bytes).
         #[arg(long, default_value_t = sample_data::DEFAULT_SEED)]
         seed: u64,
+        /// Also write the AWS spend as Cost and Usage Reports under OUT/cur/, one file a month.
+        #[arg(long, value_enum, value_name = "DIALECT")]
+        cur: Option<CurDialect>,
     },
+}
+
+/// The CUR dialects `sample generate --cur` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CurDialect {
+    /// CUR 2.0 (AWS Data Exports) as Parquet, tags and product as map columns.
+    Cur2Parquet,
+    /// CUR 2.0 as CSV, tags and product as JSON text.
+    Cur2Csv,
+    /// Legacy CUR as CSV (`lineItem/UnblendedCost`, `resourceTags/user:service`).
+    LegacyCsv,
 }
 
 /// An ISO 4217 currency code: three letters, upper-cased.

@@ -328,3 +328,27 @@ fn savings_plans_and_reservations_are_amortised() {
     assert_eq!(purchases[0][0], "3");
     assert_eq!(units(&purchases[0][1]), 180 * one);
 }
+
+#[test]
+fn sample_generate_writes_cur_files_ingest_cur_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(
+        dir.path(),
+        &[
+            "sample",
+            "generate",
+            "--out",
+            "sample",
+            "--cur",
+            "cur2-parquet",
+        ],
+    );
+    assert!(out.contains("wrote the small sample"), "{out}");
+    let files = std::fs::read_dir(dir.path().join("sample/cur"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 18, "one CUR file a month");
+    let out = ok(dir.path(), &["ingest", "cur", "sample/cur"]);
+    // The small organisation's 12,632 AWS line items (truth.json, provider AWS).
+    assert!(out.contains("12632 rows"), "{out}");
+}

@@ -777,3 +777,43 @@ fn parquet_errors_name_column_and_row() {
         .to_string();
     assert!(error.contains("not a readable Parquet file"), "{error}");
 }
+
+/// Defaults fill only what a file leaves out: a stated `BillingAccountId` wins over the default, an
+/// empty one takes it; a file without `BillingCurrency` or `ProviderName` takes those defaults.
+#[test]
+fn defaults_fill_missing_columns_and_empty_cells_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "BilledCost,EffectiveCost,BillingAccountId,BillingPeriodStart,ChargePeriodStart,\
+                ChargePeriodEnd,ChargeCategory\n\
+                1.50,1.25,stated,2024-09-01,2024-09-02,2024-09-03,Usage\n\
+                2.00,2.00,,2024-09-01,2024-09-02,2024-09-03,Usage\n";
+    let path = write(&dir, "no-currency.csv", text);
+    let error = read_one(&path).unwrap_err().to_string();
+    assert!(error.contains("--default-currency"), "{error}");
+    let defaults = FocusDefaults {
+        billing_account: Some("fallback".to_owned()),
+        currency: Some("EUR".to_owned()),
+        provider: Some("Example".to_owned()),
+    };
+    let ingested_at = Utc.timestamp_micros(SEPT_1).single().unwrap();
+    let slices = read_focus_files_with(&[path], &defaults, ingested_at, &mut NoProgress).unwrap();
+    let accounts: Vec<(&str, usize)> = slices
+        .iter()
+        .map(|s| (s.billing_account.as_str(), s.num_rows()))
+        .collect();
+    assert_eq!(accounts, [("fallback", 1), ("stated", 1)]);
+    for slice in &slices {
+        let batch = &slice.batches[0];
+        assert_eq!(strings(batch, "currency").value(0), "EUR");
+        assert_eq!(strings(batch, "provider").value(0), "Example");
+    }
+    // 2.00 under the default account, 1.50 under the stated one.
+    assert_eq!(
+        money(&slices[0].batches[0], "billed_cost"),
+        [Some(2_000_000_000_000)]
+    );
+    assert_eq!(
+        money(&slices[1].batches[0], "billed_cost"),
+        [Some(1_500_000_000_000)]
+    );
+}

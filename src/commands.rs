@@ -59,8 +59,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     bar.0.finish_and_clear();
                     result
                 }
-                IngestCommand::CostExplorer { from, to } => {
-                    return ingest_cost_explorer(&config, &lake, *from, *to, format).await;
+                IngestCommand::CostExplorer { from, to, forecast } => {
+                    return ingest_cost_explorer(&config, &lake, (*from, *to), *forecast, format)
+                        .await;
                 }
             }
             .map_err(pipeline_error)?;
@@ -256,8 +257,8 @@ fn pipeline_error(err: PipelineError) -> anyhow::Error {
 async fn ingest_cost_explorer(
     config: &Config,
     lake: &Lake,
-    from: Option<chrono::NaiveDate>,
-    to: Option<chrono::NaiveDate>,
+    (from, to): (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
+    forecast: bool,
     format: Option<OutputFormat>,
 ) -> Result<()> {
     use ingest::cost_explorer::{CostExplorerError, CostExplorerOptions, Window};
@@ -267,7 +268,12 @@ async fn ingest_cost_explorer(
              at least `billing_account = \"<payer account id>\"` (README: Cost Explorer)"
         );
     };
-    let options = CostExplorerOptions::from_config(source);
+    let mut options = CostExplorerOptions::from_config(source);
+    // AWS forecasts the metric behind the column the cost views sum.
+    options.forecast = forecast.then_some(match config.reporting.cost_metric {
+        model::config::CostMetric::EffectiveCost => source.effective_cost_metric,
+        model::config::CostMetric::BilledCost => source.billed_cost_metric,
+    });
     let now = chrono::Utc::now();
     let window = Window::covering(from, to, now.date_naive())?;
     let spinner = ProgressBar::new_spinner();
@@ -301,6 +307,7 @@ async fn ingest_cost_explorer(
                 "source": ingest::cost_explorer::SOURCE,
                 "window": { "start": summary.window.start.to_string(), "end_exclusive": summary.window.end.to_string() },
                 "pages": summary.pages, "rows": summary.rows, "estimated_rows": summary.estimated_rows,
+                "forecasts": summary.forecasts, "forecasts_unavailable": summary.forecasts_unavailable,
                 "tables": tables,
             })
         );
@@ -311,10 +318,17 @@ async fn ingest_cost_explorer(
         summary.pages, summary.window.start, summary.window.end
     );
     for o in &summary.outcomes {
-        println!(
-            "  {:<20} {:>9} rows ({} estimated), replacing {} month slice(s)",
-            o.table, o.rows_in, summary.estimated_rows, o.replaced_slices
-        );
+        if o.replaced_slices > 0 {
+            println!(
+                "  {:<20} {:>9} rows ({} estimated), replacing {} month slice(s)",
+                o.table, o.rows_in, summary.estimated_rows, o.replaced_slices
+            );
+        } else {
+            println!(
+                "  {:<20} {:>9} rows ({} scope(s) without enough history for AWS to forecast)",
+                o.table, o.rows_in, summary.forecasts_unavailable
+            );
+        }
     }
     Ok(())
 }

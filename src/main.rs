@@ -99,6 +99,10 @@ pub enum IngestCommand {
         /// Last day, inclusive, YYYY-MM-DD (default: today, UTC).
         #[arg(long, value_name = "DATE")]
         to: Option<chrono::NaiveDate>,
+        /// Also store AWS's own forecast of the rest of this month (GetCostForecast), for the
+        /// whole bill and each service tag value, in the `cost_forecasts` table.
+        #[arg(long)]
+        forecast: bool,
     },
 }
 

@@ -29,11 +29,13 @@ pub enum Table {
     IngestState,
     /// Budget alerts and their delivery state.
     Alerts,
+    /// A provider's own month-end cost forecasts (AWS Cost Explorer GetCostForecast).
+    CostForecasts,
 }
 
 impl Table {
     /// Every table, in creation order.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Deployments,
         Table::Changes,
         Table::DeploymentChanges,
@@ -41,6 +43,7 @@ impl Table {
         Table::Costs,
         Table::IngestState,
         Table::Alerts,
+        Table::CostForecasts,
     ];
 
     /// The table's name in the lake and in SQL.
@@ -53,6 +56,7 @@ impl Table {
             Table::Costs => "costs",
             Table::IngestState => "ingest_state",
             Table::Alerts => "alerts",
+            Table::CostForecasts => "cost_forecasts",
         }
     }
 
@@ -66,6 +70,7 @@ impl Table {
             Table::Costs => &["cost_id"],
             Table::IngestState => &["source", "scope"],
             Table::Alerts => &["alert_key"],
+            Table::CostForecasts => &["forecast_id"],
         }
     }
 
@@ -79,6 +84,7 @@ impl Table {
             Table::Costs => costs(),
             Table::IngestState => ingest_state(),
             Table::Alerts => alerts(),
+            Table::CostForecasts => cost_forecasts(),
         }
     }
 }
@@ -240,6 +246,31 @@ pub fn costs() -> SchemaRef {
         utf8("usage_unit", true),
         utf8("invoice_month", false),
         Field::new("is_estimated", DataType::Boolean, false),
+    ]);
+    schema(f)
+}
+
+/// `cost_forecasts`: one row per (source, billing account, month, scope): the provider's forecast
+/// of the cost from `period_start` to `period_end` (the rest of `month`), for the whole bill
+/// (`tag_key` null) or for one tag value. Month-end = the month's cost before `period_start` +
+/// `mean_value`.
+pub fn cost_forecasts() -> SchemaRef {
+    let mut f = vec![utf8("forecast_id", false)];
+    f.extend(provenance());
+    f.extend([
+        utf8("provider", false),
+        utf8("billing_account", false),
+        utf8("month", false),
+        utf8("tag_key", true),
+        utf8("tag_value", true),
+        utf8("metric", false),
+        ts("period_start", false),
+        ts("period_end", false),
+        money("mean_value"),
+        money("lower_bound"),
+        money("upper_bound"),
+        Field::new("prediction_interval_level", DataType::Int32, false),
+        utf8("currency", false),
     ]);
     schema(f)
 }

@@ -4,6 +4,8 @@
 //! body with the next injected result, so pages are injected in the order they are asked for).
 
 use std::collections::BTreeMap;
+
+use chrono::Datelike;
 use std::path::Path;
 use std::process::Output;
 
@@ -356,4 +358,206 @@ fn linked_accounts_are_read_one_by_one_into_sub_accounts() {
         })
         .collect();
     assert_eq!(lake, expected);
+}
+
+/// A loopback HTTP endpoint standing in for AWS where moto has no implementation
+/// (GetCostForecast): it answers each request, one per connection, with the next canned
+/// `(status, body)` and records the requests. The SDK still signs and sends real HTTP.
+struct CannedEndpoint {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CannedEndpoint {
+    fn start(answers: Vec<(u16, String)>) -> CannedEndpoint {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let thread = std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut socket, _)) = listener.accept() else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let n = socket.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&request).to_string());
+                let response = format!(
+                    "HTTP/1.1 {status} {}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    if status == 200 { "OK" } else { "Bad Request" },
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes());
+            }
+        });
+        CannedEndpoint {
+            port,
+            requests,
+            thread: Some(thread),
+        }
+    }
+
+    fn requests(&mut self) -> Vec<String> {
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn forecast_stores_aws_month_end_forecasts_beside_the_bill() {
+    let data = crate::support::shared_data().join("cost-explorer");
+    let file = |name: &str| std::fs::read_to_string(data.join(name)).unwrap();
+    let forecast = file("get_cost_forecast_response.json");
+    // checkout's forecast: the documented one with other numbers.
+    let checkout = forecast
+        .replace("612.4183520919", "20.5")
+        .replace("571.0021340000", "18.25")
+        .replace("653.8345701838", "22.75");
+    let mut endpoint = CannedEndpoint::start(vec![
+        (200, file("get_cost_and_usage_response.tag_service.page1.json")),
+        (200, file("get_cost_and_usage_response.tag_service.page2.json")),
+        // The whole bill, then the tag values seen, sorted: checkout, payments.
+        (200, forecast),
+        (200, checkout),
+        (
+            400,
+            r#"{"__type":"DataUnavailableException","message":"Insufficient amount of historical data to generate forecast."}"#.to_owned(),
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("doracost.toml"),
+        format!(
+            "[sources.cost_explorer]\nbilling_account = \"111122223333\"\nendpoint_url = \"http://127.0.0.1:{}\"\nmax_attempts = 1\n",
+            endpoint.port
+        ),
+    )
+    .unwrap();
+    let args = [
+        "ingest",
+        "cost-explorer",
+        "--from",
+        "2025-06-01",
+        "--to",
+        "2025-06-30",
+        "--forecast",
+    ];
+    let out = succeeded(&args, run(dir.path(), &args));
+    assert!(out.contains("ingested 2 page(s)"), "{out}");
+    assert!(
+        out.contains("cost_forecasts               2 rows (1 scope(s) without enough history"),
+        "{out}"
+    );
+
+    let requests = endpoint.requests();
+    assert_eq!(requests.len(), 5);
+    let today = chrono::Utc::now().date_naive();
+    let month_end = chrono::NaiveDate::from_ymd_opt(
+        if today.month() == 12 {
+            today.year() + 1
+        } else {
+            today.year()
+        },
+        today.month() % 12 + 1,
+        1,
+    )
+    .unwrap();
+    for (i, request) in requests[2..].iter().enumerate() {
+        let lower = request.to_ascii_lowercase();
+        assert!(
+            lower.contains("x-amz-target: awsinsightsindexservice.getcostforecast"),
+            "{request}"
+        );
+        // The cost views sum effective_cost, which NetAmortizedCost fills by default.
+        assert!(
+            request.contains(r#""Metric":"NET_AMORTIZED_COST""#),
+            "{request}"
+        );
+        assert!(request.contains(r#""Granularity":"MONTHLY""#), "{request}");
+        assert!(
+            request.contains(&format!(r#""Start":"{today}","End":"{month_end}""#)),
+            "{request}"
+        );
+        let filtered = request.contains(r#""Tags":{"Key":"service","Values":["#);
+        assert_eq!(filtered, i > 0, "{request}");
+    }
+    assert!(requests[3].contains(r#""Values":["checkout"]"#));
+    assert!(requests[4].contains(r#""Values":["payments"]"#));
+
+    let args = [
+        "sql",
+        "--format",
+        "csv",
+        "SELECT coalesce(tag_value, '(all)') AS scope, month, \
+                CAST(CAST(period_start AS DATE) AS VARCHAR) AS start, \
+                CAST(mean_value AS VARCHAR) AS mean, CAST(lower_bound AS VARCHAR) AS lower, \
+                CAST(upper_bound AS VARCHAR) AS upper, metric, currency \
+         FROM cost_forecasts ORDER BY scope",
+    ];
+    let out = succeeded(&args, run(dir.path(), &args));
+    let rows = csv_rows(&out);
+    let month = format!("{:04}-{:02}", today.year(), today.month());
+    let units = crate::support::units;
+    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows[1][0], "(all)");
+    assert_eq!(rows[2][0], "checkout");
+    for r in &rows[1..] {
+        assert_eq!(
+            (&r[1], &r[2], &r[6], &r[7]),
+            (
+                &month,
+                &today.to_string(),
+                &"NetAmortizedCost".to_string(),
+                &"USD".to_string()
+            )
+        );
+    }
+    assert_eq!(
+        [units(&rows[1][3]), units(&rows[1][4]), units(&rows[1][5])],
+        [
+            units("612.4183520919"),
+            units("571.002134"),
+            units("653.8345701838")
+        ]
+    );
+    assert_eq!(
+        [units(&rows[2][3]), units(&rows[2][4]), units(&rows[2][5])],
+        [units("20.5"), units("18.25"), units("22.75")]
+    );
+    // The bill itself landed too: 41.207196 + 12.48 + 3.0711320041 + 0.8813 = 57.6396280041.
+    let args = [
+        "sql",
+        "--format",
+        "csv",
+        "SELECT CAST(sum(billed_cost) AS VARCHAR) FROM costs",
+    ];
+    let out = succeeded(&args, run(dir.path(), &args));
+    assert_eq!(units(&csv_rows(&out)[1][0]), units("57.6396280041"));
 }

@@ -12,6 +12,7 @@
 //! also gives `sub_account`. Not here: allocation to services (that is `query`).
 
 mod fetch;
+pub mod forecast;
 pub mod response;
 pub mod rows;
 #[cfg(test)]
@@ -54,6 +55,9 @@ pub struct CostExplorerOptions {
     pub max_attempts: u32,
     /// First retry delay; later ones double (with jitter), up to 20 s.
     pub initial_backoff: Duration,
+    /// Also store AWS's forecast of the rest of the current month, of this metric
+    /// (GetCostForecast), in `cost_forecasts`.
+    pub forecast: Option<CostExplorerMetric>,
 }
 
 impl CostExplorerOptions {
@@ -71,6 +75,7 @@ impl CostExplorerOptions {
             role_arn: source.role_arn.clone(),
             max_attempts: source.max_attempts,
             initial_backoff: Duration::from_secs(1),
+            forecast: None,
         }
     }
 }
@@ -173,12 +178,17 @@ pub struct CostExplorerSummary {
     pub rows: usize,
     /// Of which `Estimated`.
     pub estimated_rows: usize,
+    /// Forecasts stored (the whole bill and each service tag value), when asked for.
+    pub forecasts: usize,
+    /// Scopes AWS had no forecast for (too little history).
+    pub forecasts_unavailable: usize,
     /// What the lake received.
     pub outcomes: Vec<WriteOutcome>,
 }
 
 /// `doracost ingest cost-explorer`: reads every page of the window (each linked account in turn),
-/// then replaces the window's month slices in one commit. `on_page` is told of each page read.
+/// and the forecasts when asked, then replaces the window's month slices (and upserts the
+/// forecasts) in one unit. `on_page` is told of each request answered.
 pub async fn ingest_cost_explorer(
     lake: &Lake,
     options: &CostExplorerOptions,
@@ -187,6 +197,18 @@ pub async fn ingest_cost_explorer(
     on_page: &mut dyn FnMut(&str),
 ) -> Result<CostExplorerSummary, CostExplorerError> {
     let client = fetch::client(options).await?;
+    ingest_with_client(lake, &client, options, window, ingested_at, on_page).await
+}
+
+/// [`ingest_cost_explorer`] with a client built elsewhere.
+pub(crate) async fn ingest_with_client(
+    lake: &Lake,
+    client: &aws_sdk_costexplorer::Client,
+    options: &CostExplorerOptions,
+    window: Window,
+    ingested_at: DateTime<Utc>,
+    on_page: &mut dyn FnMut(&str),
+) -> Result<CostExplorerSummary, CostExplorerError> {
     let accounts: Vec<Option<&str>> = if options.linked_accounts.is_empty() {
         vec![None]
     } else {
@@ -206,7 +228,7 @@ pub async fn ingest_cost_explorer(
             sub_account: account.map(str::to_owned),
             window,
         };
-        fetch::cost_and_usage_pages(&client, options, &window, account, &mut |page, body| {
+        fetch::cost_and_usage_pages(client, options, &window, account, &mut |page, body| {
             let label = fetch::describe_request(&window, account, page);
             rows::map_page(&body, &mapping, &label, &mut rows)?;
             pages += 1;
@@ -230,17 +252,53 @@ pub async fn ingest_cost_explorer(
             invoice_month: month,
         })
         .collect();
-    let outcomes = lake
-        .apply(vec![TableWrite::ReplaceCostSlices {
-            slices,
-            batches: batches.into_values().collect(),
-        }])
-        .await?;
+    let mut writes = vec![TableWrite::ReplaceCostSlices {
+        slices,
+        batches: batches.into_values().collect(),
+    }];
+    let (mut forecasts, mut forecasts_unavailable) = (0, 0);
+    if let Some(metric) = options.forecast {
+        // The rest of the current month, from today (AWS forecasts from today on).
+        let start = ingested_at.date_naive();
+        let end = start
+            .with_day(1)
+            .and_then(|first| first.checked_add_months(Months::new(1)))
+            .ok_or_else(|| CostExplorerError::Window(format!("no month after {start}")))?;
+        let mut scopes: Vec<Option<(String, String)>> = vec![None];
+        let mut tags: Vec<(String, String)> = rows.iter().flat_map(|r| r.tags.clone()).collect();
+        tags.sort();
+        tags.dedup();
+        scopes.extend(tags.into_iter().map(Some));
+        let mut found = Vec::new();
+        for scope in scopes {
+            let label = forecast::describe(start, end, scope.as_ref());
+            match forecast::fetch_forecast(client, metric, start, end, scope.as_ref()).await? {
+                Some(response) => found.push(forecast::map_forecast(
+                    &response, scope, start, end, &label,
+                )?),
+                None => forecasts_unavailable += 1,
+            }
+            on_page(&label);
+        }
+        forecasts = found.len();
+        writes.push(TableWrite::Upsert {
+            table: model::Table::CostForecasts,
+            batches: vec![forecast::forecast_batch(
+                &found,
+                &options.billing_account,
+                metric,
+                ingested_at.timestamp_micros(),
+            )?],
+        });
+    }
+    let outcomes = lake.apply(writes).await?;
     Ok(CostExplorerSummary {
         window,
         pages,
         rows: rows.len(),
         estimated_rows,
+        forecasts,
+        forecasts_unavailable,
         outcomes,
     })
 }

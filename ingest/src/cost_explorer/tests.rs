@@ -387,6 +387,7 @@ fn options() -> CostExplorerOptions {
         role_arn: None,
         max_attempts: 3,
         initial_backoff: Duration::from_millis(10),
+        forecast: None,
     }
 }
 
@@ -479,4 +480,57 @@ async fn throttling_that_outlasts_the_retries_is_reported_with_the_aws_error() {
     );
     assert!(message.contains("page 1"), "{message}");
     assert_eq!(server.requests.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn the_documented_forecast_maps_to_its_mean_and_bounds() {
+    let response: super::forecast::CostForecastResponse =
+        serde_json::from_str(&text("get_cost_forecast_response.json")).unwrap();
+    let scope = Some(("service".to_owned(), "payments".to_owned()));
+    let row = super::forecast::map_forecast(
+        &response,
+        scope.clone(),
+        day("2025-06-20"),
+        day("2025-07-01"),
+        "forecast",
+    )
+    .unwrap();
+    assert_eq!(
+        row,
+        super::forecast::ForecastRow {
+            scope,
+            start: day("2025-06-20"),
+            end: day("2025-07-01"),
+            // Total 612.4183520919; one period, bounds 571.002134 and 653.8345701838.
+            mean: units(612, 418_352_091_900),
+            lower: Some(units(571, 2_134_000_000)),
+            upper: Some(units(653, 834_570_183_800)),
+            currency: "USD".into(),
+        }
+    );
+    let batch = super::forecast::forecast_batch(
+        &[row],
+        "111122223333",
+        CostExplorerMetric::UnblendedCost,
+        0,
+    )
+    .unwrap();
+    let ids = batch
+        .column_by_name("forecast_id")
+        .unwrap()
+        .as_string::<i32>();
+    assert_eq!(
+        ids.value(0),
+        "cost-explorer:111122223333:2025-06:tag:service=payments"
+    );
+
+    let garbled = text("get_cost_forecast_response.json").replace("\"653.8345701838\"", "\"n/a\"");
+    let response: super::forecast::CostForecastResponse = serde_json::from_str(&garbled).unwrap();
+    let err =
+        super::forecast::map_forecast(&response, None, day("2025-06-20"), day("2025-07-01"), "f")
+            .unwrap_err();
+    assert_eq!(
+        err.field,
+        "ForecastResultsByTime[0].PredictionIntervalUpperBound"
+    );
 }

@@ -268,6 +268,13 @@ fn a_malformed_amount_fails_naming_the_field_and_leaves_the_lake_alone() {
         "2026-09-30",
     ];
     succeeded(&args, run(dir.path(), &args));
+    let (first, rows) = lake_lines(dir.path());
+    assert_eq!(first, truth_lines(&groups(&september)));
+
+    // The same answers ingested again change nothing: the slice is replaced by the same rows.
+    inject(&moto, &good);
+    succeeded(&args, run(dir.path(), &args));
+    assert_eq!(lake_lines(dir.path()), (first, rows));
     let before = fingerprint(&dir.path().join("data"));
 
     // Page 2's first group says "12,48" where AWS writes a decimal.

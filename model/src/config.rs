@@ -30,6 +30,9 @@ pub struct Config {
     /// Monthly cost budgets.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// Shared costs split among services (DESIGN §4 "Cost per service").
+    #[serde(default)]
+    pub shared_costs: Vec<SharedCostConfig>,
     /// Scheduled budget alerts.
     #[serde(default)]
     pub alerts: Option<AlertsConfig>,
@@ -88,6 +91,20 @@ pub struct ReportingConfig {
     /// Which cost column the cost views sum.
     #[serde(default)]
     pub cost_metric: CostMetric,
+    /// Forecast run rate: the mean daily cost of this many complete days before the cutoff.
+    #[serde(default = "default_forecast_days")]
+    pub forecast_trailing_days: u32,
+    /// Anomaly baseline: this many days before the day judged.
+    #[serde(default = "default_anomaly_days")]
+    pub anomaly_baseline_days: u32,
+    /// A day is an anomaly when it departs from the baseline median by more than this many
+    /// scaled median absolute deviations (1.4826 × MAD).
+    #[serde(default = "default_anomaly_threshold")]
+    pub anomaly_threshold: f64,
+    /// ... and by at least this amount of money (decimal text), so cents on a flat series are not
+    /// anomalies.
+    #[serde(default = "default_anomaly_min_impact")]
+    pub anomaly_min_impact: Money,
 }
 
 fn default_production() -> Vec<String> {
@@ -102,6 +119,19 @@ fn default_hotfix_labels() -> Vec<String> {
 fn default_hotfix_branches() -> Vec<String> {
     vec!["hotfix/".into()]
 }
+fn default_forecast_days() -> u32 {
+    7
+}
+fn default_anomaly_days() -> u32 {
+    28
+}
+fn default_anomaly_threshold() -> f64 {
+    3.0
+}
+fn default_anomaly_min_impact() -> Money {
+    // 1.00 in units of 1e-12.
+    Money(1_000_000_000_000)
+}
 
 impl Default for ReportingConfig {
     fn default() -> Self {
@@ -112,6 +142,10 @@ impl Default for ReportingConfig {
             hotfix_labels: default_hotfix_labels(),
             hotfix_branch_prefixes: default_hotfix_branches(),
             cost_metric: CostMetric::default(),
+            forecast_trailing_days: default_forecast_days(),
+            anomaly_baseline_days: default_anomaly_days(),
+            anomaly_threshold: default_anomaly_threshold(),
+            anomaly_min_impact: default_anomaly_min_impact(),
         }
     }
 }
@@ -186,6 +220,47 @@ pub struct ServiceConfig {
     /// Cloud accounts whose whole spend is its own.
     #[serde(default)]
     pub cost_accounts: Vec<String>,
+    /// Cloud services (e.g. `Amazon CloudFront`) whose whole spend is its own.
+    #[serde(default)]
+    pub cost_cloud_services: Vec<String>,
+}
+
+/// `[[shared_costs]]`: spend that belongs to several services, matched like a service's cost rules
+/// (tags, accounts, cloud services) and split among services.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedCostConfig {
+    /// The shared cost's name, as reports show it.
+    pub name: String,
+    /// Cost tags (key = value) that mark the shared spend.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Cloud accounts whose spend is shared.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Cloud services whose spend is shared.
+    #[serde(default)]
+    pub cloud_services: Vec<String>,
+    /// How the spend is split.
+    #[serde(default)]
+    pub split: SharedSplit,
+    /// `split = "weights"`: service name = whole-number weight.
+    #[serde(default)]
+    pub weights: BTreeMap<String, u64>,
+    /// `split = "proportional"`: the services that share it (default: every service).
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+/// How a shared cost is split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedSplit {
+    /// In proportion to each service's direct cost the same day.
+    #[default]
+    Proportional,
+    /// By fixed weights.
+    Weights,
 }
 
 /// `[targets]`: the defaults, and per-service overrides under `[targets.services.NAME]`.
@@ -683,11 +758,72 @@ impl Config {
                 _ => {}
             }
         }
+        self.check_shared_costs(&seen)?;
         if self.reporting.production_environments.is_empty() {
             return Err(
                 "reporting.production_environments: name at least one production environment"
                     .into(),
             );
+        }
+        Ok(())
+    }
+
+    /// `[[shared_costs]]`: named uniquely (not as a service), matching something, splitting among
+    /// configured services.
+    fn check_shared_costs(
+        &self,
+        services: &std::collections::BTreeSet<&str>,
+    ) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, shared) in self.shared_costs.iter().enumerate() {
+            let name = shared.name.trim();
+            if name.is_empty() {
+                return Err(format!(
+                    "shared_costs[{i}].name: a shared cost needs a name"
+                ));
+            }
+            if !names.insert(name) || services.contains(name) || name == "unallocated" {
+                return Err(format!(
+                    "shared_costs[{i}].name: `{name}` is already the name of a shared cost, a service or `unallocated`"
+                ));
+            }
+            if shared.tags.is_empty()
+                && shared.accounts.is_empty()
+                && shared.cloud_services.is_empty()
+            {
+                return Err(format!(
+                    "shared_costs[{i}]: `{name}` matches nothing: give `tags`, `accounts` or `cloud_services`"
+                ));
+            }
+            let named = shared.weights.keys().chain(shared.services.iter());
+            for service in named {
+                if !services.contains(service.as_str()) {
+                    return Err(format!(
+                        "shared_costs[{i}]: no service named `{service}` in [[services]]"
+                    ));
+                }
+            }
+            match shared.split {
+                SharedSplit::Weights => {
+                    if shared.weights.values().all(|w| *w == 0) {
+                        return Err(format!(
+                            "shared_costs[{i}].weights: `split = \"weights\"` needs at least one positive weight"
+                        ));
+                    }
+                    if !shared.services.is_empty() {
+                        return Err(format!(
+                            "shared_costs[{i}].services: with `split = \"weights\"` the services are the keys of `weights`"
+                        ));
+                    }
+                }
+                SharedSplit::Proportional => {
+                    if !shared.weights.is_empty() {
+                        return Err(format!(
+                            "shared_costs[{i}].weights: weights need `split = \"weights\"`"
+                        ));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -796,6 +932,39 @@ mod tests {
                 .to_string()
                 .contains("DORACOST_TEST_TOKEN_UNSET")
         );
+    }
+
+    #[test]
+    fn shared_cost_mistakes_name_the_key() {
+        let services = "[[services]]\nname = \"a\"\n[[services]]\nname = \"b\"\n";
+        let ok = parse(&format!(
+            "{services}[[shared_costs]]\nname = \"platform\"\ntags = {{ shared = \"platform\" }}\nsplit = \"weights\"\nweights = {{ a = 2, b = 1 }}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.shared_costs[0].split, SharedSplit::Weights);
+        assert_eq!(ok.shared_costs[0].weights["a"], 2);
+        let cases = [
+            ("name = \"p\"\n", "matches nothing"),
+            ("name = \"a\"\naccounts = [\"1\"]\n", "shared_costs[0].name"),
+            (
+                "name = \"p\"\naccounts = [\"1\"]\nservices = [\"ghost\"]\n",
+                "ghost",
+            ),
+            (
+                "name = \"p\"\naccounts = [\"1\"]\nsplit = \"weights\"\n",
+                "positive weight",
+            ),
+            (
+                "name = \"p\"\naccounts = [\"1\"]\nweights = { a = 1 }\n",
+                "weights need",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = parse(&format!("{services}[[shared_costs]]\n{body}")).unwrap_err();
+            assert!(err.contains(expected), "{body}: {err}");
+        }
+        let float = parse("[reporting]\nanomaly_min_impact = 1.5\n").unwrap_err();
+        assert!(float.contains("float"), "{float}");
     }
 
     #[test]

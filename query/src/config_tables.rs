@@ -21,6 +21,10 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionE
     ctx.register_batch("reporting", reporting(config)?)?;
     ctx.register_batch("targets", targets(config)?)?;
     ctx.register_batch("dora_levels", levels(LEVELS_CSV)?)?;
+    crate::cost_tables::register(ctx, config)?;
+    for udf in crate::allocation::udfs() {
+        ctx.register_udf(udf);
+    }
     Ok(())
 }
 
@@ -95,6 +99,14 @@ fn reporting(config: &Config) -> Result<RecordBatch, DataFusionError> {
             Field::new("hotfix_labels", list_type(), false),
             Field::new("hotfix_branch_prefixes", list_type(), false),
             Field::new("cost_metric", DataType::Utf8, false),
+            Field::new("forecast_trailing_days", DataType::Int64, false),
+            Field::new("anomaly_baseline_days", DataType::Int64, false),
+            Field::new("anomaly_threshold", DataType::Float64, false),
+            Field::new(
+                "anomaly_min_impact",
+                DataType::Decimal128(model::schema::MONEY_PRECISION, model::schema::MONEY_SCALE),
+                false,
+            ),
         ],
         vec![
             Arc::new(arrow::array::StringArray::from(vec![r.time_zone.name()])),
@@ -105,6 +117,20 @@ fn reporting(config: &Config) -> Result<RecordBatch, DataFusionError> {
             string_list(&r.hotfix_labels, true),
             string_list(&r.hotfix_branch_prefixes, true),
             Arc::new(arrow::array::StringArray::from(vec![metric])),
+            Arc::new(arrow::array::Int64Array::from(vec![i64::from(
+                r.forecast_trailing_days,
+            )])),
+            Arc::new(arrow::array::Int64Array::from(vec![i64::from(
+                r.anomaly_baseline_days,
+            )])),
+            Arc::new(arrow::array::Float64Array::from(vec![r.anomaly_threshold])),
+            Arc::new(
+                arrow::array::Decimal128Array::from(vec![r.anomaly_min_impact.0])
+                    .with_precision_and_scale(
+                        model::schema::MONEY_PRECISION,
+                        model::schema::MONEY_SCALE,
+                    )?,
+            ),
         ],
     )
 }
@@ -244,10 +270,33 @@ pub struct ViewStatement {
 
 /// The statements of `dora.sql` (separated by lines holding only `;`), ready to run.
 pub fn dora_statements(config: &Config) -> Result<Vec<ViewStatement>, DataFusionError> {
+    view_statements("dora.sql", DORA_SQL, config)
+}
+
+/// The view definitions of `sql/cost.sql` (cost allocation, forecast, anomalies, budgets, cost
+/// per deployment).
+pub const COST_SQL: &str = include_str!("../sql/cost.sql");
+
+/// The statements of `cost.sql`, with `{{time_zone}}`, `{{forecast_trailing_days}}` and
+/// `{{anomaly_baseline_days}}` filled in (window frames need constants).
+pub fn cost_statements(config: &Config) -> Result<Vec<ViewStatement>, DataFusionError> {
+    view_statements("cost.sql", COST_SQL, config)
+}
+
+fn view_statements(
+    file: &str,
+    text: &str,
+    config: &Config,
+) -> Result<Vec<ViewStatement>, DataFusionError> {
     let zone = config.reporting.time_zone.name();
+    let forecast_days = config.reporting.forecast_trailing_days.max(1).to_string();
+    let anomaly_days = config.reporting.anomaly_baseline_days.max(1).to_string();
     let mut out = Vec::new();
-    for chunk in DORA_SQL.split("\n;").flat_map(per_period) {
-        let sql = chunk.replace("{{time_zone}}", zone);
+    for chunk in text.split("\n;").flat_map(per_period) {
+        let sql = chunk
+            .replace("{{time_zone}}", zone)
+            .replace("{{forecast_trailing_days}}", &forecast_days)
+            .replace("{{anomaly_baseline_days}}", &anomaly_days);
         let code: Vec<&str> = sql
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
@@ -256,7 +305,7 @@ pub fn dora_statements(config: &Config) -> Result<Vec<ViewStatement>, DataFusion
             continue;
         };
         let bad =
-            || DataFusionError::Internal(format!("dora.sql: not `CREATE VIEW name AS`: {first}"));
+            || DataFusionError::Internal(format!("{file}: not `CREATE VIEW name AS`: {first}"));
         let rest = first.strip_prefix("CREATE VIEW ").ok_or_else(bad)?;
         let (name, after) = rest.split_once(" AS").ok_or_else(bad)?;
         let mut query = after.trim_start().to_owned();
@@ -293,7 +342,9 @@ fn per_period(chunk: &str) -> Vec<String> {
 /// Creates every view of `dora.sql`, each planned now so that a broken view fails at open. Views
 /// marked `-- @cached` are computed once, on first use (see [`crate::cached::CachedView`]).
 pub async fn register_views(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionError> {
-    for view in dora_statements(config)? {
+    let mut views = dora_statements(config)?;
+    views.extend(cost_statements(config)?);
+    for view in views {
         if view.cached {
             let plan = ctx.sql(&view.query).await?.into_optimized_plan()?;
             ctx.register_table(

@@ -2,12 +2,16 @@
 //! config defines, where every metric is a SQL view. Read-only by construction: it runs queries,
 //! never DDL or DML. It does not ingest and does not serve.
 
+pub mod allocation;
 pub mod cached;
 pub mod config_tables;
+pub mod cost_tables;
 pub mod engine;
 pub mod output;
 pub mod quantile;
 
+#[cfg(test)]
+mod cost_property_tests;
 #[cfg(test)]
 mod slt_tests;
 

@@ -1,0 +1,252 @@
+//! The cost config tables (DESIGN §3 "Config-born tables"), registered beside the lake's:
+//! `cost_rules` (how bill lines map to services and shared costs), `shared_cost_pools` and
+//! `shared_cost_shares` (how shared costs split), `budgets` and `budget_thresholds`.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Decimal128Builder, Float64Builder, Int32Builder, RecordBatch, StringBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use model::Config;
+use model::config::SharedSplit;
+use model::schema::{MONEY_PRECISION, MONEY_SCALE};
+
+/// Registers every cost config table.
+pub fn register(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionError> {
+    ctx.register_batch("cost_rules", cost_rules(config)?)?;
+    let (pools, shares) = shared_costs(config)?;
+    ctx.register_batch("shared_cost_pools", pools)?;
+    ctx.register_batch("shared_cost_shares", shares)?;
+    let (budgets, thresholds) = budgets(config)?;
+    ctx.register_batch("budgets", budgets)?;
+    ctx.register_batch("budget_thresholds", thresholds)?;
+    Ok(())
+}
+
+/// A tag key, tag value, account or cloud service as the rules compare it: surrounding spaces
+/// trimmed, lower-case (the views apply the same `lower(trim(…))` to the bill's side).
+pub fn normalise(text: &str) -> String {
+    text.trim_matches(' ').to_lowercase()
+}
+
+fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch, DataFusionError> {
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+fn money_builder() -> Result<Decimal128Builder, DataFusionError> {
+    Ok(Decimal128Builder::new().with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?)
+}
+
+/// One row per rule: a service's `cost_tags`, `cost_accounts` and `cost_cloud_services`, and a
+/// shared cost's `tags`, `accounts` and `cloud_services`. A bill line takes the rule of lowest
+/// `precedence`, then lowest `ordinal` (config order): tags before accounts before cloud
+/// services, and at each kind a service's rule before a shared cost's.
+fn cost_rules(config: &Config) -> Result<RecordBatch, DataFusionError> {
+    let mut kind = StringBuilder::new();
+    let mut tag_key = StringBuilder::new();
+    let mut value = StringBuilder::new();
+    let mut target_kind = StringBuilder::new();
+    let mut target = StringBuilder::new();
+    let mut precedence = Int32Builder::new();
+    let mut ordinal = Int32Builder::new();
+    let mut next = 0;
+    let mut push = |k: &str, key: Option<&str>, v: &str, tk: &str, t: &str, rank: i32| {
+        kind.append_value(k);
+        tag_key.append_option(key.map(normalise));
+        value.append_value(normalise(v));
+        target_kind.append_value(tk);
+        target.append_value(t);
+        precedence.append_value(rank);
+        ordinal.append_value(next);
+        next += 1;
+    };
+    for s in &config.services {
+        for (k, v) in &s.cost_tags {
+            push("tag", Some(k), v, "service", &s.name, 1);
+        }
+        for a in &s.cost_accounts {
+            push("account", None, a, "service", &s.name, 3);
+        }
+        for c in &s.cost_cloud_services {
+            push("cloud_service", None, c, "service", &s.name, 5);
+        }
+    }
+    for p in &config.shared_costs {
+        for (k, v) in &p.tags {
+            push("tag", Some(k), v, "shared", &p.name, 2);
+        }
+        for a in &p.accounts {
+            push("account", None, a, "shared", &p.name, 4);
+        }
+        for c in &p.cloud_services {
+            push("cloud_service", None, c, "shared", &p.name, 6);
+        }
+    }
+    batch(
+        vec![
+            Field::new("rule_kind", DataType::Utf8, false),
+            Field::new("tag_key", DataType::Utf8, true),
+            Field::new("value", DataType::Utf8, false),
+            Field::new("target_kind", DataType::Utf8, false),
+            Field::new("target", DataType::Utf8, false),
+            Field::new("precedence", DataType::Int32, false),
+            Field::new("ordinal", DataType::Int32, false),
+        ],
+        vec![
+            Arc::new(kind.finish()),
+            Arc::new(tag_key.finish()),
+            Arc::new(value.finish()),
+            Arc::new(target_kind.finish()),
+            Arc::new(target.finish()),
+            Arc::new(precedence.finish()),
+            Arc::new(ordinal.finish()),
+        ],
+    )
+}
+
+/// `shared_cost_pools` (pool, split) and `shared_cost_shares` (pool, service, weight): the
+/// configured weights, or, for a proportional split, its services (every configured service when
+/// none is named) with a NULL weight (the views weigh them by direct cost).
+fn shared_costs(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionError> {
+    let mut pool = StringBuilder::new();
+    let mut split = StringBuilder::new();
+    let mut share_pool = StringBuilder::new();
+    let mut share_service = StringBuilder::new();
+    let mut weight = money_builder()?;
+    for p in &config.shared_costs {
+        pool.append_value(&p.name);
+        match p.split {
+            SharedSplit::Weights => {
+                split.append_value("weights");
+                for (service, w) in &p.weights {
+                    share_pool.append_value(&p.name);
+                    share_service.append_value(service);
+                    // A whole-number weight as DECIMAL(38, 12): w × 10^12.
+                    let units = i128::from(*w).checked_mul(10_i128.pow(12)).ok_or_else(|| {
+                        DataFusionError::Configuration(format!(
+                            "shared_costs `{}`: weight {w} is too large",
+                            p.name
+                        ))
+                    })?;
+                    weight.append_value(units);
+                }
+            }
+            SharedSplit::Proportional => {
+                split.append_value("proportional");
+                let named: Vec<&String> = if p.services.is_empty() {
+                    config.services.iter().map(|s| &s.name).collect()
+                } else {
+                    p.services.iter().collect()
+                };
+                for service in named {
+                    share_pool.append_value(&p.name);
+                    share_service.append_value(service);
+                    weight.append_null();
+                }
+            }
+        }
+    }
+    let pools = batch(
+        vec![
+            Field::new("pool", DataType::Utf8, false),
+            Field::new("split", DataType::Utf8, false),
+        ],
+        vec![Arc::new(pool.finish()), Arc::new(split.finish())],
+    )?;
+    let shares = batch(
+        vec![
+            Field::new("pool", DataType::Utf8, false),
+            Field::new("service", DataType::Utf8, false),
+            Field::new(
+                "weight",
+                DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE),
+                true,
+            ),
+        ],
+        vec![
+            Arc::new(share_pool.finish()),
+            Arc::new(share_service.finish()),
+            Arc::new(weight.finish()),
+        ],
+    )?;
+    Ok((pools, shares))
+}
+
+/// `budgets` (budget, scope `service`|`team`|`all`, scope_name, monthly_amount, currency) and
+/// `budget_thresholds` (budget, percent, kind `actual`|`forecast`).
+fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionError> {
+    let mut name = StringBuilder::new();
+    let mut scope = StringBuilder::new();
+    let mut scope_name = StringBuilder::new();
+    let mut amount = money_builder()?;
+    let mut currency = StringBuilder::new();
+    let mut t_budget = StringBuilder::new();
+    let mut t_percent = Float64Builder::new();
+    let mut t_kind = StringBuilder::new();
+    for b in &config.budgets {
+        name.append_value(&b.name);
+        match (&b.scope.service, &b.scope.team) {
+            (Some(service), _) => {
+                scope.append_value("service");
+                scope_name.append_value(service);
+            }
+            (None, Some(team)) => {
+                scope.append_value("team");
+                scope_name.append_value(team);
+            }
+            (None, None) => {
+                scope.append_value("all");
+                scope_name.append_value("all");
+            }
+        }
+        amount.append_value(b.monthly_amount.0);
+        currency.append_value(&b.currency);
+        for t in &b.thresholds {
+            t_budget.append_value(&b.name);
+            t_percent.append_value(t.percent);
+            t_kind.append_value(match t.kind {
+                model::config::ThresholdKind::Actual => "actual",
+                model::config::ThresholdKind::Forecast => "forecast",
+            });
+        }
+    }
+    let budgets = batch(
+        vec![
+            Field::new("budget", DataType::Utf8, false),
+            Field::new("scope", DataType::Utf8, false),
+            Field::new("scope_name", DataType::Utf8, false),
+            Field::new(
+                "monthly_amount",
+                DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE),
+                false,
+            ),
+            Field::new("currency", DataType::Utf8, false),
+        ],
+        vec![
+            Arc::new(name.finish()),
+            Arc::new(scope.finish()),
+            Arc::new(scope_name.finish()),
+            Arc::new(amount.finish()),
+            Arc::new(currency.finish()),
+        ],
+    )?;
+    let thresholds = batch(
+        vec![
+            Field::new("budget", DataType::Utf8, false),
+            Field::new("percent", DataType::Float64, false),
+            Field::new("kind", DataType::Utf8, false),
+        ],
+        vec![
+            Arc::new(t_budget.finish()),
+            Arc::new(t_percent.finish()),
+            Arc::new(t_kind.finish()),
+        ],
+    )?;
+    Ok((budgets, thresholds))
+}

@@ -341,12 +341,19 @@ fn linked_accounts_are_read_one_by_one_into_sub_accounts() {
         "2026-09-01",
         "--to",
         "2026-09-30",
+        "--format",
+        "json",
     ];
     let out = succeeded(&args, run(dir.path(), &args));
-    assert!(
-        out.contains(&format!("ingested {} page(s)", all_pages.len())),
-        "{out}"
-    );
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("JSON summary");
+    let total_groups: usize = expected.values().map(|(n, _)| n).sum();
+    assert_eq!(summary["source"], "cost-explorer");
+    assert_eq!(summary["pages"], all_pages.len());
+    assert_eq!(summary["rows"], total_groups);
+    assert_eq!(summary["window"]["start"], "2026-09-01");
+    assert_eq!(summary["window"]["end_exclusive"], "2026-10-01");
+    assert_eq!(summary["tables"][0]["table"], "costs");
+    assert_eq!(summary["tables"][0]["replaced_slices"], 1);
     let args = [
         "sql",
         "--format",

@@ -14,7 +14,9 @@ use model::{Config, Lake};
 use query::Engine;
 use query::output::{Format, render};
 
-use crate::{Cli, Command, DemoArgs, DoraArgs, IngestCommand, OutputFormat, Period, SampleCommand};
+use crate::{
+    Cli, Command, CostsArgs, DemoArgs, DoraArgs, IngestCommand, OutputFormat, Period, SampleCommand,
+};
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -75,6 +77,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await
                 .context("opening the lake")?;
             let sql = dora_sql(args, format);
+            run_sql(&engine, &sql, to_query_format(format)).await
+        }
+        Command::Costs(ref args) => {
+            let config = load_config(cli.config.as_deref())?;
+            let sql = costs_sql(args, &config, format)?;
+            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let engine = Engine::open(&lake, &config)
+                .await
+                .context("opening the lake")?;
             run_sql(&engine, &sql, to_query_format(format)).await
         }
         Command::Sql(ref args) => {
@@ -189,6 +200,87 @@ fn dora_sql(args: &DoraArgs, format: Option<OutputFormat>) -> String {
             "service"
         },
     )
+}
+
+/// The `doracost costs` query: one month's cost per service (all providers; `unallocated`
+/// always listed) with its direct and shared parts, its deployments and cost per deployment, and
+/// the month-end forecast (the actual for a month already complete), then a total. Rounded to
+/// cents for people; full precision for machines.
+fn costs_sql(args: &CostsArgs, config: &Config, format: Option<OutputFormat>) -> Result<String> {
+    let services: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+    let filter = match (&args.service, &args.team) {
+        (Some(service), _) => {
+            if service != "unallocated" && !services.contains(&service.as_str()) {
+                bail!(
+                    "--service {service}: no service of that name in [[services]] (known: {}, unallocated)",
+                    services.join(", ")
+                );
+            }
+            format!("c.service = {}", sql_string(service))
+        }
+        (None, Some(team)) => {
+            if !config
+                .services
+                .iter()
+                .any(|s| s.team.as_deref() == Some(team))
+            {
+                bail!("--team {team}: no service in [[services]] has that team");
+            }
+            format!("c.team = {}", sql_string(team))
+        }
+        (None, None) => "TRUE".to_owned(),
+    };
+    let month = match args.month {
+        Some(month) => format!("DATE '{month}'"),
+        None => {
+            "(SELECT CAST(date_trunc('month', CAST(cutoff AS TIMESTAMP)) AS DATE) FROM cost_cutoff)"
+                .to_owned()
+        }
+    };
+    let rows = format!(
+        "WITH m AS (SELECT {month} AS month),
+         c AS (
+           SELECT k.month, k.service, k.team, sum(k.cost) AS cost, sum(k.direct_cost) AS direct_cost,
+                  sum(k.shared_cost) AS shared_cost
+           FROM cost_monthly k JOIN m ON k.month = m.month GROUP BY k.month, k.service, k.team
+         ),
+         r AS (
+           SELECT c.month, c.service, c.team, c.cost, c.direct_cost, c.shared_cost,
+                  p.deployments, p.cost_per_deployment,
+                  CASE WHEN f.month IS NOT NULL THEN f.forecast
+                       WHEN c.month < (SELECT CAST(date_trunc('month', CAST(cutoff AS TIMESTAMP)) AS DATE) FROM cost_cutoff)
+                       THEN c.cost END AS forecast
+           FROM c
+           LEFT JOIN cost_per_deploy p ON p.service = c.service AND p.month = c.month
+           LEFT JOIN cost_forecast f ON f.scope = 'service' AND f.name = c.service AND f.month = c.month
+           WHERE {filter}
+         ),
+         t AS (
+           SELECT month, 'total' AS service, CAST(NULL AS VARCHAR) AS team, sum(cost) AS cost,
+                  sum(direct_cost) AS direct_cost, sum(shared_cost) AS shared_cost,
+                  sum(deployments) AS deployments, CAST(NULL AS DECIMAL(38, 12)) AS cost_per_deployment,
+                  sum(forecast) AS forecast
+           FROM r GROUP BY month
+         ),
+         listed AS (
+           SELECT *, CASE WHEN service = 'unallocated' THEN 1 ELSE 0 END AS ord FROM r
+           UNION ALL SELECT *, 2 AS ord FROM t
+         )"
+    );
+    if matches!(format, Some(OutputFormat::Json) | Some(OutputFormat::Csv)) {
+        return Ok(format!(
+            "{rows} SELECT CAST(month AS VARCHAR) AS month, service, team, cost, direct_cost, \
+               shared_cost, deployments, cost_per_deployment, forecast FROM listed ORDER BY ord, service"
+        ));
+    }
+    Ok(format!(
+        "{rows} SELECT CAST(month AS VARCHAR) AS month, service, team, \
+           CAST(cost AS DECIMAL(20, 2)) AS cost, CAST(direct_cost AS DECIMAL(20, 2)) AS direct, \
+           CAST(shared_cost AS DECIMAL(20, 2)) AS shared, deployments AS deploys, \
+           CAST(cost_per_deployment AS DECIMAL(20, 2)) AS per_deploy, \
+           CAST(forecast AS DECIMAL(20, 2)) AS forecast \
+         FROM listed ORDER BY ord, service"
+    ))
 }
 
 fn to_query_format(format: Option<OutputFormat>) -> Format {

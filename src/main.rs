@@ -45,6 +45,9 @@ pub enum Command {
     Ingest(IngestCommand),
     /// The DORA metrics per service, team and everything, per day, ISO week or month.
     Dora(DoraArgs),
+    /// Cost per service for one month: direct and shared cost, unallocated, forecast, cost per
+    /// deployment.
+    Costs(CostsArgs),
     /// Run read-only SQL over the lake.
     Sql(SqlArgs),
     /// The sample organisation.
@@ -125,6 +128,26 @@ pub struct DoraArgs {
     /// The last period to show: the one containing this date (YYYY-MM-DD).
     #[arg(long, value_name = "DATE")]
     pub to: Option<chrono::NaiveDate>,
+}
+
+/// `doracost costs`
+#[derive(Debug, Args)]
+pub struct CostsArgs {
+    /// One service (or `unallocated`).
+    #[arg(long, conflicts_with = "team")]
+    pub service: Option<String>,
+    /// One team's services.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// The month (YYYY-MM; default: the month of the bill's latest complete data).
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: Option<chrono::NaiveDate>,
+}
+
+/// `YYYY-MM` as the month's first day.
+fn parse_month(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(&format!("{}-01", text.trim()), "%Y-%m-%d")
+        .map_err(|_| format!("expected a month as YYYY-MM (e.g. 2025-11), found `{text}`"))
 }
 
 /// Reporting periods (in the configured time zone).

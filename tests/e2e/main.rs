@@ -2,6 +2,7 @@
 
 mod config;
 mod cost_explorer;
+mod costs;
 mod cur;
 mod dora;
 mod events;

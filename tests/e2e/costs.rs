@@ -1,0 +1,273 @@
+//! `doracost costs` and the cost views over the checked-in sample organisation, against the
+//! generator's ground truth (`truth.json`: effective cost per service tag, `shared` and
+//! `unallocated`, per month; each provider's exact bill).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::{csv_rows, fails, ok, units};
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/small")
+}
+
+fn truth() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(sample().join("truth.json")).unwrap()).unwrap()
+}
+
+/// A lake holding the small sample's events and bills, and the arguments that point at it with
+/// `config` (the sample's own config text, plus `extra`).
+fn lake(extra: &str) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("doracost.toml");
+    let text = std::fs::read_to_string(sample().join("doracost.toml")).unwrap();
+    std::fs::write(&config, format!("{text}\n{extra}")).unwrap();
+    let args = vec![
+        "--config".to_owned(),
+        config.to_str().unwrap().to_owned(),
+        "--data-dir".to_owned(),
+        dir.path().join("lake").to_str().unwrap().to_owned(),
+    ];
+    for (source, folder) in [("events", "events"), ("focus", "costs")] {
+        let files = sample().join(folder);
+        let mut ingest: Vec<&str> = args.iter().map(String::as_str).collect();
+        ingest.extend(["ingest", source, files.to_str().unwrap()]);
+        ok(dir.path(), &ingest);
+    }
+    (dir, args)
+}
+
+fn run(dir: &Path, args: &[String], more: &[&str]) -> String {
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(more);
+    ok(dir, &all)
+}
+
+fn sql(dir: &Path, args: &[String], query: &str) -> Vec<Vec<String>> {
+    csv_rows(&run(dir, args, &["sql", "--format", "csv", query]))[1..].to_vec()
+}
+
+/// truth.json's effective cost per allocation key (service, `shared`, `unallocated`) and month
+/// (`YYYY-MM`), in 10⁻¹² units.
+fn truth_by_allocation(truth: &Value) -> BTreeMap<(String, String), i128> {
+    let mut out = BTreeMap::new();
+    for (key, months) in truth["costs"]["effective_cost_by_allocation"]
+        .as_object()
+        .unwrap()
+    {
+        for (month, value) in months.as_object().unwrap() {
+            out.insert((key.clone(), month.clone()), units(value.as_str().unwrap()));
+        }
+    }
+    out
+}
+
+/// (service, `YYYY-MM`) → cost from `cost_monthly`, summed over providers and cloud services.
+fn monthly(dir: &Path, args: &[String]) -> BTreeMap<(String, String), i128> {
+    sql(
+        dir,
+        args,
+        "SELECT service, substr(CAST(month AS VARCHAR), 1, 7), sum(cost) FROM cost_monthly \
+         GROUP BY service, month",
+    )
+    .into_iter()
+    .map(|r| ((r[0].clone(), r[1].clone()), units(&r[2])))
+    .filter(|(_, v)| *v != 0)
+    .collect()
+}
+
+#[test]
+fn cost_per_service_is_the_truth_to_the_last_decimal() {
+    let (dir, args) = lake("");
+    let dir = dir.path();
+    let truth = truth();
+    let expected = truth_by_allocation(&truth);
+
+    // The sample config maps each service's tag and has no shared-cost rule: the generator's
+    // `shared` spend (tag shared=platform) and its `unallocated` spend are both unallocated.
+    let mut want: BTreeMap<(String, String), i128> = BTreeMap::new();
+    for ((key, month), value) in &expected {
+        let key = if key == "shared" { "unallocated" } else { key };
+        *want.entry((key.to_owned(), month.clone())).or_default() += value;
+    }
+    want.retain(|_, v| *v != 0);
+    assert_eq!(monthly(dir, &args), want);
+
+    // Reconciliation: every provider and month differs by exactly 0, and the bills it read add up
+    // to each provider's total in truth.json.
+    let rows = sql(
+        dir,
+        &args,
+        "SELECT provider, bill, allocated, unallocated, difference FROM cost_reconciliation",
+    );
+    assert!(rows.len() >= 18, "{rows:?}");
+    let mut bills: BTreeMap<String, i128> = BTreeMap::new();
+    for r in &rows {
+        assert_eq!(units(&r[4]), 0, "{r:?}");
+        assert_eq!(units(&r[2]) + units(&r[3]), units(&r[1]), "{r:?}");
+        *bills.entry(r[0].clone()).or_default() += units(&r[1]);
+    }
+    for (provider, totals) in truth["costs"]["providers"].as_object().unwrap() {
+        assert_eq!(
+            bills[provider],
+            units(totals["effective_cost"].as_str().unwrap()),
+            "{provider}"
+        );
+    }
+
+    // `doracost costs --month`: one month per service, as CSV at full precision, against truth.
+    let month = "2025-09";
+    let out = run(dir, &args, &["costs", "--month", month, "--format", "csv"]);
+    let rows = csv_rows(&out);
+    assert_eq!(
+        rows[0],
+        [
+            "month",
+            "service",
+            "team",
+            "cost",
+            "direct_cost",
+            "shared_cost",
+            "deployments",
+            "cost_per_deployment",
+            "forecast"
+        ]
+    );
+    let mut total = 0;
+    let mut zero_deployments = 0;
+    for r in &rows[1..] {
+        assert_eq!(r[0], "2025-09-01");
+        let cost = units(&r[3]);
+        if r[1] == "total" {
+            assert_eq!(cost, total, "the total row");
+            continue;
+        }
+        total += cost;
+        let expected = want.get(&(r[1].clone(), month.to_owned())).copied();
+        assert_eq!(cost, expected.unwrap_or(0), "{r:?}");
+        // September is complete: its forecast is its actual.
+        assert_eq!(units(&r[8]), cost, "{r:?}");
+        // Cost per deployment = cost ÷ deployments, to the 12th decimal (rounded); none (empty)
+        // without a deployment.
+        if r[1] != "unallocated" {
+            let deployments: i128 = r[6].parse().unwrap();
+            if deployments == 0 {
+                assert_eq!(r[7], "", "{r:?}");
+                zero_deployments += 1;
+            } else {
+                let per = units(&r[7]);
+                assert!((per * deployments - cost).abs() <= deployments, "{r:?}");
+            }
+        }
+    }
+    // Some services made no production deployment in September 2025 (identity among them).
+    assert!(zero_deployments >= 1);
+    assert_eq!(rows.last().unwrap()[1], "total");
+    assert!(rows.iter().any(|r| r[1] == "unallocated"));
+
+    // --team keeps that team's services; the table for people has cents.
+    let team = run(dir, &args, &["costs", "--month", month, "--team", "growth"]);
+    for service in ["notify", "search", "recommendations", "web", "total"] {
+        assert!(team.contains(service), "{service} missing:\n{team}");
+    }
+    assert!(!team.contains("checkout"), "{team}");
+    let web = want[&("web".to_owned(), month.to_owned())];
+    // Rounded half up to cents: (units + 0.5 cent) ÷ 1 cent.
+    let cents = (web + 5 * 10_i128.pow(9)) / 10_i128.pow(10);
+    let cents = format!("{}.{:02}", cents / 100, cents % 100);
+    assert!(team.contains(&cents), "web's {cents} missing:\n{team}");
+
+    // Mistakes are named.
+    let refused = |more: &[&str]| {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(more);
+        fails(dir, &all)
+    };
+    let err = refused(&["costs", "--month", "2025-13"]);
+    assert!(err.contains("2025-13") && err.contains("YYYY-MM"), "{err}");
+    let err = refused(&["costs", "--service", "nope"]);
+    assert!(err.contains("--service nope"), "{err}");
+}
+
+#[test]
+fn shared_platform_cost_split_in_proportion_leaves_only_the_untagged_unallocated() {
+    // The generator's shared spend is tagged shared=platform: split in proportion to direct cost,
+    // the services get it all, to the 12th decimal, and unallocated is exactly truth's.
+    let (dir, args) =
+        lake("[[shared_costs]]\nname = \"platform\"\ntags = { shared = \"platform\" }\n");
+    let dir = dir.path();
+    let expected = truth_by_allocation(&truth());
+    let got = monthly(dir, &args);
+    let months: std::collections::BTreeSet<&String> = expected.keys().map(|(_, m)| m).collect();
+    for month in months {
+        let of = |map: &BTreeMap<(String, String), i128>, key: &str| {
+            map.get(&(key.to_owned(), month.clone()))
+                .copied()
+                .unwrap_or(0)
+        };
+        assert_eq!(
+            of(&got, "unallocated"),
+            of(&expected, "unallocated"),
+            "{month}"
+        );
+        let services_got: i128 = got
+            .iter()
+            .filter(|((k, m), _)| m == month && k != "unallocated")
+            .map(|(_, v)| v)
+            .sum();
+        let services_truth: i128 = expected
+            .iter()
+            .filter(|((k, m), _)| m == month && k != "unallocated")
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(services_got, services_truth, "{month}: services + shared");
+        // Each service gets at least its own tagged spend.
+        for ((key, m), value) in &expected {
+            if m == month && key != "shared" && key != "unallocated" && *value > 0 {
+                assert!(of(&got, key) >= *value, "{key} {month}");
+            }
+        }
+    }
+    let diffs = sql(
+        dir,
+        &args,
+        "SELECT count(*) FROM cost_reconciliation WHERE difference <> 0",
+    );
+    assert_eq!(diffs, [["0"]]);
+}
+
+#[test]
+fn forecast_back_test_on_the_sample_organisation() {
+    let (dir, args) = lake("");
+    let dir = dir.path();
+    // Mean absolute percentage error of the month-end forecast over every complete month, made
+    // on the 10th and on the 20th, for the whole bill and per service.
+    let rows = sql(
+        dir,
+        &args,
+        "SELECT scope, as_of_day, count(*), avg(abs(error_pct)), max(abs(error_pct)) \
+         FROM cost_forecast_backtest WHERE scope IN ('all', 'service') AND name <> 'unallocated' \
+         GROUP BY scope, as_of_day ORDER BY scope, as_of_day",
+    );
+    println!("forecast back-test (scope, as of day, forecasts, mean |error| %, max |error| %):");
+    for r in &rows {
+        println!("  {}", r.join("  "));
+    }
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for r in &rows {
+        let months: u32 = r[2].parse().unwrap();
+        assert!(months >= 16, "{r:?}");
+        let mape: f64 = r[3].parse().unwrap();
+        let bound = 3.0;
+        assert!(mape < bound, "mean error {mape}% ≥ {bound}%: {r:?}");
+    }
+    // Later in the month the forecast knows more: day 20 is no worse than day 10 overall.
+    let all: Vec<f64> = rows
+        .iter()
+        .filter(|r| r[0] == "all")
+        .map(|r| r[3].parse().unwrap())
+        .collect();
+    assert!(all[1] <= all[0] + 0.5, "{all:?}");
+}

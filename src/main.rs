@@ -103,7 +103,7 @@ pub enum IngestCommand {
         #[arg(long, value_name = "DATE")]
         to: Option<chrono::NaiveDate>,
         /// Also store AWS's own forecast of the rest of this month (GetCostForecast), for the
-        /// whole bill and each service tag value, in the `cost_forecasts` table.
+        /// whole bill and each service tag value, in the `provider_forecasts` table.
         #[arg(long)]
         forecast: bool,
     },

@@ -30,7 +30,7 @@ pub enum Table {
     /// Budget alerts and their delivery state.
     Alerts,
     /// A provider's own month-end cost forecasts (AWS Cost Explorer GetCostForecast).
-    CostForecasts,
+    ProviderForecasts,
 }
 
 impl Table {
@@ -43,7 +43,7 @@ impl Table {
         Table::Costs,
         Table::IngestState,
         Table::Alerts,
-        Table::CostForecasts,
+        Table::ProviderForecasts,
     ];
 
     /// The table's name in the lake and in SQL.
@@ -56,7 +56,7 @@ impl Table {
             Table::Costs => "costs",
             Table::IngestState => "ingest_state",
             Table::Alerts => "alerts",
-            Table::CostForecasts => "cost_forecasts",
+            Table::ProviderForecasts => "provider_forecasts",
         }
     }
 
@@ -70,7 +70,7 @@ impl Table {
             Table::Costs => &["cost_id"],
             Table::IngestState => &["source", "scope"],
             Table::Alerts => &["alert_key"],
-            Table::CostForecasts => &["forecast_id"],
+            Table::ProviderForecasts => &["forecast_id"],
         }
     }
 
@@ -84,7 +84,7 @@ impl Table {
             Table::Costs => costs(),
             Table::IngestState => ingest_state(),
             Table::Alerts => alerts(),
-            Table::CostForecasts => cost_forecasts(),
+            Table::ProviderForecasts => provider_forecasts(),
         }
     }
 }
@@ -250,11 +250,11 @@ pub fn costs() -> SchemaRef {
     schema(f)
 }
 
-/// `cost_forecasts`: one row per (source, billing account, month, scope): the provider's forecast
-/// of the cost from `period_start` to `period_end` (the rest of `month`), for the whole bill
-/// (`tag_key` null) or for one tag value. Month-end = the month's cost before `period_start` +
-/// `mean_value`.
-pub fn cost_forecasts() -> SchemaRef {
+/// `provider_forecasts`: one row per (source, billing account, month, scope): the provider's
+/// forecast of the cost from `period_start` to `period_end` (the rest of `month`), for the whole
+/// bill (`tag_key` null) or for one tag value. Month-end = the month's cost before `period_start`
+/// + `mean_value`.
+pub fn provider_forecasts() -> SchemaRef {
     let mut f = vec![utf8("forecast_id", false)];
     f.extend(provenance());
     f.extend([

@@ -486,7 +486,8 @@ fn forecast_stores_aws_month_end_forecasts_beside_the_bill() {
     let out = succeeded(&args, run(dir.path(), &args));
     assert!(out.contains("ingested 2 page(s)"), "{out}");
     assert!(
-        out.contains("cost_forecasts               2 rows (1 scope(s) without enough history"),
+        out.contains("provider_forecasts")
+            && out.contains(" 2 rows (1 scope(s) without enough history"),
         "{out}"
     );
 
@@ -533,7 +534,7 @@ fn forecast_stores_aws_month_end_forecasts_beside_the_bill() {
                 CAST(CAST(period_start AS DATE) AS VARCHAR) AS start, \
                 CAST(mean_value AS VARCHAR) AS mean, CAST(lower_bound AS VARCHAR) AS lower, \
                 CAST(upper_bound AS VARCHAR) AS upper, metric, currency \
-         FROM cost_forecasts ORDER BY scope",
+         FROM provider_forecasts ORDER BY scope",
     ];
     let out = succeeded(&args, run(dir.path(), &args));
     let rows = csv_rows(&out);

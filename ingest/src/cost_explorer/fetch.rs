@@ -129,7 +129,8 @@ pub async fn cost_and_usage_pages(
     }
 }
 
-/// Names one request in messages: `GetCostAndUsage 2025-06-01..2025-07-01 (linked account 1), page 2`.
+/// Names one request in messages, e.g. `GetCostAndUsage 2025-06-01 to 2025-07-01 (end exclusive)
+/// for linked account 1, page 2`.
 pub fn describe_request(window: &Window, linked_account: Option<&str>, page: usize) -> String {
     let account = linked_account
         .map(|a| format!(" for linked account {a}"))

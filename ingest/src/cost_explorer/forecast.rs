@@ -1,6 +1,6 @@
 //! AWS's own forecast (GetCostForecast) of the rest of the current month, for the whole bill and
-//! for each service tag value seen, stored in `cost_forecasts` beside the bill so the cost views can
-//! show it next to doracost's run-rate forecast (DESIGN §4 "Forecast").
+//! for each service tag value seen, stored in `provider_forecasts` beside the bill so the cost
+//! views can show it next to doracost's run-rate forecast (DESIGN §4 "Forecast").
 
 use std::sync::Arc;
 
@@ -86,7 +86,7 @@ impl From<&GetCostForecastOutput> for CostForecastResponse {
     }
 }
 
-/// One forecast, ready for `cost_forecasts`.
+/// One forecast, ready for `provider_forecasts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForecastRow {
     /// `(tag key, value)`, or `None` for the whole bill.
@@ -235,7 +235,7 @@ pub fn describe(start: NaiveDate, end: NaiveDate, scope: Option<&(String, String
     format!("GetCostForecast {start} to {end} (end exclusive){scope}")
 }
 
-/// The rows of `cost_forecasts`; `forecast_id` = `cost-explorer:{account}:{month}:{scope}` with
+/// The rows of `provider_forecasts`; `forecast_id` = `cost-explorer:{account}:{month}:{scope}` with
 /// scope `all` or `tag:{key}={value}`, so a later forecast of the month replaces the earlier one.
 pub fn forecast_batch(
     rows: &[ForecastRow],
@@ -303,5 +303,5 @@ pub fn forecast_batch(
         Arc::new(level.finish()),
         Arc::new(currency.finish()),
     ];
-    RecordBatch::try_new(schema::cost_forecasts(), columns)
+    RecordBatch::try_new(schema::provider_forecasts(), columns)
 }

@@ -56,7 +56,7 @@ pub struct CostExplorerOptions {
     /// First retry delay; later ones double (with jitter), up to 20 s.
     pub initial_backoff: Duration,
     /// Also store AWS's forecast of the rest of the current month, of this metric
-    /// (GetCostForecast), in `cost_forecasts`.
+    /// (GetCostForecast), in `provider_forecasts`.
     pub forecast: Option<CostExplorerMetric>,
 }
 
@@ -282,7 +282,7 @@ pub(crate) async fn ingest_with_client(
         }
         forecasts = found.len();
         writes.push(TableWrite::Upsert {
-            table: model::Table::CostForecasts,
+            table: model::Table::ProviderForecasts,
             batches: vec![forecast::forecast_batch(
                 &found,
                 &options.billing_account,

@@ -27,7 +27,8 @@ use super::{SOURCE, Window};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{at}: field `{field}`: {message}")]
 pub struct ResponseError {
-    /// The page, day and group, e.g. `page 2, ResultsByTime[0] (2025-06-30), Groups[1] ["service$", "AWS Lambda"]`.
+    /// The request, day and group, e.g.
+    /// `… page 2, ResultsByTime[0] (2025-06-30), Groups[1] ["service$", "AWS Lambda"]`.
     pub at: String,
     /// The response field, e.g. `Metrics.UnblendedCost.Amount`.
     pub field: String,

@@ -1,4 +1,4 @@
-//! AWS Cost Explorer GetCostAndUsage response pages, shaped exactly like the documented responses
+//! AWS Cost Explorer GetCostAndUsage response pages, shaped like the documented responses
 //! (`ResultsByTime` → `Groups` → `Keys` and `Metrics`, `NextPageToken`), from the ground truth's
 //! AWS line items: DAILY, grouped by `TAG service` and `DIMENSION SERVICE`.
 //!

@@ -271,3 +271,95 @@ fn forecast_back_test_on_the_sample_organisation() {
         .collect();
     assert!(all[1] <= all[0] + 0.5, "{all:?}");
 }
+
+/// Per provider: (EffectiveCost of the lines whose tags say org = trey, in any case and spacing;
+/// all EffectiveCost), in 10⁻¹² units, read from the FOCUS sample's text.
+fn focus_sample_org_trey() -> BTreeMap<String, (i128, i128)> {
+    let path = crate::support::shared_data().join("focus/focus_1.0_sample_1000.csv");
+    let mut reader = csv::Reader::from_path(&path).expect("sample bill");
+    let headers = reader.headers().expect("header").clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).expect(name);
+    let (provider, effective, tags) = (col("ProviderName"), col("EffectiveCost"), col("Tags"));
+    let mut out: BTreeMap<String, (i128, i128)> = BTreeMap::new();
+    for record in reader.records() {
+        let record = record.expect("record");
+        let cost = units(&record[effective]);
+        let entry = out.entry(record[provider].to_owned()).or_default();
+        entry.1 += cost;
+        if record[tags].is_empty() || &record[tags] == "NULL" {
+            continue;
+        }
+        let tags: serde_json::Map<String, Value> = serde_json::from_str(&record[tags]).unwrap();
+        let trey = tags.iter().any(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("org")
+                && v.as_str()
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("trey"))
+        });
+        if trey {
+            entry.0 += cost;
+        }
+    }
+    out
+}
+
+#[test]
+fn the_focus_samples_spaced_org_key_allocates_like_org() {
+    // The FinOps sample tags 42 lines `"org": "trey"` and 23 lines `" org": "trey"` (a leading
+    // space): a rule `org = "trey"` takes both; everything else is unallocated, exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("doracost.toml");
+    std::fs::write(
+        &config,
+        "[[services]]\nname = \"trey\"\ncost_tags = { org = \"trey\" }\n",
+    )
+    .unwrap();
+    let bill = crate::support::shared_data().join("focus/focus_1.0_sample_1000.csv");
+    let lake = dir.path().join("lake");
+    let base = [
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        lake.to_str().unwrap(),
+    ];
+    ok(
+        dir.path(),
+        &[&base[..], &["ingest", "focus", bill.to_str().unwrap()]].concat(),
+    );
+    let expected = focus_sample_org_trey();
+    let rows = csv_rows(&ok(
+        dir.path(),
+        &[
+            &base[..],
+            &[
+                "sql",
+                "--format",
+                "csv",
+                "SELECT provider, sum(CASE WHEN service = 'trey' THEN cost END), sum(cost) \
+                 FROM cost_monthly GROUP BY provider ORDER BY provider",
+            ],
+        ]
+        .concat(),
+    ));
+    assert_eq!(rows.len() - 1, expected.len(), "{rows:?}");
+    let mut trey_total = 0;
+    for r in &rows[1..] {
+        let (trey, all) = expected[&r[0]];
+        let got = if r[1].is_empty() { 0 } else { units(&r[1]) };
+        assert_eq!(got, trey, "{r:?}");
+        assert_eq!(units(&r[2]), all, "{r:?}");
+        trey_total += trey;
+    }
+    assert!(
+        trey_total > 0,
+        "the sample's org = trey lines cost something"
+    );
+    let diffs = sql(
+        dir.path(),
+        &base.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "SELECT count(*), sum(CASE WHEN difference = 0 THEN 1 ELSE 0 END) FROM cost_reconciliation",
+    );
+    assert_eq!(
+        diffs[0][0], diffs[0][1],
+        "every provider and month reconciles: {diffs:?}"
+    );
+}

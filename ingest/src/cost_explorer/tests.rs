@@ -534,3 +534,19 @@ fn the_documented_forecast_maps_to_its_mean_and_bounds() {
         "ForecastResultsByTime[0].PredictionIntervalUpperBound"
     );
 }
+
+#[test]
+fn tiny_amounts_stay_exact_and_too_fine_ones_are_refused_not_rounded() {
+    let p1 = text("get_cost_and_usage_response.tag_service.page1.json");
+    let m = mapping("UnblendedCost", "UnblendedCost");
+    let mut rows = Vec::new();
+    // "0.0000000123" = 12,300 × 10^-12.
+    let tiny = p1.replacen("\"3.0711320041\"", "\"0.0000000123\"", 1);
+    map_page(&page(&tiny), &m, "p", &mut rows).unwrap();
+    assert_eq!(rows[2].billed_cost, 12_300);
+    // 13 decimals do not fit Decimal128(38, 12): an error, never a rounded amount.
+    let fine = p1.replacen("\"3.0711320041\"", "\"0.0000000000001\"", 1);
+    let err = map_page(&page(&fine), &m, "p", &mut Vec::new()).unwrap_err();
+    assert_eq!(err.field, "Metrics.UnblendedCost.Amount");
+    assert!(err.message.contains("12 doracost keeps"), "{err}");
+}

@@ -19,10 +19,12 @@
 
 -- §4 "Cost per service", the amount: each bill line with the configured cost column
 -- (`[reporting] cost_metric`: effective_cost by default, billed_cost by config; a missing amount
--- counts as 0) and its local day.
+-- counts as 0), its local day, and the `ordinal` of the cost rule it takes (`rule_ordinal`, NULL
+-- when none: see `cost_assignments`).
 CREATE VIEW cost_lines AS
 SELECT c.cost_id, c.provider, c.billing_account, c.sub_account, c.cloud_service, c.currency,
        c.is_estimated, c.tags,
+       cost_rule_pick(c.tags, c.sub_account, c.billing_account, c.cloud_service) AS rule_ordinal,
        CAST(date_trunc('day', to_local_time(arrow_cast(c.charge_period_start, 'Timestamp(Microsecond, Some("{{time_zone}}"))'))) AS DATE) AS day,
        coalesce(CASE WHEN r.cost_metric = 'billed_cost' THEN c.billed_cost ELSE c.effective_cost END,
                 CAST(0 AS DECIMAL(38, 12))) AS cost
@@ -55,9 +57,17 @@ FROM costs c JOIN cost_rules r ON r.rule_kind = 'cloud_service' AND r.value = lo
 -- service's tag, then a shared cost's tag, a service's account, a shared cost's account, a
 -- service's cloud service, a shared cost's cloud service: the more specific rule wins), then the
 -- first in config order. One row per matched line; a line with no row maps nowhere.
+-- `cost_rule_pick` (query/src/rule_pick.rs) computes exactly this pick in one pass over the bill
+-- (the cost views use it: unnesting every tag of every line and joining back by `cost_id` does not
+-- scale to tens of millions of lines); `cost_assignments_by_matches` spells it out in SQL, and the
+-- tests check that the two agree.
 CREATE VIEW cost_assignments AS
-SELECT cost_id, target_kind, target FROM (
-  SELECT cost_id, target_kind, target,
+SELECT l.cost_id, r.target_kind, r.target, r.precedence, r.ordinal
+FROM cost_lines l JOIN cost_rules r ON r.ordinal = l.rule_ordinal
+;
+CREATE VIEW cost_assignments_by_matches AS
+SELECT cost_id, target_kind, target, precedence, ordinal FROM (
+  SELECT cost_id, target_kind, target, precedence, ordinal,
          row_number() OVER (PARTITION BY cost_id ORDER BY precedence, ordinal) AS pick
   FROM cost_rule_matches
 ) m WHERE pick = 1
@@ -71,7 +81,7 @@ SELECT l.day, l.provider, l.cloud_service, l.currency,
        coalesce(a.target_kind, 'unallocated') AS owner_kind,
        coalesce(a.target, 'unallocated') AS owner,
        sum(l.cost) AS cost, bool_or(l.is_estimated) AS is_estimated, count(*) AS lines
-FROM cost_lines l LEFT JOIN cost_assignments a ON a.cost_id = l.cost_id
+FROM cost_lines l LEFT JOIN cost_rules a ON a.ordinal = l.rule_ordinal
 GROUP BY l.day, l.provider, l.cloud_service, l.currency, coalesce(a.target_kind, 'unallocated'),
          coalesce(a.target, 'unallocated')
 ;

@@ -231,6 +231,26 @@ async fn allocated_plus_unallocated_is_the_bill_to_the_last_decimal() {
             );
             assert_eq!(*difference, 0, "seed {seed} {key:?}\n{toml}");
         }
+        // The one-pass rule pick (`cost_rule_pick`) is the SQL statement of the rule, line by line.
+        let disagree = engine
+            .query(
+                "SELECT count(*) FROM cost_lines l \
+                 LEFT JOIN cost_assignments a ON a.cost_id = l.cost_id \
+                 LEFT JOIN cost_assignments_by_matches m ON m.cost_id = l.cost_id \
+                 WHERE a.ordinal IS DISTINCT FROM m.ordinal",
+            )
+            .await
+            .unwrap();
+        let count = disagree[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(
+            count, 0,
+            "seed {seed}: cost_rule_pick and cost_rule_matches disagree\n{toml}"
+        );
         // Every shared piece belongs to a configured service.
         let stray = engine
             .query(

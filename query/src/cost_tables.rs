@@ -23,6 +23,7 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionE
     let (budgets, thresholds) = budgets(config)?;
     ctx.register_batch("budgets", budgets)?;
     ctx.register_batch("budget_thresholds", thresholds)?;
+    ctx.register_udf(crate::rule_pick::udf(&rules(config)));
     Ok(())
 }
 
@@ -43,28 +44,42 @@ fn money_builder() -> Result<Decimal128Builder, DataFusionError> {
     Ok(Decimal128Builder::new().with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?)
 }
 
-/// One row per rule: a service's `cost_tags`, `cost_accounts` and `cost_cloud_services`, and a
-/// shared cost's `tags`, `accounts` and `cloud_services`. A bill line takes the rule of lowest
+/// One cost rule (see [`rules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostRule {
+    /// `tag`, `account` or `cloud_service`.
+    pub kind: &'static str,
+    /// The normalised tag key (tag rules only).
+    pub tag_key: Option<String>,
+    /// The normalised tag value, account or cloud service.
+    pub value: String,
+    /// `service` or `shared`.
+    pub target_kind: &'static str,
+    /// The service or shared cost.
+    pub target: String,
+    /// Lower wins.
+    pub precedence: i32,
+    /// Config order, the tie-break.
+    pub ordinal: i32,
+}
+
+/// Every rule: a service's `cost_tags`, `cost_accounts` and `cost_cloud_services`, and a shared
+/// cost's `tags`, `accounts` and `cloud_services`. A bill line takes the rule of lowest
 /// `precedence`, then lowest `ordinal` (config order): tags before accounts before cloud
 /// services, and at each kind a service's rule before a shared cost's.
-fn cost_rules(config: &Config) -> Result<RecordBatch, DataFusionError> {
-    let mut kind = StringBuilder::new();
-    let mut tag_key = StringBuilder::new();
-    let mut value = StringBuilder::new();
-    let mut target_kind = StringBuilder::new();
-    let mut target = StringBuilder::new();
-    let mut precedence = Int32Builder::new();
-    let mut ordinal = Int32Builder::new();
-    let mut next = 0;
-    let mut push = |k: &str, key: Option<&str>, v: &str, tk: &str, t: &str, rank: i32| {
-        kind.append_value(k);
-        tag_key.append_option(key.map(normalise));
-        value.append_value(normalise(v));
-        target_kind.append_value(tk);
-        target.append_value(t);
-        precedence.append_value(rank);
-        ordinal.append_value(next);
-        next += 1;
+pub fn rules(config: &Config) -> Vec<CostRule> {
+    let mut out = Vec::new();
+    let mut push = |kind, key: Option<&String>, value: &str, target_kind, target: &str, rank| {
+        let ordinal = i32::try_from(out.len()).unwrap_or(i32::MAX);
+        out.push(CostRule {
+            kind,
+            tag_key: key.map(|k| normalise(k)),
+            value: normalise(value),
+            target_kind,
+            target: target.to_owned(),
+            precedence: rank,
+            ordinal,
+        });
     };
     for s in &config.services {
         for (k, v) in &s.cost_tags {
@@ -87,6 +102,27 @@ fn cost_rules(config: &Config) -> Result<RecordBatch, DataFusionError> {
         for c in &p.cloud_services {
             push("cloud_service", None, c, "shared", &p.name, 6);
         }
+    }
+    out
+}
+
+/// `cost_rules`: [`rules`] as a table.
+fn cost_rules(config: &Config) -> Result<RecordBatch, DataFusionError> {
+    let mut kind = StringBuilder::new();
+    let mut tag_key = StringBuilder::new();
+    let mut value = StringBuilder::new();
+    let mut target_kind = StringBuilder::new();
+    let mut target = StringBuilder::new();
+    let mut precedence = Int32Builder::new();
+    let mut ordinal = Int32Builder::new();
+    for rule in rules(config) {
+        kind.append_value(rule.kind);
+        tag_key.append_option(rule.tag_key.as_deref());
+        value.append_value(&rule.value);
+        target_kind.append_value(rule.target_kind);
+        target.append_value(&rule.target);
+        precedence.append_value(rule.precedence);
+        ordinal.append_value(rule.ordinal);
     }
     batch(
         vec![

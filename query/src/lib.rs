@@ -8,6 +8,7 @@ pub mod config_tables;
 pub mod cost_tables;
 pub mod engine;
 pub mod output;
+pub mod rule_pick;
 pub mod quantile;
 
 #[cfg(test)]

@@ -354,38 +354,32 @@ WHERE date_part('day', h.as_of) IN (10, 20)
 -- when |cost − baseline| > k × 1.4826 × MAD (k = `anomaly_threshold`, default 3; 1.4826 × MAD
 -- estimates a standard deviation) and |cost − baseline| ≥ `anomaly_min_impact` (default 1.00).
 -- Impact = cost − baseline, in currency and in percent of the baseline (NULL when it is 0).
--- One row per series and judged day (`is_anomaly` says which are).
+-- One row per series and judged day (`is_anomaly` says which are). The median of an even count
+-- is the mean of the two middle values, truncated at the 12th decimal (`list_median`, `list_mad`:
+-- query/src/baseline.rs, over each day's window of N costs).
 -- @cached
 CREATE VIEW cost_anomaly_scores AS
 WITH s AS (
   SELECT x.scope, x.name, x.team, x.day, x.cost FROM cost_series x CROSS JOIN cost_cutoff c WHERE x.day < c.cutoff
 ),
-offsets AS (SELECT CAST(value AS BIGINT) AS back FROM generate_series(1, {{anomaly_baseline_days}})),
-past_days AS (
-  SELECT a.scope, a.name, a.day, CAST(a.day - o.back AS DATE) AS past_day FROM s a CROSS JOIN offsets o
+windows AS (
+  SELECT scope, name, team, day, cost,
+         array_agg(cost) OVER (PARTITION BY scope, name ORDER BY day
+                               ROWS BETWEEN {{anomaly_baseline_days}} PRECEDING AND 1 PRECEDING) AS past
+  FROM s
 ),
-pairs AS (
-  SELECT p.scope, p.name, p.day, b.cost AS past
-  FROM past_days p JOIN s b ON b.scope = p.scope AND b.name = p.name AND b.day = p.past_day
-),
-baseline AS (
-  SELECT scope, name, day, count(*) AS days, median(past) AS baseline FROM pairs GROUP BY scope, name, day
-),
-mad AS (
-  SELECT p.scope, p.name, p.day, median(abs(p.past - b.baseline)) AS mad
-  FROM pairs p JOIN baseline b ON b.scope = p.scope AND b.name = p.name AND b.day = p.day
-  GROUP BY p.scope, p.name, p.day
+scored AS (
+  SELECT w.scope, w.name, w.team, w.day, w.cost, cardinality(w.past) AS days,
+         list_median(w.past) AS baseline, list_mad(w.past) AS mad
+  FROM windows w
 )
-SELECT s.scope, s.name, s.team, s.day, s.cost, b.baseline, m.mad, s.cost - b.baseline AS impact,
-       CASE WHEN b.baseline <> CAST(0 AS DECIMAL(38, 12))
-            THEN 100.0 * CAST(s.cost - b.baseline AS DOUBLE) / CAST(b.baseline AS DOUBLE) END AS impact_pct,
-       abs(CAST(s.cost - b.baseline AS DOUBLE)) > r.anomaly_threshold * 1.4826 * CAST(m.mad AS DOUBLE)
-         AND abs(s.cost - b.baseline) >= r.anomaly_min_impact AS is_anomaly
-FROM s
-JOIN baseline b ON b.scope = s.scope AND b.name = s.name AND b.day = s.day
-JOIN mad m ON m.scope = s.scope AND m.name = s.name AND m.day = s.day
-CROSS JOIN reporting r
-WHERE b.days = r.anomaly_baseline_days
+SELECT s.scope, s.name, s.team, s.day, s.cost, s.baseline, s.mad, s.cost - s.baseline AS impact,
+       CASE WHEN s.baseline <> CAST(0 AS DECIMAL(38, 12))
+            THEN 100.0 * CAST(s.cost - s.baseline AS DOUBLE) / CAST(s.baseline AS DOUBLE) END AS impact_pct,
+       abs(CAST(s.cost - s.baseline AS DOUBLE)) > r.anomaly_threshold * 1.4826 * CAST(s.mad AS DOUBLE)
+         AND abs(s.cost - s.baseline) >= r.anomaly_min_impact AS is_anomaly
+FROM scored s CROSS JOIN reporting r
+WHERE s.days = r.anomaly_baseline_days
 ;
 -- §4 "Anomaly": the anomalous days only.
 CREATE VIEW cost_anomalies AS

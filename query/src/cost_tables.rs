@@ -24,6 +24,9 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionE
     ctx.register_batch("budgets", budgets)?;
     ctx.register_batch("budget_thresholds", thresholds)?;
     ctx.register_udf(crate::rule_pick::udf(&rules(config)));
+    for udf in crate::baseline::udfs() {
+        ctx.register_udf(udf);
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! never DDL or DML. It does not ingest and does not serve.
 
 pub mod allocation;
+pub mod baseline;
 pub mod cached;
 pub mod config_tables;
 pub mod cost_tables;

@@ -606,7 +606,8 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
 }
 
 /// The demo's summary over the whole sample period: per service, the DORA views' deployments, lead
-/// time, change failure, recovery and rework, incidents, and cost.
+/// time, change failure, recovery and rework, incidents, and allocated cost (`cost_allocated`:
+/// the configured cost metric, by the services' cost rules).
 const DEMO_SUMMARY_SQL: &str = "
 WITH dep AS (
   SELECT service, count(*) AS deployments, sum(CASE WHEN is_failed THEN 1 ELSE 0 END) AS failed,
@@ -620,7 +621,7 @@ WITH dep AS (
   SELECT service, count(*) AS incidents, sum(CASE WHEN is_open THEN 1 ELSE 0 END) AS open_incidents
   FROM dora_incidents GROUP BY service
 ), cost AS (
-  SELECT tags['service'] AS service, sum(effective_cost) AS effective_cost FROM costs GROUP BY tags['service']
+  SELECT service, sum(cost) AS cost FROM cost_allocated GROUP BY service
 )
 SELECT s.service, s.team, coalesce(d.deployments, 0) AS deployments,
        round(c.lead_time_h, 1) AS lead_time_h_p50,
@@ -628,7 +629,7 @@ SELECT s.service, s.team, coalesce(d.deployments, 0) AS deployments,
        round(r.recovery_h, 1) AS recovery_h_p50,
        round(100.0 * d.rework / d.deployments, 1) AS rework_pct,
        coalesce(i.incidents, 0) AS incidents, coalesce(i.open_incidents, 0) AS open_incidents,
-       CAST(k.effective_cost AS DECIMAL(20, 2)) AS effective_cost_usd
+       CAST(k.cost AS DECIMAL(20, 2)) AS cost
 FROM services s
 LEFT JOIN dep d ON d.service = s.service
 LEFT JOIN chg c ON c.service = s.service

@@ -179,6 +179,23 @@ fn cost_per_service_is_the_truth_to_the_last_decimal() {
     let cents = format!("{}.{:02}", cents / 100, cents % 100);
     assert!(team.contains(&cents), "web's {cents} missing:\n{team}");
 
+    // --format json: the same rows, money as JSON numbers written with every decimal of the CSV
+    // (checked on the text: a JSON reader would round them to doubles).
+    let raw = run(dir, &args, &["costs", "--month", month, "--format", "json"]);
+    let json: Vec<Value> = serde_json::from_str(&raw).unwrap();
+    assert_eq!(json.len(), rows.len() - 1);
+    for (object, row) in json.iter().zip(&rows[1..]) {
+        assert_eq!(object["service"], row[1].as_str());
+        let text = format!("\"service\":\"{}\",", row[1]);
+        let at = raw.find(&text).expect("the service's object");
+        let cost = raw[at..].find("\"cost\":").expect("its cost") + at + "\"cost\":".len();
+        assert!(
+            raw[cost..].starts_with(&format!("{},", row[3])),
+            "{} in {raw}",
+            row[3]
+        );
+    }
+
     // Mistakes are named.
     let refused = |more: &[&str]| {
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -529,17 +529,29 @@ async fn repl(engine: &Engine, format: Format) -> Result<()> {
             );
         }
     };
+    // `\timing` toggles "Time: … ms" after each statement, as in psql.
+    let mut timing = false;
     prompt(false);
     for line in stdin.lock().lines() {
         let line = line?;
+        if buffer.trim().is_empty() && line.trim() == "\\timing" {
+            timing = !timing;
+            eprintln!("Timing is {}.", if timing { "on" } else { "off" });
+            prompt(false);
+            continue;
+        }
         buffer.push_str(&line);
         buffer.push('\n');
         let trimmed = buffer.trim();
         if trimmed.is_empty() {
             buffer.clear();
         } else if trimmed.ends_with(';') {
+            let started = std::time::Instant::now();
             if let Err(err) = run_sql(engine, trimmed.trim_end_matches(';'), format).await {
                 eprintln!("error: {err:#}");
+            }
+            if timing {
+                eprintln!("Time: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0);
             }
             buffer.clear();
         }

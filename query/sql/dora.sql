@@ -391,12 +391,6 @@ SELECT incident_id, service, team, title, severity, started_at, resolved_at,
        CAST(date_trunc('month', local_start) AS DATE) AS started_month
 FROM l
 ;
--- The three scopes every fact is counted under: per service first, then rolled up per team and
--- for everything (§4: "everything is computed per service first, then rolled up"). A deployment
--- shipped to two services counts once for each, in the team and overall too.
-CREATE VIEW dora_rollup_scopes AS
-SELECT scope FROM (VALUES ('service'), ('team'), ('all')) AS s(scope)
-;
 -- Every (period, scope, name, period_start) from the first to the last calendar period holding any
 -- deployment, change, recovery or incident, for every configured or seen service and team, so that
 -- a period with no data is a row: counts 0, medians and rates NULL (§4 "Periods").
@@ -450,25 +444,28 @@ FROM starts s CROSS JOIN names n
 -- - recovery: median of the recoveries completed in the period; open ones counted apart.
 -- - time to restore: median over all incidents resolved in the period; open incidents counted.
 -- - rework rate: rework deployments ÷ deployments.
+-- Everything is computed per service, then rolled up per team and for everything (§4), by
+-- GROUPING SETS: a deployment shipped to two services counts once for each, in its team and
+-- overall too.
 -- Levels from `dora_levels` (the latest report year), NULL when the metric is NULL.
 -- One view per period (`dora_daily`, `dora_weekly`, `dora_monthly`): the statement below is
 -- written once with a period placeholder (day, week, month) and created three times, so a query
 -- on one period computes only that period.
 CREATE VIEW dora_{{periodly}} AS
 WITH dep AS (
-  SELECT k.scope,
-         CASE k.scope WHEN 'service' THEN d.service WHEN 'team' THEN d.team ELSE 'all' END AS name,
+  SELECT CASE WHEN grouping(d.service) = 0 THEN 'service' WHEN grouping(d.team) = 0 THEN 'team' ELSE 'all' END AS scope,
+         CASE WHEN grouping(d.service) = 0 THEN d.service WHEN grouping(d.team) = 0 THEN d.team ELSE 'all' END AS name,
          d.{{period}} AS period_start,
          count(*) AS deployments,
          sum(CASE WHEN d.is_failed THEN 1 ELSE 0 END) AS change_failures,
          sum(CASE WHEN d.is_rework THEN 1 ELSE 0 END) AS rework_deployments,
          sum(CASE WHEN d.commits_listed THEN 1 ELSE 0 END) AS deployments_with_commit_list
-  FROM dora_deployments d CROSS JOIN dora_rollup_scopes k
-  GROUP BY 1, 2, 3
+  FROM dora_deployments d
+  GROUP BY GROUPING SETS ((d.service, d.team, d.{{period}}), (d.team, d.{{period}}), (d.{{period}}))
 ),
 chg AS (
-  SELECT k.scope,
-         CASE k.scope WHEN 'service' THEN c.service WHEN 'team' THEN c.team ELSE 'all' END AS name,
+  SELECT CASE WHEN grouping(c.service) = 0 THEN 'service' WHEN grouping(c.team) = 0 THEN 'team' ELSE 'all' END AS scope,
+         CASE WHEN grouping(c.service) = 0 THEN c.service WHEN grouping(c.team) = 0 THEN c.team ELSE 'all' END AS name,
          c.{{period}} AS period_start,
          count(*) AS changes_deployed,
          sum(CASE WHEN c.negative_lead_time THEN 1 ELSE 0 END) AS negative_lead_times,
@@ -476,48 +473,48 @@ chg AS (
          -- p90, continuous and exact (`quantile_cont`, see query/src/quantile.rs): with the n
          -- values sorted, h = 0.9 (n - 1), v[floor h] plus the fraction of h times the step up.
          quantile_cont(c.lead_time_hours, 0.9) AS lead_time_p90_hours
-  FROM dora_changes c CROSS JOIN dora_rollup_scopes k
-  GROUP BY 1, 2, 3
+  FROM dora_changes c
+  GROUP BY GROUPING SETS ((c.service, c.team, c.{{period}}), (c.team, c.{{period}}), (c.{{period}}))
 ),
 rec AS (
-  SELECT k.scope,
-         CASE k.scope WHEN 'service' THEN r.service WHEN 'team' THEN r.team ELSE 'all' END AS name,
+  SELECT CASE WHEN grouping(r.service) = 0 THEN 'service' WHEN grouping(r.team) = 0 THEN 'team' ELSE 'all' END AS scope,
+         CASE WHEN grouping(r.service) = 0 THEN r.service WHEN grouping(r.team) = 0 THEN r.team ELSE 'all' END AS name,
          r.{{period}} AS period_start,
          count(*) AS recoveries,
          median(r.recovery_hours) AS recovery_median_hours
-  FROM dora_recoveries r CROSS JOIN dora_rollup_scopes k
+  FROM dora_recoveries r
   WHERE NOT r.is_open
-  GROUP BY 1, 2, 3
+  GROUP BY GROUPING SETS ((r.service, r.team, r.{{period}}), (r.team, r.{{period}}), (r.{{period}}))
 ),
 open_failures AS (
-  SELECT k.scope,
-         CASE k.scope WHEN 'service' THEN r.service WHEN 'team' THEN r.team ELSE 'all' END AS name,
+  SELECT CASE WHEN grouping(r.service) = 0 THEN 'service' WHEN grouping(r.team) = 0 THEN 'team' ELSE 'all' END AS scope,
+         CASE WHEN grouping(r.service) = 0 THEN r.service WHEN grouping(r.team) = 0 THEN r.team ELSE 'all' END AS name,
          d.{{period}} AS period_start,
          count(*) AS open_recoveries
   FROM dora_recoveries r
   JOIN dora_production d ON d.deployment_id = r.deployment_id AND d.service = r.service
-  CROSS JOIN dora_rollup_scopes k
+ 
   WHERE r.is_open
-  GROUP BY 1, 2, 3
+  GROUP BY GROUPING SETS ((r.service, r.team, d.{{period}}), (r.team, d.{{period}}), (d.{{period}}))
 ),
 inc AS (
-  SELECT k.scope,
-         CASE k.scope WHEN 'service' THEN i.service WHEN 'team' THEN i.team ELSE 'all' END AS name,
+  SELECT CASE WHEN grouping(i.service) = 0 THEN 'service' WHEN grouping(i.team) = 0 THEN 'team' ELSE 'all' END AS scope,
+         CASE WHEN grouping(i.service) = 0 THEN i.service WHEN grouping(i.team) = 0 THEN i.team ELSE 'all' END AS name,
          i.{{period}} AS period_start,
          count(*) AS incidents_resolved,
          median(i.restore_hours) AS time_to_restore_median_hours
-  FROM dora_incidents i CROSS JOIN dora_rollup_scopes k
+  FROM dora_incidents i
   WHERE NOT i.is_open
-  GROUP BY 1, 2, 3
+  GROUP BY GROUPING SETS ((i.service, i.team, i.{{period}}), (i.team, i.{{period}}), (i.{{period}}))
 ),
 open_inc AS (
-  SELECT k.scope,
-         CASE k.scope WHEN 'service' THEN i.service WHEN 'team' THEN i.team ELSE 'all' END AS name,
+  SELECT CASE WHEN grouping(i.service) = 0 THEN 'service' WHEN grouping(i.team) = 0 THEN 'team' ELSE 'all' END AS scope,
+         CASE WHEN grouping(i.service) = 0 THEN i.service WHEN grouping(i.team) = 0 THEN i.team ELSE 'all' END AS name,
          i.started_{{period}} AS period_start,
          count(*) AS open_incidents
-  FROM dora_incidents i CROSS JOIN dora_rollup_scopes k
+  FROM dora_incidents i
   WHERE i.is_open
-  GROUP BY 1, 2, 3
+  GROUP BY GROUPING SETS ((i.service, i.team, i.started_{{period}}), (i.team, i.started_{{period}}), (i.started_{{period}}))
 ),
 levels AS (
   SELECT * FROM dora_levels WHERE report_year = (SELECT max(report_year) FROM dora_levels)
@@ -589,16 +586,19 @@ WITH t AS (
   CROSS JOIN (SELECT * FROM targets WHERE service IS NULL) d
   LEFT JOIN targets o ON p.scope = 'service' AND o.service = p.name
 )
-SELECT period, scope, name, team, period_start, 'deploys_per_day' AS metric, deploys_per_day AS value,
-       '>=' AS comparison, deploys_per_day_target AS target, deploys_per_day >= deploys_per_day_target AS met
-FROM t
-UNION ALL
-SELECT period, scope, name, team, period_start, 'lead_time_hours', lead_time_median_hours,
-       '<', lead_time_target, lead_time_median_hours < lead_time_target FROM t
-UNION ALL
-SELECT period, scope, name, team, period_start, 'change_failure_rate', change_failure_rate,
-       '<', change_failure_rate_target, change_failure_rate < change_failure_rate_target FROM t
-UNION ALL
-SELECT period, scope, name, team, period_start, 'recovery_hours', recovery_median_hours,
-       '<', recovery_target, recovery_median_hours < recovery_target FROM t
+SELECT t.period, t.scope, t.name, t.team, t.period_start, m.metric,
+       CASE m.metric WHEN 'deploys_per_day' THEN t.deploys_per_day
+                     WHEN 'lead_time_hours' THEN t.lead_time_median_hours
+                     WHEN 'change_failure_rate' THEN t.change_failure_rate
+                     ELSE t.recovery_median_hours END AS value,
+       CASE m.metric WHEN 'deploys_per_day' THEN '>=' ELSE '<' END AS comparison,
+       CASE m.metric WHEN 'deploys_per_day' THEN t.deploys_per_day_target
+                     WHEN 'lead_time_hours' THEN t.lead_time_target
+                     WHEN 'change_failure_rate' THEN t.change_failure_rate_target
+                     ELSE t.recovery_target END AS target,
+       CASE m.metric WHEN 'deploys_per_day' THEN t.deploys_per_day >= t.deploys_per_day_target
+                     WHEN 'lead_time_hours' THEN t.lead_time_median_hours < t.lead_time_target
+                     WHEN 'change_failure_rate' THEN t.change_failure_rate < t.change_failure_rate_target
+                     ELSE t.recovery_median_hours < t.recovery_target END AS met
+FROM t CROSS JOIN (VALUES ('deploys_per_day'), ('lead_time_hours'), ('change_failure_rate'), ('recovery_hours')) AS m(metric)
 ;

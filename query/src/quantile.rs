@@ -6,14 +6,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, ListArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, RecordBatch};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Schema};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
+    Signature, Volatility,
 };
 
 /// The `quantile_cont` aggregate, ready to register.
@@ -45,19 +46,24 @@ impl AggregateUDFImpl for QuantileCont {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        // The quantile must be a constant: evaluated once, on no rows.
-        let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
-        let q = match args.exprs.get(1).map(|e| e.evaluate(&empty)) {
-            Some(Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q))))) => Some(q),
-            _ => None,
-        };
-        match q {
-            Some(q) if (0.0..=1.0).contains(&q) => Ok(Box::new(QuantileAccumulator {
-                q,
-                values: Vec::new(),
-            })),
-            _ => plan_err!("quantile_cont(x, q): q must be a constant between 0 and 1"),
-        }
+        Ok(Box::new(QuantileAccumulator {
+            q: constant_q(&args)?,
+            values: Vec::new(),
+        }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(QuantileGroups {
+            q: constant_q(&args)?,
+            groups: Vec::new(),
+        }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -66,6 +72,143 @@ impl AggregateUDFImpl for QuantileCont {
             DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
             true,
         ))])
+    }
+}
+
+/// The quantile argument: a constant between 0 and 1, evaluated once, on no rows.
+fn constant_q(args: &AccumulatorArgs) -> Result<f64> {
+    let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+    match args.exprs.get(1).map(|e| e.evaluate(&empty)) {
+        Some(Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q)))))
+            if (0.0..=1.0).contains(&q) =>
+        {
+            Ok(q)
+        }
+        _ => plan_err!("quantile_cont(x, q): q must be a constant between 0 and 1"),
+    }
+}
+
+/// The values of every group (the aggregation's fast path: one accumulator for all groups).
+struct QuantileGroups {
+    q: f64,
+    groups: Vec<Vec<f64>>,
+}
+
+impl GroupsAccumulator for QuantileGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Vec::new);
+        let Some(column) = values.first() else {
+            return Ok(());
+        };
+        let column = column.as_primitive::<Float64Type>();
+        for (row, &group) in group_indices.iter().enumerate() {
+            let kept = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+            if kept && column.is_valid(row) {
+                self.groups[group].push(column.value(row));
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Vec::new);
+        let Some(lists) = values.first() else {
+            return Ok(());
+        };
+        for (list, &group) in lists.as_list::<i32>().iter().zip(group_indices) {
+            if let Some(list) = list {
+                let list = list.as_primitive::<Float64Type>();
+                self.groups[group].extend(list.iter().flatten());
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let q = self.q;
+        let out: Float64Array = emit_to
+            .take_needed(&mut self.groups)
+            .into_iter()
+            .map(|mut values| quantile(&mut values, q))
+            .collect();
+        Ok(Arc::new(out))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let groups = emit_to.take_needed(&mut self.groups);
+        let mut offsets = Vec::with_capacity(groups.len() + 1);
+        offsets.push(0i32);
+        let mut end = 0usize;
+        for g in &groups {
+            end += g.len();
+            offsets.push(i32::try_from(end).map_err(|_| {
+                datafusion::error::DataFusionError::Execution(
+                    "quantile_cont: more than 2^31 values in one aggregation state".into(),
+                )
+            })?);
+        }
+        let values = Float64Array::from(groups.into_iter().flatten().collect::<Vec<f64>>());
+        let list = ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Float64, true)),
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Arc::new(values),
+            None,
+        );
+        Ok(vec![Arc::new(list)])
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        // Each row its own group: a list of its value, or an empty list.
+        let Some(column) = values.first() else {
+            return Ok(vec![]);
+        };
+        let column = column.as_primitive::<Float64Type>();
+        let mut offsets = Vec::with_capacity(column.len() + 1);
+        let mut kept = Vec::with_capacity(column.len());
+        offsets.push(0i32);
+        for row in 0..column.len() {
+            let keep = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+            if keep && column.is_valid(row) {
+                kept.push(column.value(row));
+            }
+            offsets.push(i32::try_from(kept.len()).map_err(|_| {
+                datafusion::error::DataFusionError::Execution(
+                    "quantile_cont: more than 2^31 values in one batch".into(),
+                )
+            })?);
+        }
+        let list = ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Float64, true)),
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Arc::new(Float64Array::from(kept)),
+            None,
+        );
+        Ok(vec![Arc::new(list)])
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self)
+            + self.groups.capacity() * size_of::<Vec<f64>>()
+            + self
+                .groups
+                .iter()
+                .map(|g| g.capacity() * size_of::<f64>())
+                .sum::<usize>()
     }
 }
 

@@ -236,3 +236,60 @@ fn dora_prints_for_people_and_machines() {
         ]
     );
 }
+
+#[test]
+fn the_sql_repl_times_statements_and_the_memory_limit_holds() {
+    let (dir, args) = lake();
+    // `\timing` as in psql: a time after each statement; quantile_cont is there for analysts
+    // (n = 4: h = 0.9 · 3 = 2.7 → 3 + 0.7 · (4 − 3) = 3.7).
+    let mut repl = crate::support::doracost()
+        .current_dir(dir.path())
+        .args(&args)
+        .args(["--format", "csv", "sql"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = repl.stdin.take().unwrap();
+        writeln!(stdin, "\\timing").unwrap();
+        writeln!(
+            stdin,
+            "SELECT quantile_cont(x, 0.9) AS p90 FROM (VALUES (1.0), (2.0), (4.0), (3.0)) t(x);"
+        )
+        .unwrap();
+        writeln!(
+            stdin,
+            "SELECT count(*) AS months FROM dora_monthly WHERE scope = 'all';"
+        )
+        .unwrap();
+    }
+    let out = repl.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("p90\n3.7\n"), "{stdout}");
+    assert!(stdout.contains("months\n18\n"), "{stdout}");
+    assert!(stderr.contains("Timing is on."), "{stderr}");
+    assert_eq!(stderr.matches("Time: ").count(), 2, "{stderr}");
+
+    // A session memory limit too small for the views: a clear error and a failed exit, not a kill.
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["sql", "SELECT * FROM dora_changes ORDER BY lead_time_hours"]);
+    let out = crate::support::doracost()
+        .current_dir(dir.path())
+        .env("DORACOST_MEMORY_LIMIT", "64K")
+        .args(&all)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("Resources exhausted") || stderr.contains("Failed to allocate"),
+        "{stderr}"
+    );
+}

@@ -1,8 +1,8 @@
 //! Format writers: turn the ground truth into the files each source would produce.
 
 pub mod config;
-pub mod cur;
 pub mod cost_explorer;
+pub mod cur;
 pub mod devlake;
 pub mod events;
 pub mod focus;

@@ -575,30 +575,30 @@ SELECT * FROM dora_daily UNION ALL SELECT * FROM dora_weekly UNION ALL SELECT * 
 -- NULL when the metric is (no data is neither met nor missed). Teams and everything use the
 -- default targets.
 CREATE VIEW dora_targets AS
-WITH t AS (
-  SELECT p.period, p.scope, p.name, p.team, p.period_start, p.deploys_per_day, p.lead_time_median_hours,
-         p.change_failure_rate, p.recovery_median_hours,
-         COALESCE(o.deploys_per_day, d.deploys_per_day) AS deploys_per_day_target,
-         COALESCE(o.lead_time_hours, d.lead_time_hours) AS lead_time_target,
-         COALESCE(o.change_failure_rate, d.change_failure_rate) AS change_failure_rate_target,
-         COALESCE(o.recovery_minutes, d.recovery_minutes) / 60.0 AS recovery_target
-  FROM dora_periods p
-  CROSS JOIN (SELECT * FROM targets WHERE service IS NULL) d
-  LEFT JOIN targets o ON p.scope = 'service' AND o.service = p.name
+WITH defaults AS (SELECT * FROM targets WHERE service IS NULL),
+-- The target of each metric for each scope and name of the grid (a few rows per service), then
+-- joined to the periods by equality.
+target_values AS (
+  SELECT n.scope, n.name, m.metric, m.comparison,
+         CASE m.metric WHEN 'deploys_per_day' THEN COALESCE(o.deploys_per_day, d.deploys_per_day)
+                       WHEN 'lead_time_hours' THEN COALESCE(o.lead_time_hours, d.lead_time_hours)
+                       WHEN 'change_failure_rate' THEN COALESCE(o.change_failure_rate, d.change_failure_rate)
+                       ELSE COALESCE(o.recovery_minutes, d.recovery_minutes) / 60.0 END AS target
+  FROM (SELECT DISTINCT scope, name FROM dora_period_grid) n
+  CROSS JOIN defaults d
+  CROSS JOIN (VALUES ('deploys_per_day', '>='), ('lead_time_hours', '<'), ('change_failure_rate', '<'),
+                     ('recovery_hours', '<')) AS m(metric, comparison)
+  LEFT JOIN targets o ON n.scope = 'service' AND o.service = n.name
+),
+v AS (
+  SELECT p.period, p.scope, p.name, p.team, p.period_start, t.metric, t.comparison, t.target,
+         CASE t.metric WHEN 'deploys_per_day' THEN p.deploys_per_day
+                       WHEN 'lead_time_hours' THEN p.lead_time_median_hours
+                       WHEN 'change_failure_rate' THEN p.change_failure_rate
+                       ELSE p.recovery_median_hours END AS value
+  FROM target_values t JOIN dora_periods p ON p.scope = t.scope AND p.name = t.name
 )
-SELECT t.period, t.scope, t.name, t.team, t.period_start, m.metric,
-       CASE m.metric WHEN 'deploys_per_day' THEN t.deploys_per_day
-                     WHEN 'lead_time_hours' THEN t.lead_time_median_hours
-                     WHEN 'change_failure_rate' THEN t.change_failure_rate
-                     ELSE t.recovery_median_hours END AS value,
-       CASE m.metric WHEN 'deploys_per_day' THEN '>=' ELSE '<' END AS comparison,
-       CASE m.metric WHEN 'deploys_per_day' THEN t.deploys_per_day_target
-                     WHEN 'lead_time_hours' THEN t.lead_time_target
-                     WHEN 'change_failure_rate' THEN t.change_failure_rate_target
-                     ELSE t.recovery_target END AS target,
-       CASE m.metric WHEN 'deploys_per_day' THEN t.deploys_per_day >= t.deploys_per_day_target
-                     WHEN 'lead_time_hours' THEN t.lead_time_median_hours < t.lead_time_target
-                     WHEN 'change_failure_rate' THEN t.change_failure_rate < t.change_failure_rate_target
-                     ELSE t.recovery_median_hours < t.recovery_target END AS met
-FROM t CROSS JOIN (VALUES ('deploys_per_day'), ('lead_time_hours'), ('change_failure_rate'), ('recovery_hours')) AS m(metric)
+SELECT period, scope, name, team, period_start, metric, value, comparison, target,
+       CASE WHEN comparison = '>=' THEN value >= target ELSE value < target END AS met
+FROM v
 ;

@@ -160,9 +160,12 @@ FROM spans
 -- @cached
 CREATE VIEW dora_rollbacks AS
 WITH l AS (
+  -- The previous deployment of the same sha: the row before in (sha, seq) order within the
+  -- service, when it has the same sha (one window per service: a window per (service, sha) is a
+  -- partition per deployment, slow in DataFusion).
   SELECT *,
-    CASE WHEN commit_sha IS NOT NULL
-         THEN lag(seq) OVER (PARTITION BY service, commit_sha ORDER BY seq) END AS prev_same_sha_seq
+    CASE WHEN lag(commit_sha) OVER (PARTITION BY service ORDER BY commit_sha, seq) = commit_sha
+         THEN lag(seq) OVER (PARTITION BY service ORDER BY commit_sha, seq) END AS prev_same_sha_seq
   FROM dora_production
 )
 SELECT deployment_id, service, seq, finished_at, flagged_rollback,

@@ -6,6 +6,7 @@ pub mod cost_explorer;
 pub mod cur;
 pub mod error;
 pub mod events;
+mod files;
 pub mod focus;
 pub mod pipeline;
 pub mod progress;

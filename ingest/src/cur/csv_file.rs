@@ -3,7 +3,6 @@
 //! shared Arrow builders.
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -24,10 +23,7 @@ pub(super) fn read(
     slices: &mut Slices,
     progress: &mut dyn Progress,
 ) -> Result<(), IngestError> {
-    let file = File::open(path).map_err(|source| IngestError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = crate::files::open(path)?;
     // Progress counts compressed bytes, so the bar matches the file size.
     let counted = CountingReader::new(file, progress);
     let input: Box<dyn Read + '_> = if gzip {
@@ -39,15 +35,7 @@ pub(super) fn read(
         .buffer_capacity(1 << 20)
         .from_reader(input);
     let header = reader.byte_headers().map_err(|e| csv_error(path, e))?;
-    let names = header.iter().enumerate().map(|(i, name)| {
-        let name = if i == 0 {
-            name.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(name)
-        } else {
-            name
-        };
-        // A header that is not UTF-8 matches no CUR column.
-        std::str::from_utf8(name).unwrap_or("")
-    });
+    let names = crate::files::csv_header_names(header);
     let columns = ColumnMap::from_names(path, names)?;
     let mut record = ByteRecord::new();
     while reader

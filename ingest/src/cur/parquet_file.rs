@@ -4,14 +4,12 @@
 //! row by row. `resource_tags` and `product` are map columns (or JSON text).
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::path::Path;
 
 use arrow::array::{Array, ArrayRef, MapArray, StringArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::columns::{self as cur, ColumnMap};
 use super::csv_file::product_name_in;
@@ -33,20 +31,8 @@ pub(super) fn read(
     slices: &mut Slices,
     progress: &mut dyn Progress,
 ) -> Result<(), IngestError> {
-    let file = File::open(path).map_err(|source| IngestError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let not_parquet = |e: parquet::errors::ParquetError| {
-        IngestError::invalid(
-            path,
-            None,
-            None,
-            format!("not a readable Parquet file: {e}"),
-        )
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(not_parquet)?;
+    let (builder, size) = crate::files::open_parquet(path)?;
+    let not_parquet = |e| crate::files::not_parquet(path, e);
     let row_group_rows: Vec<usize> = builder
         .metadata()
         .row_groups()

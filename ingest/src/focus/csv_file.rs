@@ -4,7 +4,6 @@
 //! Quirks of real exports handled here: `NULL` written literally, empty cells, a UTF-8 byte-order
 //! mark before the header, and timestamps as `YYYY-MM-DD HH:MM:SS` (see `values`).
 
-use std::fs::File;
 use std::path::Path;
 
 use csv::{ByteRecord, ErrorKind, ReaderBuilder};
@@ -24,23 +23,12 @@ pub(super) fn read(
     slices: &mut Slices,
     progress: &mut dyn Progress,
 ) -> Result<(), IngestError> {
-    let file = File::open(path).map_err(|source| IngestError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = crate::files::open(path)?;
     let mut reader = ReaderBuilder::new()
         .buffer_capacity(1 << 20)
         .from_reader(CountingReader::new(file, progress));
     let header = reader.byte_headers().map_err(|e| csv_error(path, e))?;
-    let names = header.iter().enumerate().map(|(i, name)| {
-        let name = if i == 0 {
-            name.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(name)
-        } else {
-            name
-        };
-        // A header that is not UTF-8 matches no FOCUS column.
-        std::str::from_utf8(name).unwrap_or("")
-    });
+    let names = crate::files::csv_header_names(header);
     let columns = ColumnMap::from_names(path, names, defaults)?;
     let mut record = ByteRecord::new();
     while reader

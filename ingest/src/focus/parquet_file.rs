@@ -1,13 +1,11 @@
 //! FOCUS bills as Parquet: columns are mapped by name, read batch by batch, converted to the
 //! canonical types (see `parquet_columns`), and appended row by row.
 
-use std::fs::File;
 use std::path::Path;
 
 use arrow::array::{Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::columns::{self as focus, ColumnMap};
 use super::parquet_columns::{BatchError, TagsColumn, cell, floats, money, strings, timestamps};
@@ -26,20 +24,8 @@ pub(super) fn read(
     slices: &mut Slices,
     progress: &mut dyn Progress,
 ) -> Result<(), IngestError> {
-    let file = File::open(path).map_err(|source| IngestError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let not_parquet = |e: parquet::errors::ParquetError| {
-        IngestError::invalid(
-            path,
-            None,
-            None,
-            format!("not a readable Parquet file: {e}"),
-        )
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(not_parquet)?;
+    let (builder, size) = crate::files::open_parquet(path)?;
+    let not_parquet = |e| crate::files::not_parquet(path, e);
     let all = ColumnMap::from_names(
         path,
         builder.schema().fields().iter().map(|f| f.name().as_str()),

@@ -79,7 +79,10 @@ impl Engine {
             // Strings as plain Utf8, not views: a view batch cut from a join's build side counts
             // the whole shared buffer as its size, so sorts and the memory pool saw 500 MB
             // batches (and ran out) on the large organisation.
-            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+            .set_bool(
+                "datafusion.execution.parquet.schema_force_view_types",
+                false,
+            );
         let runtime = RuntimeEnvBuilder::new().with_memory_limit(memory_limit(), 1.0);
         let ctx = match runtime.build_arc() {
             Ok(runtime) => SessionContext::new_with_config_rt(session, runtime),
@@ -139,7 +142,9 @@ fn memory_limit() -> usize {
     if let Ok(text) = std::env::var("DORACOST_MEMORY_LIMIT") {
         match parse_size(&text) {
             Some(bytes) => return bytes,
-            None => tracing::warn!("DORACOST_MEMORY_LIMIT={text:?} is not a size like 12G; ignored"),
+            None => {
+                tracing::warn!("DORACOST_MEMORY_LIMIT={text:?} is not a size like 12G; ignored")
+            }
         }
     }
     std::fs::read_to_string("/proc/meminfo")

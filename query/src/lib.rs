@@ -9,8 +9,8 @@ pub mod config_tables;
 pub mod cost_tables;
 pub mod engine;
 pub mod output;
-pub mod rule_pick;
 pub mod quantile;
+pub mod rule_pick;
 
 #[cfg(test)]
 mod cost_property_tests;

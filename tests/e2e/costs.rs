@@ -3,50 +3,21 @@
 //! `unallocated`, per month; each provider's exact bill).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{csv_rows, fails, ok, units};
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/small")
-}
+use crate::support::{csv_rows, fails, ok, ok_with, sample_lake, small_sample, sql_rows, units};
 
 fn truth() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(sample().join("truth.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(small_sample().join("truth.json")).unwrap())
+        .unwrap()
 }
 
 /// A lake holding the small sample's events and bills, and the arguments that point at it with
 /// `config` (the sample's own config text, plus `extra`).
 fn lake(extra: &str) -> (tempfile::TempDir, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("doracost.toml");
-    let text = std::fs::read_to_string(sample().join("doracost.toml")).unwrap();
-    std::fs::write(&config, format!("{text}\n{extra}")).unwrap();
-    let args = vec![
-        "--config".to_owned(),
-        config.to_str().unwrap().to_owned(),
-        "--data-dir".to_owned(),
-        dir.path().join("lake").to_str().unwrap().to_owned(),
-    ];
-    for (source, folder) in [("events", "events"), ("focus", "costs")] {
-        let files = sample().join(folder);
-        let mut ingest: Vec<&str> = args.iter().map(String::as_str).collect();
-        ingest.extend(["ingest", source, files.to_str().unwrap()]);
-        ok(dir.path(), &ingest);
-    }
-    (dir, args)
-}
-
-fn run(dir: &Path, args: &[String], more: &[&str]) -> String {
-    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
-    all.extend(more);
-    ok(dir, &all)
-}
-
-fn sql(dir: &Path, args: &[String], query: &str) -> Vec<Vec<String>> {
-    csv_rows(&run(dir, args, &["sql", "--format", "csv", query]))[1..].to_vec()
+    sample_lake(extra, &[("events", "events"), ("focus", "costs")])
 }
 
 /// truth.json's effective cost per allocation key (service, `shared`, `unallocated`) and month
@@ -66,7 +37,7 @@ fn truth_by_allocation(truth: &Value) -> BTreeMap<(String, String), i128> {
 
 /// (service, `YYYY-MM`) → cost from `cost_monthly`, summed over providers and cloud services.
 fn monthly(dir: &Path, args: &[String]) -> BTreeMap<(String, String), i128> {
-    sql(
+    sql_rows(
         dir,
         args,
         "SELECT service, substr(CAST(month AS VARCHAR), 1, 7), sum(cost) FROM cost_monthly \
@@ -97,7 +68,7 @@ fn cost_per_service_is_the_truth_to_the_last_decimal() {
 
     // Reconciliation: every provider and month differs by exactly 0, and the bills it read add up
     // to each provider's total in truth.json.
-    let rows = sql(
+    let rows = sql_rows(
         dir,
         &args,
         "SELECT provider, bill, allocated, unallocated, difference FROM cost_reconciliation",
@@ -119,7 +90,7 @@ fn cost_per_service_is_the_truth_to_the_last_decimal() {
 
     // `doracost costs --month`: one month per service, as CSV at full precision, against truth.
     let month = "2025-09";
-    let out = run(dir, &args, &["costs", "--month", month, "--format", "csv"]);
+    let out = ok_with(dir, &args, &["costs", "--month", month, "--format", "csv"]);
     let rows = csv_rows(&out);
     assert_eq!(
         rows[0],
@@ -168,7 +139,7 @@ fn cost_per_service_is_the_truth_to_the_last_decimal() {
     assert!(rows.iter().any(|r| r[1] == "unallocated"));
 
     // --team keeps that team's services; the table for people has cents.
-    let team = run(dir, &args, &["costs", "--month", month, "--team", "growth"]);
+    let team = ok_with(dir, &args, &["costs", "--month", month, "--team", "growth"]);
     for service in ["notify", "search", "recommendations", "web", "total"] {
         assert!(team.contains(service), "{service} missing:\n{team}");
     }
@@ -181,7 +152,7 @@ fn cost_per_service_is_the_truth_to_the_last_decimal() {
 
     // --format json: the same rows, money as JSON numbers written with every decimal of the CSV
     // (checked on the text: a JSON reader would round them to doubles).
-    let raw = run(dir, &args, &["costs", "--month", month, "--format", "json"]);
+    let raw = ok_with(dir, &args, &["costs", "--month", month, "--format", "json"]);
     let json: Vec<Value> = serde_json::from_str(&raw).unwrap();
     assert_eq!(json.len(), rows.len() - 1);
     for (object, row) in json.iter().zip(&rows[1..]) {
@@ -247,7 +218,7 @@ fn shared_platform_cost_split_in_proportion_leaves_only_the_untagged_unallocated
             }
         }
     }
-    let diffs = sql(
+    let diffs = sql_rows(
         dir,
         &args,
         "SELECT count(*) FROM cost_reconciliation WHERE difference <> 0",
@@ -261,7 +232,7 @@ fn forecast_back_test_on_the_sample_organisation() {
     let dir = dir.path();
     // Mean absolute percentage error of the month-end forecast over every complete month, made
     // on the 10th and on the 20th, for the whole bill and per service.
-    let rows = sql(
+    let rows = sql_rows(
         dir,
         &args,
         "SELECT scope, as_of_day, count(*), avg(abs(error_pct)), max(abs(error_pct)) \
@@ -370,7 +341,7 @@ fn the_focus_samples_spaced_org_key_allocates_like_org() {
         trey_total > 0,
         "the sample's org = trey lines cost something"
     );
-    let diffs = sql(
+    let diffs = sql_rows(
         dir.path(),
         &base.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         "SELECT count(*), sum(CASE WHEN difference = 0 THEN 1 ELSE 0 END) FROM cost_reconciliation",

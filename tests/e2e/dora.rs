@@ -2,47 +2,20 @@
 //! generator's ground truth (`truth.json`) and counts taken straight from the event files.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{csv_rows, ok};
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/small")
-}
+use crate::support::{csv_rows, ok_with, sample_lake, small_sample, sql_rows};
 
 /// A lake holding the small sample's events, and the arguments that point at it.
 fn lake() -> (tempfile::TempDir, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = sample().join("doracost.toml");
-    let args = vec![
-        "--config".to_owned(),
-        config.to_str().unwrap().to_owned(),
-        "--data-dir".to_owned(),
-        dir.path().join("lake").to_str().unwrap().to_owned(),
-    ];
-    let events = sample().join("events");
-    let mut ingest: Vec<&str> = args.iter().map(String::as_str).collect();
-    ingest.extend(["ingest", "events", events.to_str().unwrap()]);
-    ok(dir.path(), &ingest);
-    (dir, args)
-}
-
-fn run(dir: &Path, args: &[String], more: &[&str]) -> String {
-    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
-    all.extend(more);
-    ok(dir, &all)
-}
-
-fn sql(dir: &Path, args: &[String], query: &str) -> Vec<Vec<String>> {
-    csv_rows(&run(dir, args, &["sql", "--format", "csv", query]))[1..].to_vec()
+    sample_lake("", &[("events", "events")])
 }
 
 /// Successful production deployments per service, counted from the event files themselves.
 fn deployments_per_service_from_files() -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
-    let events = std::fs::read_to_string(sample().join("events/deployments.ndjson")).unwrap();
+    let events = std::fs::read_to_string(small_sample().join("events/deployments.ndjson")).unwrap();
     for line in events.lines().filter(|l| !l.trim().is_empty()) {
         let d: Value = serde_json::from_str(line).unwrap();
         if d["environment"] == "production" && d["status"] == "success" {
@@ -53,7 +26,7 @@ fn deployments_per_service_from_files() -> BTreeMap<String, u64> {
     }
     // DevLake payloads name a repo URL, which the config maps to its service.
     let devlake: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(sample().join("events/devlake-deployments.json")).unwrap(),
+        &std::fs::read_to_string(small_sample().join("events/devlake-deployments.json")).unwrap(),
     )
     .unwrap();
     for d in devlake {
@@ -70,17 +43,17 @@ fn the_views_agree_with_the_sample_organisation() {
     let (dir, args) = lake();
     let dir = dir.path();
     let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(sample().join("truth.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(small_sample().join("truth.json")).unwrap())
             .unwrap();
     let count = |v: &Value| v.as_u64().unwrap().to_string();
 
     // Every successful production deployment once (each names one service), and per service the
     // months add up to what the files hold.
     assert_eq!(
-        sql(dir, &args, "SELECT count(*) FROM dora_deployments"),
+        sql_rows(dir, &args, "SELECT count(*) FROM dora_deployments"),
         [[count(&truth["deployments"]["production_successful"])]]
     );
-    let per_service: BTreeMap<String, u64> = sql(
+    let per_service: BTreeMap<String, u64> = sql_rows(
         dir,
         &args,
         "SELECT name, sum(deployments) FROM dora_monthly WHERE scope = 'service' GROUP BY name",
@@ -91,7 +64,7 @@ fn the_views_agree_with_the_sample_organisation() {
     .collect();
     assert_eq!(per_service, deployments_per_service_from_files());
     assert_eq!(
-        sql(
+        sql_rows(
             dir,
             &args,
             "SELECT sum(deployments) FROM dora_monthly WHERE scope = 'all'"
@@ -102,7 +75,7 @@ fn the_views_agree_with_the_sample_organisation() {
     // Rollbacks: 29 flagged in the event files, and one DevLake redeploy of an earlier sha, which
     // carries no flag and is found by its sha.
     assert_eq!(
-        sql(
+        sql_rows(
             dir,
             &args,
             "SELECT count(*) FROM dora_deployments WHERE is_rollback"
@@ -112,7 +85,7 @@ fn the_views_agree_with_the_sample_organisation() {
     // Incidents: every one listed; those naming a deployment or a sha are attributed by the link.
     let i = &truth["incidents"];
     assert_eq!(
-        sql(
+        sql_rows(
             dir,
             &args,
             "SELECT count(*), sum(CASE WHEN is_open THEN 1 ELSE 0 END) FROM dora_incidents"
@@ -121,7 +94,7 @@ fn the_views_agree_with_the_sample_organisation() {
     );
     let linked = i["caused_by_deployment"].as_u64().unwrap() + i["caused_by_sha"].as_u64().unwrap();
     assert_eq!(
-        sql(
+        sql_rows(
             dir,
             &args,
             "SELECT count(*) FROM dora_incidents WHERE attributed_by = 'incident'"
@@ -130,7 +103,7 @@ fn the_views_agree_with_the_sample_organisation() {
     );
     // Open incidents are shown open in the month they began, never as a zero duration.
     assert_eq!(
-        sql(
+        sql_rows(
             dir,
             &args,
             "SELECT sum(open_incidents) FROM dora_monthly WHERE scope = 'all'"
@@ -138,7 +111,7 @@ fn the_views_agree_with_the_sample_organisation() {
         [[count(&i["open"])]]
     );
     assert_eq!(
-        sql(
+        sql_rows(
             dir,
             &args,
             "SELECT count(*) FROM dora_incidents WHERE is_open AND restore_hours IS NULL"
@@ -147,7 +120,7 @@ fn the_views_agree_with_the_sample_organisation() {
     );
     // A failure is counted once per deployment, and each failed deployment has one recovery.
     assert_eq!(
-        sql(
+        sql_rows(
             dir,
             &args,
             "SELECT (SELECT count(*) FROM dora_deployments WHERE is_failed) = (SELECT count(*) FROM dora_recoveries)"
@@ -156,7 +129,7 @@ fn the_views_agree_with_the_sample_organisation() {
     );
     // The grid: 18 months × (12 services + 3 teams + everything).
     assert_eq!(
-        sql(dir, &args, "SELECT count(*) FROM dora_monthly"),
+        sql_rows(dir, &args, "SELECT count(*) FROM dora_monthly"),
         [[(18 * 16).to_string()]]
     );
 }
@@ -167,7 +140,7 @@ fn dora_prints_for_people_and_machines() {
     let dir = dir.path();
 
     // For machines: one service over the whole sample period, every month, as JSON.
-    let json = run(
+    let json = ok_with(
         dir,
         &args,
         &[
@@ -199,13 +172,13 @@ fn dora_prints_for_people_and_machines() {
     );
 
     // For people: the latest month, every service and the total, with levels.
-    let table = run(dir, &args, &["dora"]);
+    let table = ok_with(dir, &args, &["dora"]);
     assert!(table.contains("freq_level"), "{table}");
     assert!(table.contains("| 2026-10-01 | checkout"), "{table}");
     assert!(table.contains("| all "), "{table}");
 
     // A team by ISO week, as CSV: weeks start on Mondays.
-    let csv = run(
+    let csv = ok_with(
         dir,
         &args,
         &[

@@ -126,20 +126,7 @@ impl Drop for Moto {
 
 /// Sends one HTTP/1.1 request without a body and returns the status code.
 pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok(status)
+    http_json(port, method, path, "").map(|(status, _)| status)
 }
 
 pub fn start_moto() -> Moto {
@@ -198,4 +185,54 @@ pub fn http_json(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// The checked-in small sample organisation (`sample-data/small`).
+pub fn small_sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/small")
+}
+
+/// A lake in a new temporary folder holding the small sample's `ingests` (`(source, folder)`, e.g.
+/// `("events", "events")`), read with the sample's config plus `extra` (written beside the lake),
+/// and the global arguments that point at both.
+pub fn sample_lake(extra: &str, ingests: &[(&str, &str)]) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("doracost.toml");
+    let text = std::fs::read_to_string(small_sample().join("doracost.toml")).unwrap();
+    std::fs::write(&config, format!("{text}\n{extra}")).unwrap();
+    let args = vec![
+        "--config".to_owned(),
+        config.to_str().unwrap().to_owned(),
+        "--data-dir".to_owned(),
+        dir.path().join("lake").to_str().unwrap().to_owned(),
+    ];
+    for (source, folder) in ingests {
+        let files = small_sample().join(folder);
+        ok(
+            dir.path(),
+            &with_args(&args, &["ingest", source, files.to_str().unwrap()]),
+        );
+    }
+    (dir, args)
+}
+
+/// `args` followed by `more`, as the `&str`s `run`/`ok` take.
+pub fn with_args<'a>(args: &'a [String], more: &[&'a str]) -> Vec<&'a str> {
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(more);
+    all
+}
+
+/// `doracost ARGS… MORE…`, which must succeed; its stdout.
+pub fn ok_with(dir: &Path, args: &[String], more: &[&str]) -> String {
+    ok(dir, &with_args(args, more))
+}
+
+/// The rows (header dropped) of `doracost ARGS… sql --format csv QUERY`, which must succeed.
+pub fn sql_rows(dir: &Path, args: &[String], query: &str) -> Vec<Vec<String>> {
+    csv_rows(&ok(
+        dir,
+        &with_args(args, &["sql", "--format", "csv", query]),
+    ))[1..]
+        .to_vec()
 }

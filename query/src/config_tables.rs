@@ -22,9 +22,6 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionE
     ctx.register_batch("targets", targets(config)?)?;
     ctx.register_batch("dora_levels", levels(LEVELS_CSV)?)?;
     crate::cost_tables::register(ctx, config)?;
-    for udf in crate::allocation::udfs() {
-        ctx.register_udf(udf);
-    }
     Ok(())
 }
 

@@ -91,7 +91,15 @@ impl Engine {
                 SessionContext::new_with_config(session)
             }
         };
+        // The functions the views use that do not depend on config (the rule picker does, and
+        // comes with the config tables).
         ctx.register_udaf(crate::quantile::quantile_cont());
+        for udf in crate::allocation::udfs()
+            .into_iter()
+            .chain(crate::baseline::udfs())
+        {
+            ctx.register_udf(udf);
+        }
         ctx
     }
 

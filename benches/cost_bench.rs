@@ -18,44 +18,25 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/mod.rs"]
+mod common;
+
 const QUERY: &str =
     "SELECT service, month, sum(cost) AS cost FROM cost_monthly GROUP BY service, month";
 
 fn main() {
-    let scale = std::env::var("DORACOST_BENCH_SCALE").unwrap_or_else(|_| "large".into());
-    let fresh = std::env::var("DORACOST_BENCH_FRESH").is_ok_and(|v| v == "1");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    let org = root.join(format!("org-{scale}"));
+    let common::Bench {
+        scale,
+        fresh,
+        root,
+        org,
+        config,
+        runtime,
+    } = common::start("cost bench", false);
     let lake_dir = root.join(format!("cost-lake-{scale}"));
-    println!(
-        "# doracost cost bench ({} cores, scale {scale})",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if !org.join("truth.json").exists() {
-        let started = Instant::now();
-        let report = sample_data::generate(&sample_data::GenerateOptions {
-            scale: scale
-                .parse()
-                .expect("DORACOST_BENCH_SCALE: small, medium or large"),
-            seed: sample_data::DEFAULT_SEED,
-            out_dir: org.clone(),
-        })
-        .expect("generation");
-        println!(
-            "generated: {} rows in {:.1} s",
-            report.rows_written,
-            started.elapsed().as_secs_f64()
-        );
-    }
-    let config = model::Config::load(&org.join("doracost.toml")).expect("the sample's config");
     if fresh || !lake_dir.join("costs/_delta_log").exists() {
         let _ = std::fs::remove_dir_all(&lake_dir);
-        let lake = model::Lake::new(lake_dir.to_str().expect("utf-8 path"), Default::default())
-            .expect("lake");
+        let lake = common::lake(&lake_dir);
         let started = Instant::now();
         let summary = runtime
             .block_on(ingest::pipeline::ingest_focus(
@@ -71,8 +52,7 @@ fn main() {
             rows as f64 / seconds
         );
     }
-    let lake =
-        model::Lake::new(lake_dir.to_str().expect("utf-8 path"), Default::default()).expect("lake");
+    let lake = common::lake(&lake_dir);
 
     let started = Instant::now();
     let engine = runtime
@@ -93,7 +73,7 @@ fn main() {
     ));
     assert_eq!(off, "0", "allocated + unallocated differs from the bill");
     let lines = runtime.block_on(scalar(&engine, "SELECT count(*) FROM costs"));
-    let peak = peak_rss_mb();
+    let peak = common::peak_rss_mb();
     println!("bill: {lines} lines; cost by service by month: {rows} rows, total {total}");
     println!(
         "doracost (DataFusion): cold {cold:.2} s, warm {warm:.3} s, peak RSS {peak:.0} MB (the ingest's included when it ran)"
@@ -183,16 +163,4 @@ fn duckdb(lake: &Path, config: &Path) -> Option<serde_json::Value> {
             None
         }
     }
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/mod.rs"]
+mod common;
+
 const VIEWS: [&str; 8] = [
     "dora_deployments",
     "dora_changes",
@@ -27,44 +30,19 @@ const VIEWS: [&str; 8] = [
 ];
 
 fn main() {
-    let scale = std::env::var("DORACOST_BENCH_SCALE").unwrap_or_else(|_| "large".into());
-    let fresh = std::env::var("DORACOST_BENCH_FRESH").is_ok_and(|v| v == "1");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    let org = root.join(format!("org-{scale}"));
+    let common::Bench {
+        scale,
+        fresh,
+        root,
+        org,
+        config,
+        runtime,
+    } = common::start("DORA views bench", true);
     let lake_dir = root.join(format!("lake-{scale}"));
-    println!(
-        "# doracost DORA views bench ({} cores, scale {scale})",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-
-    if fresh || !org.join("truth.json").exists() {
-        let _ = std::fs::remove_dir_all(&org);
-        let started = Instant::now();
-        let report = sample_data::generate(&sample_data::GenerateOptions {
-            scale: scale
-                .parse()
-                .expect("DORACOST_BENCH_SCALE: small, medium or large"),
-            seed: sample_data::DEFAULT_SEED,
-            out_dir: org.clone(),
-        })
-        .expect("generation");
-        println!(
-            "generated: {} rows in {:.1} s",
-            report.rows_written,
-            started.elapsed().as_secs_f64()
-        );
-    }
-    let config = model::Config::load(&org.join("doracost.toml")).expect("the sample's config");
-    let lake =
-        model::Lake::new(lake_dir.to_str().expect("utf-8 path"), Default::default()).expect("lake");
+    let lake = common::lake(&lake_dir);
     if fresh || !lake_dir.join("deployments/_delta_log").exists() {
         let _ = std::fs::remove_dir_all(&lake_dir);
-        let lake = model::Lake::new(lake_dir.to_str().expect("utf-8 path"), Default::default())
-            .expect("lake");
+        let lake = common::lake(&lake_dir);
         let started = Instant::now();
         let summary = runtime
             .block_on(ingest::pipeline::ingest_events(
@@ -119,7 +97,7 @@ fn main() {
             "duckdb_cold_s": duck_cold, "duckdb_warm_s": duck_warm,
         }));
     }
-    let peak = peak_rss_mb();
+    let peak = common::peak_rss_mb();
     println!("peak RSS (this process): {peak:.0} MB");
     let json = serde_json::json!({ "scale": scale, "views": report, "peak_rss_mb": peak });
     let out = root.join(format!("dora-{scale}.json"));
@@ -141,28 +119,26 @@ async fn time_view(lake: &model::Lake, config: &model::Config, view: &str) -> (u
     let sql = format!("SELECT * FROM {view}");
     let started = Instant::now();
     let engine = query::Engine::open(lake, config).await.expect("engine");
-    let rows: usize = engine
-        .query(&sql)
-        .await
-        .expect("query")
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
+    let rows = fetch(&engine, &sql).await;
     let cold = started.elapsed().as_secs_f64();
     let mut warm = f64::MAX;
     for _ in 0..3 {
         let started = Instant::now();
-        let again: usize = engine
-            .query(&sql)
-            .await
-            .expect("query")
-            .iter()
-            .map(|b| b.num_rows())
-            .sum();
-        assert_eq!(again, rows);
+        assert_eq!(fetch(&engine, &sql).await, rows);
         warm = warm.min(started.elapsed().as_secs_f64());
     }
     (rows, cold, warm)
+}
+
+/// Runs `sql` and keeps every batch (as a dashboard would), returning the row count.
+async fn fetch(engine: &query::Engine, sql: &str) -> usize {
+    engine
+        .query(sql)
+        .await
+        .expect("query")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum()
 }
 
 /// DuckDB's timings, one JSON object per view, or none when DuckDB is not installed.
@@ -199,16 +175,4 @@ fn duckdb(lake: &Path, config: &Path) -> Vec<serde_json::Value> {
             Vec::new()
         }
     }
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }

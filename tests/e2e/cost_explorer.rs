@@ -15,6 +15,7 @@ use sample_data::writers::cost_explorer::{
     CostExplorerGroup, CostExplorerOptions, daily_groups, pages,
 };
 
+use crate::canned_http::CannedEndpoint;
 use crate::support::{Moto, csv_rows, doracost, fingerprint, http_json, start_moto, succeeded};
 
 /// The generator's money is in units of 1e-10; the lake's decimals in units of 1e-12.
@@ -74,12 +75,16 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn setup(moto: &Moto) -> tempfile::TempDir {
+    setup_endpoint(moto.port, 2)
+}
+
+/// A folder whose `doracost.toml` points Cost Explorer at 127.0.0.1:`port`.
+fn setup_endpoint(port: u16, max_attempts: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("doracost.toml"),
         format!(
-            "[sources.cost_explorer]\nbilling_account = \"111122223333\"\nendpoint_url = \"http://127.0.0.1:{}\"\nmax_attempts = 2\n",
-            moto.port
+            "[sources.cost_explorer]\nbilling_account = \"111122223333\"\nendpoint_url = \"http://127.0.0.1:{port}\"\nmax_attempts = {max_attempts}\n"
         ),
     )
     .unwrap();
@@ -374,76 +379,6 @@ fn linked_accounts_are_read_one_by_one_into_sub_accounts() {
     assert_eq!(lake, expected);
 }
 
-/// A loopback HTTP endpoint standing in for AWS where moto has no implementation
-/// (GetCostForecast): it answers each request, one per connection, with the next canned
-/// `(status, body)` and records the requests. The SDK still signs and sends real HTTP.
-struct CannedEndpoint {
-    port: u16,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CannedEndpoint {
-    fn start(answers: Vec<(u16, String)>) -> CannedEndpoint {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        let thread = std::thread::spawn(move || {
-            for (status, body) in answers {
-                let Ok((mut socket, _)) = listener.accept() else {
-                    return;
-                };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 8192];
-                loop {
-                    let n = socket.read(&mut buf).unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if request.len() >= end + 4 + length {
-                            break;
-                        }
-                    }
-                }
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&request).to_string());
-                let response = format!(
-                    "HTTP/1.1 {status} {}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    if status == 200 { "OK" } else { "Bad Request" },
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes());
-            }
-        });
-        CannedEndpoint {
-            port,
-            requests,
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&mut self) -> Vec<String> {
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-        self.requests.lock().unwrap().clone()
-    }
-}
-
 #[test]
 fn forecast_stores_aws_month_end_forecasts_beside_the_bill() {
     let data = crate::support::shared_data().join("cost-explorer");
@@ -465,15 +400,7 @@ fn forecast_stores_aws_month_end_forecasts_beside_the_bill() {
             r#"{"__type":"DataUnavailableException","message":"Insufficient amount of historical data to generate forecast."}"#.to_owned(),
         ),
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("doracost.toml"),
-        format!(
-            "[sources.cost_explorer]\nbilling_account = \"111122223333\"\nendpoint_url = \"http://127.0.0.1:{}\"\nmax_attempts = 1\n",
-            endpoint.port
-        ),
-    )
-    .unwrap();
+    let dir = setup_endpoint(endpoint.port, 1);
     let args = [
         "ingest",
         "cost-explorer",

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `doracost` binary: one test binary, one module per area.
 
+#[path = "../../ingest/src/cost_explorer/canned_http.rs"]
+mod canned_http;
 mod config;
 mod cost_explorer;
 mod costs;

@@ -11,6 +11,8 @@
 //! when configured, are read one request series per account (a `LINKED_ACCOUNT` filter), which
 //! also gives `sub_account`. Not here: allocation to services (that is `query`).
 
+#[cfg(test)]
+mod canned_http;
 mod fetch;
 pub mod forecast;
 pub mod response;

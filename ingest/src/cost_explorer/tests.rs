@@ -3,15 +3,14 @@
 //! files (throttling, then pages).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Decimal128Type;
 use chrono::NaiveDate;
 use model::config::CostExplorerMetric;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::canned_http::CannedEndpoint;
 use super::response::CostAndUsagePage;
 use super::rows::{CostExplorerRow, Mapping, into_batches, map_page};
 use super::{CostExplorerError, CostExplorerOptions, Window, fetch};
@@ -301,62 +300,6 @@ fn the_config_section_reads_with_documented_defaults() {
     );
 }
 
-/// A loopback HTTP endpoint answering each request (one per connection) with the next canned
-/// `(status, body)`, and recording what it was sent.
-struct Endpoint {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-async fn endpoint(answers: Vec<(u16, String)>) -> Endpoint {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let seen = requests.clone();
-    tokio::spawn(async move {
-        for (status, body) in answers {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 8192];
-            // Headers, then Content-Length bytes of body.
-            loop {
-                let n = socket.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if request.len() >= end + 4 + length {
-                        break;
-                    }
-                }
-            }
-            seen.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&request).to_string());
-            let reason = if status == 200 { "OK" } else { "Bad Request" };
-            let response = format!(
-                "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-            let _ = socket.shutdown().await;
-        }
-    });
-    Endpoint { url, requests }
-}
-
 fn test_client(url: &str, max_attempts: u32) -> aws_sdk_costexplorer::Client {
     let config = aws_sdk_costexplorer::Config::builder()
         .behavior_version(aws_sdk_costexplorer::config::BehaviorVersion::latest())
@@ -394,7 +337,7 @@ fn options() -> CostExplorerOptions {
 #[tokio::test]
 async fn throttling_is_retried_and_the_page_token_followed_through_the_real_sdk() {
     let throttled = text("error_limit_exceeded.json");
-    let server = endpoint(vec![
+    let mut server = CannedEndpoint::start(vec![
         (400, throttled),
         (
             200,
@@ -404,9 +347,8 @@ async fn throttling_is_retried_and_the_page_token_followed_through_the_real_sdk(
             200,
             text("get_cost_and_usage_response.tag_service.page2.json"),
         ),
-    ])
-    .await;
-    let client = test_client(&server.url, 3);
+    ]);
+    let client = test_client(&format!("http://127.0.0.1:{}", server.port), 3);
     let mut pages = Vec::new();
     fetch::cost_and_usage_pages(
         &client,
@@ -421,7 +363,7 @@ async fn throttling_is_retried_and_the_page_token_followed_through_the_real_sdk(
     .await
     .unwrap();
     assert_eq!(pages, [(1, 1), (2, 1)]);
-    let requests = server.requests.lock().unwrap().clone();
+    let requests = server.requests();
     assert_eq!(requests.len(), 3, "one throttled attempt, then two pages");
     for request in &requests {
         assert!(request.starts_with("POST / HTTP/1.1"), "{request}");
@@ -462,8 +404,8 @@ async fn throttling_is_retried_and_the_page_token_followed_through_the_real_sdk(
 #[tokio::test]
 async fn throttling_that_outlasts_the_retries_is_reported_with_the_aws_error() {
     let throttled = text("error_limit_exceeded.json");
-    let server = endpoint(vec![(400, throttled.clone()), (400, throttled)]).await;
-    let client = test_client(&server.url, 2);
+    let mut server = CannedEndpoint::start(vec![(400, throttled.clone()), (400, throttled)]);
+    let client = test_client(&format!("http://127.0.0.1:{}", server.port), 2);
     let err =
         fetch::cost_and_usage_pages(&client, &options(), &june_2025(), None, &mut |_, _| Ok(()))
             .await
@@ -479,7 +421,7 @@ async fn throttling_that_outlasts_the_retries_is_reported_with_the_aws_error() {
         "{message}"
     );
     assert!(message.contains("page 1"), "{message}");
-    assert_eq!(server.requests.lock().unwrap().len(), 2);
+    assert_eq!(server.requests().len(), 2);
 }
 
 #[test]

@@ -42,17 +42,20 @@ impl Engine {
     /// Registers every lake table (empty ones included), the config tables and the metric views.
     pub async fn open(lake: &Lake, config: &Config) -> Result<Engine, QueryError> {
         let ctx = Engine::new_context();
+        // One snapshot of the session: its object-store registry is shared with `ctx`, and the
+        // providers read their scan options (plain Utf8, pushdown) from it.
+        let state = Arc::new(ctx.state());
         for table in Table::ALL {
             let handle = lake.open_or_create(table).await?;
             handle
-                .update_datafusion_session(&ctx.state())
+                .update_datafusion_session(state.as_ref())
                 .map_err(|e| QueryError::Register {
                     table: table.name(),
                     message: e.to_string(),
                 })?;
             let provider = handle
                 .table_provider()
-                .with_session(Arc::new(ctx.state()))
+                .with_session(Arc::clone(&state))
                 .await
                 .map_err(|e| QueryError::Register {
                     table: table.name(),

@@ -23,10 +23,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     let format = cli.format;
     match cli.command {
         Command::Demo(ref args) => demo(&cli, args, format).await,
-        Command::Ingest(ref command) => {
+        Command::Ingest(ref args) => {
             let config = load_config(cli.config.as_deref())?;
             let lake = open_lake(&config, cli.data_dir.as_deref())?;
-            let summary = match command {
+            let summary = match &args.source {
                 IngestCommand::Events { files } => {
                     let files =
                         files_or_configured(files, config.sources.events.as_ref(), "events")?;
@@ -62,12 +62,31 @@ pub async fn run(cli: Cli) -> Result<()> {
                     result
                 }
                 IngestCommand::CostExplorer { from, to, forecast } => {
-                    return ingest_cost_explorer(&config, &lake, (*from, *to), *forecast, format)
-                        .await;
+                    ingest_cost_explorer(&config, &lake, (*from, *to), *forecast, format).await?;
+                    if !args.no_refresh {
+                        refresh_after_ingest(&config, &lake, format).await;
+                    }
+                    return Ok(());
                 }
             }
             .map_err(pipeline_error)?;
             print_ingest(&summary, format);
+            if !args.no_refresh {
+                refresh_after_ingest(&config, &lake, format).await;
+            }
+            Ok(())
+        }
+        Command::Refresh => {
+            let config = load_config(cli.config.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let engine = Engine::open(&lake, &config)
+                .await
+                .context("opening the lake")?;
+            let done = engine
+                .refresh_derived()
+                .await
+                .context("refreshing the derived tables")?;
+            print_refresh(&engine, &done, format);
             Ok(())
         }
         Command::Dora(ref args) => {
@@ -76,6 +95,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let engine = Engine::open(&lake, &config)
                 .await
                 .context("opening the lake")?;
+            note_stale(&engine);
             let sql = dora_sql(args, format);
             run_sql(&engine, &sql, to_query_format(format)).await
         }
@@ -86,6 +106,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let engine = Engine::open(&lake, &config)
                 .await
                 .context("opening the lake")?;
+            note_stale(&engine);
             run_sql(&engine, &sql, to_query_format(format)).await
         }
         Command::Sql(ref args) => {
@@ -463,6 +484,80 @@ fn dir_size(path: &Path) -> u64 {
     }
 }
 
+/// Says on stderr when derived tables are stale (the config or the lake changed since they were
+/// computed, e.g. an ingest with `--no-refresh`): the answer is right, only slower.
+fn note_stale(engine: &Engine) {
+    let stale: Vec<&str> = engine
+        .derived()
+        .iter()
+        .filter(|d| d.status == query::derived::DerivedStatus::Stale)
+        .map(|d| d.name.as_str())
+        .collect();
+    if !stale.is_empty() {
+        eprintln!(
+            "note: derived tables computed from another config or lake state ({}); computing \
+             the views instead (`doracost refresh` makes this fast again)",
+            stale.join(", ")
+        );
+    }
+}
+
+/// After a successful ingest: recomputes the derived tables the new data made stale. A failure
+/// here does not undo the ingest (its data is in and correct; queries compute the views live
+/// until a refresh succeeds), so it is a warning, not an error.
+async fn refresh_after_ingest(config: &Config, lake: &Lake, format: Option<OutputFormat>) {
+    let result = async {
+        let engine = Engine::open(lake, config).await?;
+        let done = engine.refresh_derived().await?;
+        Ok::<_, query::QueryError>(done)
+    }
+    .await;
+    match result {
+        Ok(done) => {
+            if matches!(format, None | Some(OutputFormat::Table)) && !done.is_empty() {
+                println!("refreshed {} derived table(s):", done.len());
+                for d in &done {
+                    println!("  {:<20} {:>9} rows in {:.1} s", d.name, d.rows, d.seconds);
+                }
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: the derived tables were not refreshed ({e}); queries compute the views \
+             until `doracost refresh` succeeds"
+        ),
+    }
+}
+
+fn print_refresh(engine: &Engine, done: &[query::Refreshed], format: Option<OutputFormat>) {
+    if format == Some(OutputFormat::Json) {
+        let tables: Vec<_> = engine
+            .derived()
+            .iter()
+            .map(|v| {
+                let written = done.iter().find(|d| d.name == v.name);
+                serde_json::json!({
+                    "table": v.name,
+                    "was": v.status.as_str(),
+                    "refreshed": written.is_some(),
+                    "rows": written.map(|d| d.rows),
+                    "version": written.map(|d| d.version).or(v.version),
+                    "seconds": written.map(|d| d.seconds),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "derived_tables": tables }));
+        return;
+    }
+    if done.is_empty() {
+        println!("the derived tables are fresh: nothing to refresh");
+        return;
+    }
+    println!("refreshed {} derived table(s):", done.len());
+    for d in done {
+        println!("  {:<20} {:>9} rows in {:.1} s", d.name, d.rows, d.seconds);
+    }
+}
+
 fn print_ingest(summary: &IngestSummary, format: Option<OutputFormat>) {
     if format == Some(OutputFormat::Json) {
         let tables: Vec<_> = summary
@@ -598,14 +693,10 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
             print_ingest(&events, None);
             print_ingest(&bills, None);
         }
+        let quiet_format = format.map(|_| OutputFormat::Json);
+        refresh_after_ingest(&demo_config(cli, &sample_dir)?, &lake, quiet_format).await;
     }
-    let config_path = sample_dir.join("doracost.toml");
-    let config = if cli.config.is_some() || !config_path.exists() {
-        load_config(cli.config.as_deref())?
-    } else {
-        Config::load(&config_path)?
-    };
-    let engine = Engine::open(&lake, &config).await?;
+    let engine = Engine::open(&lake, &demo_config(cli, &sample_dir)?).await?;
     let format = to_query_format(format);
     println!();
     run_sql(&engine, DEMO_SUMMARY_SQL, format).await?;
@@ -615,6 +706,16 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
         );
     }
     Ok(())
+}
+
+/// The demo's config: `--config` when given, else the sample organisation's.
+fn demo_config(cli: &Cli, sample_dir: &Path) -> Result<Config> {
+    let config_path = sample_dir.join("doracost.toml");
+    if cli.config.is_some() || !config_path.exists() {
+        load_config(cli.config.as_deref())
+    } else {
+        Ok(Config::load(&config_path)?)
+    }
 }
 
 /// The demo's summary over the whole sample period: per service, the DORA views' deployments, lead

@@ -40,14 +40,17 @@ pub enum OutputFormat {
 pub enum Command {
     /// Generate the sample organisation if the lake is empty, ingest it, and print a summary.
     Demo(DemoArgs),
-    /// Read a source into the lake.
-    #[command(subcommand)]
-    Ingest(IngestCommand),
+    /// Read a source into the lake, then refresh the derived tables.
+    Ingest(IngestArgs),
     /// The DORA metrics per service, team and everything, per day, ISO week or month.
     Dora(DoraArgs),
     /// Cost per service for one month: direct and shared cost, unallocated, forecast, cost per
     /// deployment.
     Costs(CostsArgs),
+    /// Recompute the lake's derived tables (the per-row metric views kept under `_derived/`)
+    /// that are stale or missing; ingests do this themselves. Needed after a config change, for
+    /// fast queries.
+    Refresh,
     /// Run read-only SQL over the lake.
     Sql(SqlArgs),
     /// The sample organisation.
@@ -64,6 +67,18 @@ pub struct DemoArgs {
 }
 
 /// `doracost ingest …`
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Do not refresh the derived tables afterwards (when several ingests run in a row: refresh
+    /// once at the end with `doracost refresh`; until then queries compute the views).
+    #[arg(long, global = true)]
+    pub no_refresh: bool,
+    /// The source.
+    #[command(subcommand)]
+    pub source: IngestCommand,
+}
+
+/// The sources `doracost ingest` reads.
 #[derive(Debug, Subcommand)]
 pub enum IngestCommand {
     /// Deployments, changes and incidents: the generic event format (NDJSON, JSON, CSV) or

@@ -80,3 +80,53 @@ pub fn peak_rss_mb() -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// Resets this process's peak resident memory to its current size (Linux `clear_refs`), so that
+/// [`peak_rss_mb`] reports the peak of what follows.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// One derived table written by [`refresh`].
+pub struct Refreshed {
+    pub name: String,
+    pub rows: u64,
+    pub seconds: f64,
+}
+
+/// Deletes the lake's derived tables and recomputes them as every ingest ends, with `doracost
+/// refresh` in a child process (so that this process's memory stays that of the queries it
+/// times). Returns the seconds taken and each table written.
+pub fn refresh(lake_dir: &Path, config: &Path) -> (f64, Vec<Refreshed>) {
+    let _ = std::fs::remove_dir_all(lake_dir.join(model::lake::DERIVED_DIR));
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_doracost"))
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(lake_dir)
+        .args(["--format", "json", "refresh"])
+        .output()
+        .expect("doracost refresh runs");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "doracost refresh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("refresh json");
+    let tables = report["derived_tables"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|t| t["refreshed"] == true)
+                .map(|t| Refreshed {
+                    name: t["table"].as_str().unwrap_or_default().to_owned(),
+                    rows: t["rows"].as_u64().unwrap_or_default(),
+                    seconds: t["seconds"].as_f64().unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (seconds, tables)
+}

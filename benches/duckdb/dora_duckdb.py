@@ -4,7 +4,7 @@
 Used by benches/dora_bench.rs for the DataFusion / DuckDB comparison, and by hand:
 
     python3 dora_duckdb.py --lake DIR --config doracost.toml [--views dora_monthly,...]
-        [--repeat 3] [--threads 2] [--plain-views]
+        [--repeat 3] [--threads 2] [--plain-views] [--derived]
         [--check-against DIR_OF_CSVS [--no-timing]]
 
 Setup, in a fresh in-memory connection: session TimeZone 'UTC'; the lake tables `deployments`,
@@ -19,6 +19,10 @@ use, and keeps in memory. They are created here as temporary tables (computed at
 the cold time), which is what the engine does. --plain-views creates them as views instead: DuckDB
 then inlines every reference, and the plans of the period views grow huge (on the small sample,
 seconds of planning for dora_monthly, minutes and GBs for dora_targets).
+
+--derived reads the views marked `-- @persisted` from the derived tables doracost keeps in the lake
+(`_derived/<view>`, written at ingest) instead of computing them: the comparison with doracost's
+engine reading the same tables.
 
 Timing, one JSON object per view on stdout:
     {"engine":"duckdb","view":...,"rows":...,"setup_s":...,"cold_s":...,"warm_s":...,"peak_rss_mb":...}
@@ -257,8 +261,9 @@ def load_views(time_zone):
         sql = to_duckdb("\n".join(code)).replace("{{time_zone}}", time_zone)
         if "arrow_cast" in sql or "to_local_time" in sql:
             raise SystemExit(f"{SQL_FILE}: {m.group(1)}: a DataFusion-only expression to_duckdb() does not translate")
-        cached = any(l.strip() == "-- @cached" for l in lines)
-        out.append((m.group(1), sql, sql[m.end():].strip(), cached))
+        persisted = any(l.strip() == "-- @persisted" for l in lines)
+        cached = persisted or any(l.strip() == "-- @cached" for l in lines)
+        out.append((m.group(1), sql, sql[m.end():].strip(), cached, persisted))
     return out
 
 
@@ -270,9 +275,18 @@ class Setup:
         self.views = load_views(self.reporting["time_zone"])
         self.threads = args.threads
         self.materialize = not args.plain_views
+        # --derived: the `-- @persisted` views read from the derived tables doracost wrote
+        # (LAKE/_derived/<view>), as doracost's engine reads them when they are fresh.
+        self.derived = {}
+        if args.derived:
+            self.derived = {
+                n: parquet_files(os.path.join(args.lake, "_derived", n))
+                for n, _, _, _, persisted in self.views if persisted
+            }
         names = [v[0] for v in self.views]
         self.uses = {
-            n: {m for m in names if m != n and re.search(rf"\b{m}\b", q)} for n, _, q, _ in self.views
+            n: set() if n in self.derived else {m for m in names if m != n and re.search(rf"\b{m}\b", q)}
+            for n, _, q, _, _ in self.views
         }
 
     def needed(self, view):
@@ -296,10 +310,13 @@ class Setup:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing})")
         create_config_tables(con, self.reporting, self.services, self.targets, self.levels)
         needed = self.needed(view) if view else None
-        for name, sql, query, cached in self.views:
+        for name, sql, query, cached, _ in self.views:
             if needed is not None and name not in needed:
                 continue
-            if cached and self.materialize:
+            if name in self.derived:
+                listing = "[" + ", ".join(sql_text(f) for f in self.derived[name]) + "]"
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({listing})")
+            elif cached and self.materialize:
                 con.execute(f"CREATE TEMP TABLE {name} AS {query}")
             else:
                 con.execute(sql)
@@ -466,6 +483,8 @@ def main():
     p.add_argument("--repeat", type=int, default=3, help="warm runs per view (best is reported)")
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
     p.add_argument("--plain-views", action="store_true", help="`-- @cached` views as plain views, not tables")
+    p.add_argument("--derived", action="store_true",
+                   help="read the `-- @persisted` views from LAKE/_derived/ (doracost's derived tables)")
     p.add_argument("--check-against", metavar="DIR", help="compare with DataFusion's DIR/<view>.csv")
     p.add_argument("--no-timing", action="store_true", help="only the check")
     args = p.parse_args()

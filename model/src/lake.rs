@@ -35,6 +35,15 @@ pub enum LakeError {
         #[source]
         source: DeltaTableError,
     },
+    /// Reading or writing a derived table (`_derived/…`) failed.
+    #[error("derived table `{name}`: {source}")]
+    Derived {
+        /// The derived table.
+        name: String,
+        /// The cause.
+        #[source]
+        source: DeltaTableError,
+    },
     /// Rows handed to the lake do not fit the table's schema.
     #[error("table `{table}`: {message}")]
     Schema {
@@ -423,12 +432,143 @@ impl Lake {
     }
 }
 
+/// The folder under the lake's root that holds derived tables: the per-row metric views computed
+/// at ingest (see `query::derived`). Everything in it can be recomputed from the canonical tables
+/// and the config; deleting it loses nothing.
+pub const DERIVED_DIR: &str = "_derived";
+
+/// The commit-metadata key holding a derived table's stamp.
+const STAMP_KEY: &str = "doracost.stamp";
+
+/// A derived table as found in the lake.
+#[derive(Debug)]
+pub struct DerivedTable {
+    /// The Delta table, loaded at its latest version.
+    pub table: DeltaTable,
+    /// The stamp of its latest commit (what it was computed from), if it has one.
+    pub stamp: Option<String>,
+}
+
+impl Lake {
+    /// The URL of a derived table's folder.
+    pub fn derived_url(&self, name: &str) -> Result<Url, LakeError> {
+        self.root
+            .join(&format!("{DERIVED_DIR}/{name}/"))
+            .map_err(|e| LakeError::Location {
+                location: self.root.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Opens a derived table with the stamp of its latest commit, or `None` when it was never
+    /// written.
+    pub async fn open_derived(&self, name: &str) -> Result<Option<DerivedTable>, LakeError> {
+        let err = |source| LakeError::Derived {
+            name: name.to_owned(),
+            source,
+        };
+        let url = self.derived_url(name)?;
+        if url.scheme() == "file" {
+            let log = url.to_file_path().map(|p| p.join("_delta_log"));
+            if !log.is_ok_and(|log| log.is_dir()) {
+                return Ok(None);
+            }
+        }
+        let table =
+            match DeltaTable::try_from_url_with_storage_options(url, self.storage_options.clone())
+                .await
+            {
+                Ok(table) => table,
+                // On an object store "no log" is an error, not a missing folder.
+                Err(DeltaTableError::NotATable(_)) => return Ok(None),
+                Err(e) => return Err(err(e)),
+            };
+        if table.version().is_none() {
+            return Ok(None);
+        }
+        use futures::TryStreamExt;
+        let last: Vec<deltalake::kernel::CommitInfo> =
+            table.history(Some(1)).try_collect().await.map_err(err)?;
+        let stamp = last
+            .first()
+            .and_then(|c| c.info.get(STAMP_KEY))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        Ok(Some(DerivedTable { table, stamp }))
+    }
+
+    /// Replaces a derived table's rows (and schema) in one commit stamped with `stamp`, then
+    /// removes data files the table stopped using more than an hour ago (a reader that opened the
+    /// previous version a moment ago can still finish). Returns the new version.
+    pub async fn write_derived(
+        &self,
+        name: &str,
+        schema: arrow::datatypes::SchemaRef,
+        batches: Vec<RecordBatch>,
+        stamp: &str,
+    ) -> Result<u64, LakeError> {
+        use deltalake::kernel::transaction::CommitProperties;
+        use deltalake::operations::write::SchemaMode;
+        let err = |source| LakeError::Derived {
+            name: name.to_owned(),
+            source,
+        };
+        let url = self.derived_url(name)?;
+        if let Ok(path) = url.to_file_path() {
+            std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
+                location: url.to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let handle = match self.open_derived(name).await? {
+            Some(existing) => existing.table,
+            None => deltalake::DeltaTableBuilder::from_url(url)
+                .and_then(|b| b.with_storage_options(self.storage_options.clone()).build())
+                .map_err(err)?,
+        };
+        let commit = CommitProperties::default().with_metadata([(
+            STAMP_KEY.to_owned(),
+            serde_json::Value::String(stamp.to_owned()),
+        )]);
+        let plan = scan_over_cores(schema, batches).map_err(|e| err(e.into()))?;
+        let written = handle
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_table_name(name)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_commit_properties(commit)
+            .await
+            .map_err(err)?;
+        let version = written.version().unwrap_or_default();
+        if let Err(e) = written
+            .vacuum()
+            .with_retention_period(chrono::Duration::hours(1))
+            .with_enforce_retention_duration(false)
+            .await
+        {
+            tracing::warn!(table = name, error = %e, "removing a derived table's old files failed");
+        }
+        Ok(version)
+    }
+}
+
 /// The rows as a scan of one in-memory partition per core, so that Delta writes Parquet files
 /// on every core rather than one.
 fn partitioned_scan(
     table: Table,
     batches: Vec<RecordBatch>,
 ) -> Result<deltalake::datafusion::logical_expr::LogicalPlan, LakeError> {
+    scan_over_cores(table.schema(), batches).map_err(|e| delta(table)(e.into()))
+}
+
+fn scan_over_cores(
+    schema: arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<
+    deltalake::datafusion::logical_expr::LogicalPlan,
+    deltalake::datafusion::error::DataFusionError,
+> {
     use deltalake::datafusion::datasource::{MemTable, provider_as_source};
     use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -437,15 +577,13 @@ fn partitioned_scan(
     for (i, batch) in batches.into_iter().enumerate() {
         partitions[i % count].push(batch);
     }
-    let memory =
-        MemTable::try_new(table.schema(), partitions).map_err(|e| delta(table)(e.into()))?;
+    let memory = MemTable::try_new(schema, partitions)?;
     LogicalPlanBuilder::scan(
         "rows",
         provider_as_source(std::sync::Arc::new(memory)),
         None,
-    )
-    .and_then(|b| b.build())
-    .map_err(|e| delta(table)(e.into()))
+    )?
+    .build()
 }
 
 /// A SQL string literal.

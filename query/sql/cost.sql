@@ -15,7 +15,8 @@
 -- `cost_daily`, `cost_monthly` and `cost_reconciliation` keep currencies apart.
 --
 -- Statements are separated by a line holding only `;`; `-- @cached` marks a view computed once
--- per session, on first use.
+-- per session, on first use; `-- @persisted` a cached view also kept in the lake as a derived
+-- table, refreshed by each ingest (see dora.sql).
 
 -- §4 "Cost per service", the amount: each bill line with the configured cost column
 -- (`[reporting] cost_metric`: effective_cost by default, billed_cost by config; a missing amount
@@ -75,7 +76,7 @@ SELECT cost_id, target_kind, target, precedence, ordinal FROM (
 -- §4 "Cost that maps nowhere is `unallocated`, never dropped": the bill per day, provider, cloud
 -- service and currency, by owner: a service (`owner_kind = 'service'`), a shared cost
 -- (`'shared'`, split below) or `unallocated`. `is_estimated` when any line is an estimate.
--- @cached
+-- @persisted
 CREATE VIEW cost_owned AS
 SELECT l.day, l.provider, l.cloud_service, l.currency,
        coalesce(a.target_kind, 'unallocated') AS owner_kind,
@@ -157,7 +158,7 @@ FROM ranked
 -- currency: a service's direct cost (`allocation = 'direct'`), its pieces of shared costs
 -- (`'shared'`, `shared_cost` naming which), and `unallocated` (lines no rule maps, and a shared
 -- cost none of whose services exists to take it).
--- @cached
+-- @persisted
 CREATE VIEW cost_allocated AS
 WITH teams AS (SELECT service, min(team) AS team FROM services GROUP BY service),
 parts AS (

@@ -11,7 +11,10 @@
 --
 -- Statements are separated by a line holding only `;`. A view marked `-- @cached` is computed once
 -- per session, on first use, and kept in memory: the views above read the per-row views many
--- times, and a plain view would be recomputed at every reference.
+-- times, and a plain view would be recomputed at every reference. A view marked `-- @persisted` is
+-- cached and also kept in the lake (`_derived/<view>`), recomputed by each ingest and read by new
+-- sessions while it is fresh (same SQL, config and lake table versions; query/src/derived.rs), so
+-- the period views start from it instead of from the canonical tables.
 
 -- §4 "Service attribution": one row per service, repo and path prefix; `path_prefix` NULL means the
 -- whole repo belongs to the service.
@@ -87,7 +90,7 @@ SELECT deployment_id, service, team, attributed_by, repo, environment, "ref", co
        CAST(date_trunc('day', local_finished) AS DATE) AS day,
        CAST(date_trunc('week', local_finished) AS DATE) AS week,
        CAST(date_trunc('month', local_finished) AS DATE) AS month,
-       row_number() OVER (PARTITION BY service ORDER BY finished_at, deployment_id) AS seq
+       CAST(row_number() OVER (PARTITION BY service ORDER BY finished_at, deployment_id) AS BIGINT) AS seq
 FROM localized
 ;
 -- §4 "Lead time for changes", the shipping rule: a deployment ships the changes its source lists
@@ -119,7 +122,7 @@ WHERE m.change_id IS NULL OR array_has(m.services, s.service)
 -- (clock skew) gives NULL and `negative_lead_time = true`: dropped from medians, counted. PR
 -- breakdown: coding (first commit → opened), pickup (opened → first review), review (first review →
 -- merged), deploy (merged → deployed); each NULL when its ends are missing or it is negative.
--- @cached
+-- @persisted
 CREATE VIEW dora_changes AS
 WITH j AS (
   SELECT c.change_id, f.service, p.team, c.repo, c.sha, c.pr_number, c.committed_at,
@@ -265,7 +268,7 @@ WHERE r.undo_from IS NOT NULL
 -- failure signal (earliest start; on a tie an incident before a window match before a rollback,
 -- then the earliest end) to that signal's end. Open: `recovered_at` NULL, `is_open`, and no
 -- duration (never 0). Calendar keys of the recovery (periods count recoveries completed in them).
--- @cached
+-- @persisted
 CREATE VIEW dora_recoveries AS
 WITH ranked AS (
   SELECT s.*,
@@ -341,7 +344,7 @@ FROM reasons GROUP BY deployment_id, service
 -- it is a rollback (flagged or a redeploy of an earlier sha), how many changes it shipped for the
 -- first time, whether the source listed its commits (lead-time coverage), whether it failed and
 -- why (the first failure signal, see `dora_recoveries`), and whether it is rework and why.
--- @cached
+-- @persisted
 CREATE VIEW dora_deployments AS
 WITH shipped AS (
   SELECT deployment_id, service, count(*) AS changes_shipped FROM dora_first_shipments GROUP BY deployment_id, service
@@ -366,7 +369,7 @@ LEFT JOIN dora_rework w ON w.deployment_id = p.deployment_id AND w.service = p.s
 -- §4 "Time to restore (MTTR)", reported beside recovery time: every incident, linked or not, with
 -- the deployment it was attributed to (if any) and how. Open incidents: `is_open`, no duration.
 -- Calendar keys of the resolution (`day`, `week`, `month`) and of the start (`started_*`).
--- @cached
+-- @persisted
 CREATE VIEW dora_incidents AS
 WITH linked AS (
   SELECT cause AS incident_id, min(deployment_id) AS deployment_id, min(reason) AS attributed_by
@@ -397,7 +400,7 @@ FROM l
 -- Every (period, scope, name, period_start) from the first to the last calendar period holding any
 -- deployment, change, recovery or incident, for every configured or seen service and team, so that
 -- a period with no data is a row: counts 0, medians and rates NULL (§4 "Periods").
--- @cached
+-- @persisted
 CREATE VIEW dora_period_grid AS
 WITH local_times AS (
   SELECT to_local_time(arrow_cast(finished_at, 'Timestamp(Microsecond, Some("{{time_zone}}"))')) AS t FROM dora_production
@@ -495,8 +498,7 @@ open_failures AS (
          d.{{period}} AS period_start,
          count(*) AS open_recoveries
   FROM dora_recoveries r
-  JOIN dora_production d ON d.deployment_id = r.deployment_id AND d.service = r.service
- 
+  JOIN dora_deployments d ON d.deployment_id = r.deployment_id AND d.service = r.service
   WHERE r.is_open
   GROUP BY GROUPING SETS ((r.service, r.team, d.{{period}}), (r.team, d.{{period}}), (d.{{period}}))
 ),

@@ -21,7 +21,7 @@ pub struct CachedView {
     plan: LogicalPlan,
     schema: SchemaRef,
     definition: String,
-    rows: OnceCell<Arc<MemTable>>,
+    rows: OnceCell<(Arc<MemTable>, Vec<RecordBatch>)>,
 }
 
 impl CachedView {
@@ -38,8 +38,14 @@ impl CachedView {
         }
     }
 
+    /// The view's rows (computed now if not yet), in its schema.
+    pub async fn batches(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
+        self.rows(state).await?;
+        Ok(self.rows.get().map(|(_, b)| b.clone()).unwrap_or_default())
+    }
+
     async fn rows(&self, state: &dyn Session) -> Result<Arc<MemTable>> {
-        let table = self
+        let (table, _) = self
             .rows
             .get_or_try_init(|| async {
                 let physical = state.create_physical_plan(&self.plan).await?;
@@ -48,14 +54,17 @@ impl CachedView {
                 // Spread over the session's partitions, so readers scan in parallel.
                 let partitions = state.config().target_partitions().max(1);
                 let mut parts = vec![Vec::new(); partitions];
+                let mut all = Vec::with_capacity(batches.len());
                 for (i, batch) in batches.into_iter().enumerate() {
                     let batch =
                         RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())?;
-                    parts[i % partitions].push(batch);
+                    parts[i % partitions].push(batch.clone());
+                    all.push(batch);
                 }
-                Ok::<_, datafusion::error::DataFusionError>(Arc::new(MemTable::try_new(
-                    schema, parts,
-                )?))
+                Ok::<_, datafusion::error::DataFusionError>((
+                    Arc::new(MemTable::try_new(schema, parts)?),
+                    all,
+                ))
             })
             .await?;
         Ok(Arc::clone(table))

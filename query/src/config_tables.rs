@@ -261,8 +261,11 @@ pub struct ViewStatement {
     pub sql: String,
     /// Its query (after `AS`).
     pub query: String,
-    /// Marked `-- @cached`: computed once per session on first use.
+    /// Marked `-- @cached` (or `-- @persisted`): computed once per session on first use.
     pub cached: bool,
+    /// Marked `-- @persisted`: also kept in the lake as a derived table, recomputed at ingest
+    /// (see [`crate::derived`]).
+    pub persisted: bool,
 }
 
 /// The statements of `dora.sql` (separated by lines holding only `;`), ready to run.
@@ -310,9 +313,11 @@ fn view_statements(
             query.push('\n');
             query.push_str(line);
         }
+        let persisted = sql.lines().any(|l| l.trim() == "-- @persisted");
         out.push(ViewStatement {
             name: name.trim().to_owned(),
-            cached: sql.lines().any(|l| l.trim() == "-- @cached"),
+            cached: persisted || sql.lines().any(|l| l.trim() == "-- @cached"),
+            persisted,
             query,
             sql: sql.trim().to_owned(),
         });
@@ -336,21 +341,50 @@ fn per_period(chunk: &str) -> Vec<String> {
         .collect()
 }
 
-/// Creates every view of `dora.sql`, each planned now so that a broken view fails at open. Views
-/// marked `-- @cached` are computed once, on first use (see [`crate::cached::CachedView`]).
-pub async fn register_views(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionError> {
+/// Creates every view of `dora.sql` and `cost.sql`, each planned now so that a broken view fails
+/// at open. Views marked `-- @cached` are computed once, on first use (see
+/// [`crate::cached::CachedView`]). Views marked `-- @persisted` are read from the lake's derived
+/// table when `lake` is given and its stamp matches, and computed like cached views otherwise
+/// (see [`crate::derived`]); what was found is returned, one entry per persisted view.
+pub async fn register_views(
+    ctx: &SessionContext,
+    config: &Config,
+    lake: Option<&crate::derived::LakeSide<'_>>,
+) -> Result<Vec<crate::derived::DerivedView>, DataFusionError> {
     let mut views = dora_statements(config)?;
     views.extend(cost_statements(config)?);
-    for view in views {
-        if view.cached {
+    let stamps = match lake {
+        Some(side) => Some(crate::derived::Stamps::new(ctx, side, &views).await?),
+        None => None,
+    };
+    let mut derived = Vec::new();
+    for view in &views {
+        if view.persisted
+            && let (Some(side), Some(stamps)) = (lake, stamps.as_ref())
+        {
+            let stamp = stamps.of(&view.name);
+            match side.lookup(&view.name, &stamp).await {
+                crate::derived::Lookup::Fresh(provider, found) => {
+                    ctx.register_table(view.name.as_str(), provider)?;
+                    derived.push(found);
+                }
+                crate::derived::Lookup::Live(mut found) => {
+                    let plan = ctx.sql(&view.query).await?.into_optimized_plan()?;
+                    let live = Arc::new(crate::cached::CachedView::new(plan, view.sql.clone()));
+                    ctx.register_table(view.name.as_str(), live.clone())?;
+                    found.live = Some(live);
+                    derived.push(found);
+                }
+            }
+        } else if view.cached {
             let plan = ctx.sql(&view.query).await?.into_optimized_plan()?;
             ctx.register_table(
                 view.name.as_str(),
-                Arc::new(crate::cached::CachedView::new(plan, view.sql)),
+                Arc::new(crate::cached::CachedView::new(plan, view.sql.clone())),
             )?;
         } else {
             ctx.sql(&view.sql).await?;
         }
     }
-    Ok(())
+    Ok(derived)
 }

@@ -10,6 +10,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use model::{Config, Lake, LakeError, Table};
 
 use crate::config_tables;
+use crate::derived::{DerivedView, LakeSide};
+use datafusion::catalog::TableProvider;
 
 /// A query failure.
 #[derive(Debug, thiserror::Error)]
@@ -36,17 +38,47 @@ pub enum QueryError {
 /// A DataFusion session over one lake and one configuration.
 pub struct Engine {
     ctx: SessionContext,
+    /// The lake, when the session reads one (not for in-memory tables).
+    lake: Option<Lake>,
+    /// The persisted views and what the session found of their derived tables.
+    derived: Vec<DerivedView>,
+}
+
+/// One derived table written by [`Engine::refresh_derived`].
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// The view.
+    pub name: String,
+    /// Its rows.
+    pub rows: usize,
+    /// The derived table's new Delta version.
+    pub version: u64,
+    /// Seconds spent computing and writing it.
+    pub seconds: f64,
 }
 
 impl Engine {
-    /// Registers every lake table (empty ones included), the config tables and the metric views.
+    /// Registers every lake table (empty ones included), the config tables and the metric views,
+    /// reading fresh derived tables unless `DORACOST_DERIVED=off`.
     pub async fn open(lake: &Lake, config: &Config) -> Result<Engine, QueryError> {
+        Engine::open_with(lake, config, crate::derived::read_enabled()).await
+    }
+
+    /// [`Engine::open`], reading the lake's fresh derived tables when `read_derived`, computing
+    /// every view from the canonical tables otherwise.
+    pub async fn open_with(
+        lake: &Lake,
+        config: &Config,
+        read_derived: bool,
+    ) -> Result<Engine, QueryError> {
         let ctx = Engine::new_context();
         // One snapshot of the session: its object-store registry is shared with `ctx`, and the
         // providers read their scan options (plain Utf8, pushdown) from it.
         let state = Arc::new(ctx.state());
+        let mut versions = std::collections::BTreeMap::new();
         for table in Table::ALL {
             let handle = lake.open_or_create(table).await?;
+            versions.insert(table.name().to_owned(), handle.version());
             handle
                 .update_datafusion_session(state.as_ref())
                 .map_err(|e| QueryError::Register {
@@ -63,7 +95,15 @@ impl Engine {
                 })?;
             ctx.register_table(table.name(), provider)?;
         }
-        Engine::with_tables(ctx, config).await
+        let side = LakeSide {
+            lake,
+            versions,
+            state,
+            read: read_derived,
+        };
+        let mut engine = Engine::build(ctx, config, Some(&side)).await?;
+        engine.lake = Some(lake.clone());
+        Ok(engine)
     }
 
     /// A session configured as the engine's (information schema, UTC session zone), with no
@@ -109,11 +149,59 @@ impl Engine {
     /// Completes a session whose lake tables (`deployments`, `changes`, …) are registered already,
     /// from Delta or from memory: adds the config tables and creates the metric views.
     pub async fn with_tables(ctx: SessionContext, config: &Config) -> Result<Engine, QueryError> {
+        Engine::build(ctx, config, None).await
+    }
+
+    async fn build(
+        ctx: SessionContext,
+        config: &Config,
+        lake: Option<&LakeSide<'_>>,
+    ) -> Result<Engine, QueryError> {
         config_tables::register(&ctx, config)?;
-        config_tables::register_views(&ctx, config)
+        let derived = config_tables::register_views(&ctx, config, lake)
             .await
             .map_err(|e| QueryError::Views(e.to_string()))?;
-        Ok(Engine { ctx })
+        ctx.register_batch("derived_tables", crate::derived::status_batch(&derived)?)?;
+        Ok(Engine {
+            ctx,
+            lake: None,
+            derived,
+        })
+    }
+
+    /// The persisted views and what this session found of their derived tables (also the SQL
+    /// table `derived_tables`).
+    pub fn derived(&self) -> &[DerivedView] {
+        &self.derived
+    }
+
+    /// Computes every persisted view this session did not read from the lake (stale, missing or
+    /// ignored) and writes it as the lake's derived table, stamped with what it was computed
+    /// from. A session over in-memory tables has nothing to refresh.
+    pub async fn refresh_derived(&self) -> Result<Vec<Refreshed>, QueryError> {
+        let Some(lake) = &self.lake else {
+            return Ok(Vec::new());
+        };
+        let state = self.ctx.state();
+        let mut done = Vec::new();
+        for view in &self.derived {
+            let Some(live) = &view.live else {
+                continue;
+            };
+            let started = std::time::Instant::now();
+            let batches = live.batches(&state).await?;
+            let rows = batches.iter().map(RecordBatch::num_rows).sum();
+            let version = lake
+                .write_derived(&view.name, live.schema(), batches, &view.stamp)
+                .await?;
+            done.push(Refreshed {
+                name: view.name.clone(),
+                rows,
+                version,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(done)
     }
 
     /// The underlying DataFusion context (for registering views and UDFs).

@@ -1,12 +1,14 @@
 //! The query layer: one DataFusion `SessionContext` over the lake's Delta tables and the tables
 //! config defines, where every metric is a SQL view. Read-only by construction: it runs queries,
-//! never DDL or DML. It does not ingest and does not serve.
+//! never DDL or DML. The one thing it writes is the lake's derived tables (`_derived/`, see
+//! [`derived`]), caches of its own views. It does not ingest and does not serve.
 
 pub mod allocation;
 pub mod baseline;
 pub mod cached;
 pub mod config_tables;
 pub mod cost_tables;
+pub mod derived;
 pub mod engine;
 pub mod output;
 pub mod quantile;
@@ -17,4 +19,4 @@ mod cost_property_tests;
 #[cfg(test)]
 mod slt_tests;
 
-pub use engine::{Engine, QueryError};
+pub use engine::{Engine, QueryError, Refreshed};

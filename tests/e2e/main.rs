@@ -6,6 +6,7 @@ mod config;
 mod cost_explorer;
 mod costs;
 mod cur;
+mod derived;
 mod dora;
 mod events;
 mod focus;

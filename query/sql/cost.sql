@@ -189,10 +189,8 @@ FROM parts p LEFT JOIN teams t ON t.service = p.service
 -- currency) of the bill with nothing unallocated has an `unallocated` row of 0.
 CREATE VIEW cost_daily AS
 WITH zero_unallocated AS (
-  SELECT DISTINCT b.day, b.provider, b.currency FROM cost_allocated b
-  WHERE NOT EXISTS (SELECT 1 FROM cost_allocated u
-                    WHERE u.service = 'unallocated' AND u.day = b.day AND u.provider = b.provider
-                      AND u.currency = b.currency)
+  SELECT day, provider, currency FROM cost_allocated GROUP BY day, provider, currency
+  HAVING NOT bool_or(service = 'unallocated')
 )
 SELECT day, month, service, team, provider, cloud_service, currency, sum(cost) AS cost,
        sum(CASE WHEN allocation = 'direct' THEN cost ELSE CAST(0 AS DECIMAL(38, 12)) END) AS direct_cost,
@@ -207,11 +205,27 @@ FROM (
 ) x
 GROUP BY day, month, service, team, provider, cloud_service, currency
 ;
--- §4 "Cost per service ... per month": `cost_daily` summed over the month.
+-- §4 "Cost per service ... per month": `cost_daily` summed over the month. Computed from
+-- `cost_allocated` in one aggregation (the same sums: a month's `unallocated` row of 0 stands for
+-- the days of that provider and currency with nothing unallocated), not by summing `cost_daily`,
+-- which would group the day-level rows twice.
 CREATE VIEW cost_monthly AS
+WITH zero_unallocated AS (
+  SELECT DISTINCT month, provider, currency FROM (
+    SELECT day, month, provider, currency FROM cost_allocated GROUP BY day, month, provider, currency
+    HAVING NOT bool_or(service = 'unallocated')
+  ) d
+)
 SELECT month, service, team, provider, cloud_service, currency, sum(cost) AS cost,
-       sum(direct_cost) AS direct_cost, sum(shared_cost) AS shared_cost
-FROM cost_daily
+       sum(CASE WHEN allocation = 'direct' THEN cost ELSE CAST(0 AS DECIMAL(38, 12)) END) AS direct_cost,
+       sum(CASE WHEN allocation = 'shared' THEN cost ELSE CAST(0 AS DECIMAL(38, 12)) END) AS shared_cost
+FROM (
+  SELECT month, service, team, provider, cloud_service, currency, allocation, cost FROM cost_allocated
+  UNION ALL
+  SELECT month, 'unallocated', CAST(NULL AS VARCHAR), provider, CAST(NULL AS VARCHAR), currency,
+         'unallocated', CAST(0 AS DECIMAL(38, 12))
+  FROM zero_unallocated
+) x
 GROUP BY month, service, team, provider, cloud_service, currency
 ;
 -- §4 "Allocated + unallocated = bill, to the last decimal", shown: per provider, month and

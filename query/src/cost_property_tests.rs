@@ -269,5 +269,45 @@ async fn allocated_plus_unallocated_is_the_bill_to_the_last_decimal() {
             count, 0,
             "seed {seed}: cost allocated to an unknown service"
         );
+        // `cost_monthly` (one aggregation over `cost_allocated`) is `cost_daily` summed by month,
+        // row for row: the bills span two months, days with and without unallocated lines.
+        let daily_by_month = "SELECT month, service, team, provider, cloud_service, currency, \
+             sum(cost) AS cost, sum(direct_cost) AS direct_cost, sum(shared_cost) AS shared_cost \
+             FROM cost_daily GROUP BY month, service, team, provider, cloud_service, currency";
+        let differing = scalar_count(
+            &engine,
+            &format!(
+                "SELECT count(*) FROM ({daily_by_month}) d FULL JOIN cost_monthly m \
+                 ON d.month = m.month AND d.service = m.service \
+                 AND (d.team IS NOT DISTINCT FROM m.team) AND d.provider = m.provider \
+                 AND (d.cloud_service IS NOT DISTINCT FROM m.cloud_service) AND d.currency = m.currency \
+                 WHERE d.month IS NULL OR m.month IS NULL OR d.cost <> m.cost \
+                 OR d.direct_cost <> m.direct_cost OR d.shared_cost <> m.shared_cost"
+            ),
+        )
+        .await;
+        assert_eq!(
+            differing, 0,
+            "seed {seed}: cost_monthly and cost_daily differ\n{toml}"
+        );
+        assert_eq!(
+            scalar_count(&engine, "SELECT count(*) FROM cost_monthly").await,
+            scalar_count(
+                &engine,
+                &format!("SELECT count(*) FROM ({daily_by_month}) d")
+            )
+            .await,
+            "seed {seed}: cost_monthly's rows"
+        );
     }
+}
+
+async fn scalar_count(engine: &Engine, sql: &str) -> i64 {
+    let batches = engine.query(sql).await.unwrap();
+    batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0)
 }

@@ -32,6 +32,13 @@ pub fn config_toml(org: &Org, team_monthly_cost: &[Money]) -> String {
         );
     }
     out.push_str(
+        "\n# The shared platform spend (tag shared=platform: NAT gateways, EKS control planes) is\n\
+         # unallocated here. To split it over the services in proportion to each one's direct cost\n\
+         # the same day, uncomment this (split = \"weights\" with weights = { a = 3, b = 1 } fixes\n\
+         # the shares instead), then run `doracost refresh`:\n\
+         # [[shared_costs]]\n# name = \"platform\"\n# tags = { shared = \"platform\" }\n",
+    );
+    out.push_str(
         "\n[targets]\ndeploys_per_day = 1.0\nlead_time_hours = 1.0\nchange_failure_rate = 0.05\nrecovery_minutes = 30.0\n",
     );
     for (index, team) in org.teams.iter().enumerate() {

@@ -354,7 +354,7 @@ pub async fn register_views(
     let mut views = dora_statements(config)?;
     views.extend(cost_statements(config)?);
     let stamps = match lake {
-        Some(side) => Some(crate::derived::Stamps::new(ctx, side, &views).await?),
+        Some(side) => Some(crate::derived::Stamps::new(ctx, config, side, &views).await?),
         None => None,
     };
     let mut derived = Vec::new();

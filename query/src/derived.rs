@@ -4,8 +4,9 @@
 //!
 //! Each derived table's latest commit carries a **stamp**: a SHA-256 over the view's SQL (time
 //! zone and other template values filled in), the stamps of the views it reads, the Delta version
-//! of each lake table it reads and the content of each config table it reads (`services`,
-//! `reporting`, `cost_rules`, …), plus this crate's version and [`FORMAT`]. A session uses a
+//! of each lake table it reads, the content of each config table it reads (`services`,
+//! `reporting`, `cost_rules`, …) and the rules of the config-built function `cost_rule_pick`,
+//! plus this crate's version and [`FORMAT`]. A session uses a
 //! derived table only when its stamp equals the one computed from the session's own lake and
 //! config; otherwise the view is computed live, exactly as without derived tables. So an ingest,
 //! a config change or a new release can make a derived table stale, never wrong. Ingests refresh
@@ -167,12 +168,18 @@ impl Stamps {
     /// `ctx` now.
     pub(crate) async fn new(
         ctx: &SessionContext,
+        config: &model::Config,
         side: &LakeSide<'_>,
         views: &[ViewStatement],
     ) -> Result<Stamps, DataFusionError> {
         // What a reference to each table contributes: a lake table its version, a config table
-        // its content.
+        // its content, the function built from config (the cost rule picker) its rules.
         let mut inputs: HashMap<String, String> = HashMap::new();
+        let rules = format!("{:?}", crate::cost_tables::rules(config));
+        inputs.insert(
+            "cost_rule_pick".to_owned(),
+            format!("function cost_rule_pick#{}", hex_sha256(&[&rules])),
+        );
         for (name, version) in &side.versions {
             let version = version.map_or_else(|| "none".to_owned(), |v| v.to_string());
             inputs.insert(name.clone(), format!("table {name}@{version}"));

@@ -195,3 +195,27 @@ fn an_ingest_without_refresh_makes_stale_only_what_reads_its_tables() {
     assert_eq!(statuses(dir, &args), all("fresh"));
     assert_same(&answers(dir, &args, false), &live);
 }
+
+#[test]
+fn a_cost_rule_change_stales_the_cost_tables_only() {
+    let (dir, args) = sample_lake("", &[("events", "events"), ("focus", "costs")]);
+    let dir = dir.path();
+    let before = answers(dir, &args, true);
+    // Split the platform spend over the services: a new cost rule.
+    rewrite_config(
+        dir,
+        "# [[shared_costs]]\n# name = \"platform\"\n# tags = { shared = \"platform\" }\n",
+        "[[shared_costs]]\nname = \"platform\"\ntags = { shared = \"platform\" }\n",
+    );
+    let mut expected = all("fresh");
+    expected.insert("cost_owned".to_owned(), "stale".to_owned());
+    expected.insert("cost_allocated".to_owned(), "stale".to_owned());
+    assert_eq!(statuses(dir, &args), expected);
+    let live = answers(dir, &args, true);
+    let monthly = CHECKS
+        .iter()
+        .position(|q| q.contains("FROM cost_monthly"))
+        .unwrap();
+    assert_ne!(live[monthly], before[monthly], "the split moved cost");
+    assert_same(&answers(dir, &args, false), &live);
+}

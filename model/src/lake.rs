@@ -176,8 +176,13 @@ impl Lake {
 
     /// The URL of one table's folder.
     pub fn table_url(&self, table: Table) -> Result<Url, LakeError> {
+        self.folder_url(table.name())
+    }
+
+    /// The URL of the folder `relative` (no trailing slash) under the root.
+    fn folder_url(&self, relative: &str) -> Result<Url, LakeError> {
         self.root
-            .join(&format!("{}/", table.name()))
+            .join(&format!("{relative}/"))
             .map_err(|e| LakeError::Location {
                 location: self.root.to_string(),
                 message: e.to_string(),
@@ -186,7 +191,13 @@ impl Lake {
 
     /// Opens a table, or `None` when it has never been written.
     pub async fn open_existing(&self, table: Table) -> Result<Option<DeltaTable>, LakeError> {
-        let url = self.table_url(table)?;
+        self.load(self.table_url(table)?)
+            .await
+            .map_err(delta(table))
+    }
+
+    /// The Delta table at `url` at its latest version, or `None` when it has never been written.
+    async fn load(&self, url: Url) -> Result<Option<DeltaTable>, DeltaTableError> {
         if url.scheme() == "file" {
             // A local table without a log was never written; asking Delta would only log an error.
             let log = url.to_file_path().map(|p| p.join("_delta_log"));
@@ -194,19 +205,18 @@ impl Lake {
                 return Ok(None);
             }
         }
-        let handle =
-            DeltaTable::try_from_url_with_storage_options(url, self.storage_options.clone())
-                .await
-                .map_err(delta(table))?;
-        Ok(handle.version().is_some().then_some(handle))
+        match DeltaTable::try_from_url_with_storage_options(url, self.storage_options.clone()).await
+        {
+            Ok(handle) => Ok(handle.version().is_some().then_some(handle)),
+            // On an object store "no log" is an error, not a missing folder.
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Opens a table, creating it empty with its canonical schema when missing.
-    pub async fn open_or_create(&self, table: Table) -> Result<DeltaTable, LakeError> {
-        if let Some(existing) = self.open_existing(table).await? {
-            return Ok(existing);
-        }
-        let url = self.table_url(table)?;
+    /// An uninitialised handle on the table folder `url` (created when local), for a first
+    /// write.
+    fn new_handle(&self, url: Url) -> Result<DeltaTable, LakeError> {
         if let Ok(path) = url.to_file_path() {
             std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
                 location: url.to_string(),
@@ -214,9 +224,20 @@ impl Lake {
             })?;
         }
         // Built without loading: there is no log to load yet.
-        let handle = deltalake::DeltaTableBuilder::from_url(url)
+        deltalake::DeltaTableBuilder::from_url(url.clone())
             .and_then(|b| b.with_storage_options(self.storage_options.clone()).build())
-            .map_err(delta(table))?;
+            .map_err(|e| LakeError::Location {
+                location: url.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Opens a table, creating it empty with its canonical schema when missing.
+    pub async fn open_or_create(&self, table: Table) -> Result<DeltaTable, LakeError> {
+        if let Some(existing) = self.open_existing(table).await? {
+            return Ok(existing);
+        }
+        let handle = self.new_handle(self.table_url(table)?)?;
         let schema: StructType =
             table
                 .schema()
@@ -452,12 +473,7 @@ pub struct DerivedTable {
 impl Lake {
     /// The URL of a derived table's folder.
     pub fn derived_url(&self, name: &str) -> Result<Url, LakeError> {
-        self.root
-            .join(&format!("{DERIVED_DIR}/{name}/"))
-            .map_err(|e| LakeError::Location {
-                location: self.root.to_string(),
-                message: e.to_string(),
-            })
+        self.folder_url(&format!("{DERIVED_DIR}/{name}"))
     }
 
     /// Opens a derived table with the stamp of its latest commit, or `None` when it was never
@@ -467,25 +483,9 @@ impl Lake {
             name: name.to_owned(),
             source,
         };
-        let url = self.derived_url(name)?;
-        if url.scheme() == "file" {
-            let log = url.to_file_path().map(|p| p.join("_delta_log"));
-            if !log.is_ok_and(|log| log.is_dir()) {
-                return Ok(None);
-            }
-        }
-        let table =
-            match DeltaTable::try_from_url_with_storage_options(url, self.storage_options.clone())
-                .await
-            {
-                Ok(table) => table,
-                // On an object store "no log" is an error, not a missing folder.
-                Err(DeltaTableError::NotATable(_)) => return Ok(None),
-                Err(e) => return Err(err(e)),
-            };
-        if table.version().is_none() {
+        let Some(table) = self.load(self.derived_url(name)?).await.map_err(err)? else {
             return Ok(None);
-        }
+        };
         use futures::TryStreamExt;
         let last: Vec<deltalake::kernel::CommitInfo> =
             table.history(Some(1)).try_collect().await.map_err(err)?;
@@ -513,18 +513,9 @@ impl Lake {
             name: name.to_owned(),
             source,
         };
-        let url = self.derived_url(name)?;
-        if let Ok(path) = url.to_file_path() {
-            std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
-                location: url.to_string(),
-                message: e.to_string(),
-            })?;
-        }
         let handle = match self.open_derived(name).await? {
             Some(existing) => existing.table,
-            None => deltalake::DeltaTableBuilder::from_url(url)
-                .and_then(|b| b.with_storage_options(self.storage_options.clone()).build())
-                .map_err(err)?,
+            None => self.new_handle(self.derived_url(name)?)?,
         };
         let commit = CommitProperties::default().with_metadata([(
             STAMP_KEY.to_owned(),

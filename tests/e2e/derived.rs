@@ -67,6 +67,15 @@ fn all(status: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The DORA tables fresh, the two cost tables stale.
+fn cost_tables_stale() -> BTreeMap<String, String> {
+    let mut expected = all("fresh");
+    for view in ["cost_owned", "cost_allocated"] {
+        expected.insert(view.to_owned(), "stale".to_owned());
+    }
+    expected
+}
+
 fn assert_same(derived: &[String], live: &[String]) {
     for ((query, d), l) in CHECKS.iter().zip(derived).zip(live) {
         assert!(d.lines().count() > 1, "{query} returned no rows");
@@ -179,10 +188,7 @@ fn an_ingest_without_refresh_makes_stale_only_what_reads_its_tables() {
     assert!(!out.contains("refreshed"), "{out}");
     // The bill is read by `cost_owned` (and `cost_allocated` above it) alone; the DORA tables do
     // not read `costs`.
-    let mut expected = all("fresh");
-    expected.insert("cost_owned".to_owned(), "stale".to_owned());
-    expected.insert("cost_allocated".to_owned(), "stale".to_owned());
-    assert_eq!(statuses(dir, &args), expected);
+    assert_eq!(statuses(dir, &args), cost_tables_stale());
     let live = answers(dir, &args, true);
     assert_same(&answers(dir, &args, false), &live);
 
@@ -207,10 +213,7 @@ fn a_cost_rule_change_stales_the_cost_tables_only() {
         "# [[shared_costs]]\n# name = \"platform\"\n# tags = { shared = \"platform\" }\n",
         "[[shared_costs]]\nname = \"platform\"\ntags = { shared = \"platform\" }\n",
     );
-    let mut expected = all("fresh");
-    expected.insert("cost_owned".to_owned(), "stale".to_owned());
-    expected.insert("cost_allocated".to_owned(), "stale".to_owned());
-    assert_eq!(statuses(dir, &args), expected);
+    assert_eq!(statuses(dir, &args), cost_tables_stale());
     let live = answers(dir, &args, true);
     let monthly = CHECKS
         .iter()

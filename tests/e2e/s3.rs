@@ -50,6 +50,11 @@ fn a_lake_on_s3_takes_ingests_and_answers_sql() {
     for _ in 0..2 {
         let out = ok(&moto, &["--data-dir", lake, "ingest", "focus", bill]);
         assert!(out.contains("1000 rows"), "{out}");
+        // The ingest ends by writing the derived tables to the bucket too.
+        assert!(
+            out.contains("refreshed") && out.contains("cost_allocated"),
+            "{out}"
+        );
         let csv = ok(
             &moto,
             &[
@@ -66,20 +71,40 @@ fn a_lake_on_s3_takes_ingests_and_answers_sql() {
         assert_eq!(units(&rows[1][1]), expected);
     }
 
-    // The Delta log really is in the bucket (listed through the S3 API, not our code).
-    let listing = {
+    // A new session reads them from the bucket.
+    let csv = ok(
+        &moto,
+        &[
+            "--data-dir",
+            lake,
+            "sql",
+            "--format",
+            "csv",
+            "SELECT count(*) FROM derived_tables WHERE status <> 'fresh'",
+        ],
+    );
+    assert_eq!(csv_rows(&csv)[1][0], "0", "{csv}");
+
+    // The Delta logs really are in the bucket (listed through the S3 API, not our code).
+    let list = |prefix: &str| {
         let mut stream = TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
         write!(
             stream,
-            "GET /doracost-lake?list-type=2&prefix=lake/costs/_delta_log/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            "GET /doracost-lake?list-type=2&prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut body = String::new();
         stream.read_to_string(&mut body).unwrap();
         body
     };
+    let listing = list("lake/costs/_delta_log/");
     assert!(
         listing.contains("lake/costs/_delta_log/00000000000000000000.json"),
         "{listing}"
+    );
+    let listing = list("lake/_derived/cost_allocated/_delta_log/");
+    assert!(
+        listing.contains("lake/_derived/cost_allocated/_delta_log/00000000000000000001.json"),
+        "the second ingest rewrote it: {listing}"
     );
 }

@@ -62,19 +62,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                     result
                 }
                 IngestCommand::CostExplorer { from, to, forecast } => {
-                    ingest_cost_explorer(&config, &lake, (*from, *to), *forecast, format).await?;
-                    if !args.no_refresh {
-                        refresh_after_ingest(&config, &lake, format).await;
-                    }
-                    return Ok(());
+                    let window = (*from, *to);
+                    let report =
+                        ingest_cost_explorer(&config, &lake, window, *forecast, format).await?;
+                    return finish_ingest(&config, &lake, args.no_refresh, format, report).await;
                 }
             }
             .map_err(pipeline_error)?;
-            print_ingest(&summary, format);
-            if !args.no_refresh {
-                refresh_after_ingest(&config, &lake, format).await;
-            }
-            Ok(())
+            let report = print_ingest(&summary, format);
+            finish_ingest(&config, &lake, args.no_refresh, format, report).await
         }
         Command::Refresh => {
             let config = load_config(cli.config.as_deref())?;
@@ -373,7 +369,7 @@ async fn ingest_cost_explorer(
     (from, to): (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
     forecast: bool,
     format: Option<OutputFormat>,
-) -> Result<()> {
+) -> Result<Option<serde_json::Value>> {
     use ingest::cost_explorer::{CostExplorerError, CostExplorerOptions, Window};
     let Some(source) = config.sources.cost_explorer.as_ref() else {
         bail!(
@@ -414,17 +410,13 @@ async fn ingest_cost_explorer(
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({
+        return Ok(Some(serde_json::json!({
                 "source": ingest::cost_explorer::SOURCE,
                 "window": { "start": summary.window.start.to_string(), "end_exclusive": summary.window.end.to_string() },
                 "pages": summary.pages, "rows": summary.rows, "estimated_rows": summary.estimated_rows,
                 "forecasts": summary.forecasts, "forecasts_unavailable": summary.forecasts_unavailable,
                 "tables": tables,
-            })
-        );
-        return Ok(());
+        })));
     }
     println!(
         "ingested {} page(s) from Cost Explorer, {} to {} (end exclusive):",
@@ -443,7 +435,7 @@ async fn ingest_cost_explorer(
             );
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// A progress bar over the total size of `files`, on stderr, hidden when stderr is not a terminal.
@@ -502,10 +494,37 @@ fn note_stale(engine: &Engine) {
     }
 }
 
-/// After a successful ingest: recomputes the derived tables the new data made stale. A failure
-/// here does not undo the ingest (its data is in and correct; queries compute the views live
-/// until a refresh succeeds), so it is a warning, not an error.
-async fn refresh_after_ingest(config: &Config, lake: &Lake, format: Option<OutputFormat>) {
+/// After a successful ingest: recomputes the derived tables the new data made stale (unless
+/// `no_refresh`), printing what it did; with `--format json`, the ingest's `report` (not printed
+/// yet) gets a `derived_tables` entry and is printed then. A failed refresh does not undo the
+/// ingest (its data is in and correct; queries compute the views live until a refresh succeeds),
+/// so it is a warning and an `error` entry, not a failure.
+async fn finish_ingest(
+    config: &Config,
+    lake: &Lake,
+    no_refresh: bool,
+    format: Option<OutputFormat>,
+    report: Option<serde_json::Value>,
+) -> Result<()> {
+    let refreshed = if no_refresh {
+        serde_json::json!({ "skipped": true })
+    } else {
+        refresh_after_ingest(config, lake, format).await
+    };
+    if let Some(mut report) = report {
+        report["derived_tables"] = refreshed;
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// Refreshes the derived tables after an ingest (see [`finish_ingest`]); prints them for people,
+/// and returns them as JSON (`{"refreshed": [{table, rows, seconds}]}` or `{"error": …}`).
+async fn refresh_after_ingest(
+    config: &Config,
+    lake: &Lake,
+    format: Option<OutputFormat>,
+) -> serde_json::Value {
     let result = async {
         let engine = Engine::open(lake, config).await?;
         let done = engine.refresh_derived().await?;
@@ -520,11 +539,19 @@ async fn refresh_after_ingest(config: &Config, lake: &Lake, format: Option<Outpu
                     println!("  {:<20} {:>9} rows in {:.1} s", d.name, d.rows, d.seconds);
                 }
             }
+            let tables: Vec<_> = done
+                .iter()
+                .map(|d| serde_json::json!({ "table": d.name, "rows": d.rows, "seconds": d.seconds }))
+                .collect();
+            serde_json::json!({ "refreshed": tables })
         }
-        Err(e) => eprintln!(
-            "warning: the derived tables were not refreshed ({e}); queries compute the views \
-             until `doracost refresh` succeeds"
-        ),
+        Err(e) => {
+            eprintln!(
+                "warning: the derived tables were not refreshed ({e}); queries compute the views \
+                 until `doracost refresh` succeeds"
+            );
+            serde_json::json!({ "error": e.to_string() })
+        }
     }
 }
 
@@ -558,7 +585,11 @@ fn print_refresh(engine: &Engine, done: &[query::Refreshed], format: Option<Outp
     }
 }
 
-fn print_ingest(summary: &IngestSummary, format: Option<OutputFormat>) {
+/// Prints an ingest's summary for people, or returns it as JSON for [`finish_ingest`] to print.
+fn print_ingest(
+    summary: &IngestSummary,
+    format: Option<OutputFormat>,
+) -> Option<serde_json::Value> {
     if format == Some(OutputFormat::Json) {
         let tables: Vec<_> = summary
             .outcomes
@@ -570,11 +601,9 @@ fn print_ingest(summary: &IngestSummary, format: Option<OutputFormat>) {
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({ "source": summary.source, "files": summary.files, "tables": tables })
+        return Some(
+            serde_json::json!({ "source": summary.source, "files": summary.files, "tables": tables }),
         );
-        return;
     }
     println!(
         "ingested {} file(s) from {}:",
@@ -598,6 +627,7 @@ fn print_ingest(summary: &IngestSummary, format: Option<OutputFormat>) {
             );
         }
     }
+    None
 }
 
 async fn run_sql(engine: &Engine, sql: &str, format: Format) -> Result<()> {
@@ -689,12 +719,17 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
         let bills = ingest::pipeline::ingest_focus(&lake, &[sample_dir.join("costs")], &mut quiet)
             .await
             .map_err(pipeline_error)?;
-        if format != Some(OutputFormat::Json) {
+        let quiet = format.is_some_and(|f| f != OutputFormat::Table);
+        if !quiet {
             print_ingest(&events, None);
             print_ingest(&bills, None);
         }
-        let quiet_format = format.map(|_| OutputFormat::Json);
-        refresh_after_ingest(&demo_config(cli, &sample_dir)?, &lake, quiet_format).await;
+        let shown = if quiet {
+            Some(OutputFormat::Json)
+        } else {
+            None
+        };
+        refresh_after_ingest(&demo_config(cli, &sample_dir)?, &lake, shown).await;
     }
     let engine = Engine::open(&lake, &demo_config(cli, &sample_dir)?).await?;
     let format = to_query_format(format);

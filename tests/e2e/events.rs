@@ -69,6 +69,12 @@ fn events_land_once_however_often_they_are_ingested() {
         assert_eq!(table["inserted"], 0, "{table}");
         assert_eq!(table["updated"], 0, "{table}");
     }
+    // Nothing changed, so no table got a new version and every derived table is still fresh.
+    assert_eq!(
+        report["derived_tables"]["refreshed"],
+        serde_json::json!([]),
+        "{report}"
+    );
     assert_eq!(count(dir.path(), counts), [["3", "4", "4", "1"]]);
     let before = fingerprint(&lake);
 

@@ -577,6 +577,21 @@ fn scan_over_cores(
     .build()
 }
 
+/// What identifies the content of a table as loaded: its Delta table id (a new one when the
+/// table is deleted and created again) and its version, as `id@version`.
+pub fn content_id(table: &DeltaTable) -> String {
+    let id = table
+        .snapshot()
+        .ok()
+        .and_then(|s| serde_json::to_value(s.metadata()).ok())
+        .and_then(|m| m.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let version = table
+        .version()
+        .map_or_else(|| "none".to_owned(), |v| v.to_string());
+    format!("{id}@{version}")
+}
+
 /// A SQL string literal.
 pub fn sql_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))

@@ -3,8 +3,8 @@
 //! that a new session reads them instead of recomputing every join from the canonical tables.
 //!
 //! Each derived table's latest commit carries a **stamp**: a SHA-256 over the view's SQL (time
-//! zone and other template values filled in), the stamps of the views it reads, the Delta version
-//! of each lake table it reads, the content of each config table it reads (`services`,
+//! zone and other template values filled in), the stamps of the views it reads, the Delta table id
+//! and version of each lake table it reads (a table deleted and created again has a new id), the content of each config table it reads (`services`,
 //! `reporting`, `cost_rules`, …) and the rules of the config-built function `cost_rule_pick`,
 //! plus this crate's version and [`FORMAT`]. A session uses a
 //! derived table only when its stamp equals the one computed from the session's own lake and
@@ -50,8 +50,9 @@ pub fn read_enabled() -> bool {
 pub struct LakeSide<'a> {
     /// The lake.
     pub lake: &'a Lake,
-    /// The Delta version of every lake table registered in the session (`None`: never written).
-    pub versions: BTreeMap<String, Option<u64>>,
+    /// What identifies the content of every lake table registered in the session: its Delta
+    /// table id and version ([`model::lake::content_id`]).
+    pub contents: BTreeMap<String, String>,
     /// The session the Delta providers scan with.
     pub state: Arc<SessionState>,
     /// Read derived tables whose stamp matches ([`read_enabled`]).
@@ -180,9 +181,8 @@ impl Stamps {
             "cost_rule_pick".to_owned(),
             format!("function cost_rule_pick#{}", hex_sha256(&[&rules])),
         );
-        for (name, version) in &side.versions {
-            let version = version.map_or_else(|| "none".to_owned(), |v| v.to_string());
-            inputs.insert(name.clone(), format!("table {name}@{version}"));
+        for (name, content) in &side.contents {
+            inputs.insert(name.clone(), format!("table {name} {content}"));
         }
         let registered = ctx
             .catalog("doracost")

@@ -75,10 +75,10 @@ impl Engine {
         // One snapshot of the session: its object-store registry is shared with `ctx`, and the
         // providers read their scan options (plain Utf8, pushdown) from it.
         let state = Arc::new(ctx.state());
-        let mut versions = std::collections::BTreeMap::new();
+        let mut contents = std::collections::BTreeMap::new();
         for table in Table::ALL {
             let handle = lake.open_or_create(table).await?;
-            versions.insert(table.name().to_owned(), handle.version());
+            contents.insert(table.name().to_owned(), model::lake::content_id(&handle));
             handle
                 .update_datafusion_session(state.as_ref())
                 .map_err(|e| QueryError::Register {
@@ -97,7 +97,7 @@ impl Engine {
         }
         let side = LakeSide {
             lake,
-            versions,
+            contents,
             state,
             read: read_derived,
         };

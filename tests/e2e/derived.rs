@@ -222,3 +222,38 @@ fn a_cost_rule_change_stales_the_cost_tables_only() {
     assert_ne!(live[monthly], before[monthly], "the split moved cost");
     assert_same(&answers(dir, &args, false), &live);
 }
+
+#[test]
+fn a_table_deleted_and_created_again_is_not_mistaken_for_the_old_one() {
+    // `incidents` deleted by hand, then three incidents ingested: the new table is created
+    // (version 0) and appended to (version 1), the very versions the old one had after the first
+    // ingest. Its new Delta table id tells them apart.
+    let (dir, args) = sample_lake("", &[("events", "events"), ("focus", "costs")]);
+    let dir = dir.path();
+    let incident_count = |dir: &Path| sql_rows(dir, &args, "SELECT count(*) FROM dora_incidents");
+    assert_ne!(incident_count(dir), [["3"]]);
+    let incidents = crate::support::small_sample().join("events/incidents.ndjson");
+    let three: Vec<String> = std::fs::read_to_string(incidents)
+        .unwrap()
+        .lines()
+        .take(3)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("three.ndjson"), three.concat()).unwrap();
+    std::fs::remove_dir_all(dir.join("lake/incidents")).unwrap();
+    ok_with(
+        dir,
+        &args,
+        &["ingest", "events", "--no-refresh", "three.ndjson"],
+    );
+    assert_eq!(
+        sql_rows(dir, &args, "SELECT count(*) FROM incidents"),
+        [["3"]]
+    );
+    let statuses = statuses(dir, &args);
+    for view in ["dora_incidents", "dora_recoveries", "dora_deployments"] {
+        assert_eq!(statuses[view], "stale", "{view}: {statuses:?}");
+    }
+    assert_eq!(incident_count(dir), [["3"]]);
+    assert_same(&answers(dir, &args, false), &answers(dir, &args, true));
+}

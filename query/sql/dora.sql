@@ -475,10 +475,11 @@ chg AS (
          c.{{period}} AS period_start,
          count(*) AS changes_deployed,
          sum(CASE WHEN c.negative_lead_time THEN 1 ELSE 0 END) AS negative_lead_times,
-         median(c.lead_time_hours) AS lead_time_median_hours,
-         -- p90, continuous and exact (`quantile_cont`, see query/src/quantile.rs): with the n
-         -- values sorted, h = 0.9 (n - 1), v[floor h] plus the fraction of h times the step up.
-         quantile_cont(c.lead_time_hours, 0.9) AS lead_time_p90_hours
+         -- The median and p90 from one collection of the values (`quantile_cont` with a list,
+         -- see query/src/quantile.rs): continuous and exact. With the n values sorted,
+         -- h = q (n - 1), v[floor h] plus the fraction of h times the step up; the median is
+         -- the middle value or the mean of the two middle ones.
+         quantile_cont(c.lead_time_hours, [0.5, 0.9]) AS lead_time_quantiles
   FROM dora_changes c
   GROUP BY GROUPING SETS ((c.service, c.team, c.{{period}}), (c.team, c.{{period}}), (c.{{period}}))
 ),
@@ -530,7 +531,8 @@ m AS (
          COALESCE(dep.deployments, 0) AS deployments,
          CAST(COALESCE(dep.deployments, 0) AS DOUBLE) / CAST(g.period_end - g.period_start AS BIGINT) AS deploys_per_day,
          COALESCE(chg.changes_deployed, 0) AS changes_deployed,
-         chg.lead_time_median_hours, chg.lead_time_p90_hours,
+         chg.lead_time_quantiles[1] AS lead_time_median_hours,
+         chg.lead_time_quantiles[2] AS lead_time_p90_hours,
          COALESCE(chg.negative_lead_times, 0) AS negative_lead_times_dropped,
          COALESCE(dep.deployments_with_commit_list, 0) AS deployments_with_commit_list,
          COALESCE(dep.change_failures, 0) AS change_failures,

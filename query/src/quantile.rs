@@ -1,12 +1,20 @@
 //! `quantile_cont(x, q)`: the exact continuous quantile of a DOUBLE column (the name and meaning
 //! of DuckDB's function). With the n non-null values sorted, v[0..n): h = q·(n − 1), the value
-//! v[⌊h⌋] + (h − ⌊h⌋)·(v[⌊h⌋ + 1] − v[⌊h⌋]); NULL for no values. DataFusion 55's own
-//! `percentile_cont` truncates the interpolation weight to 6 decimals (64.799912 for 64.8), so
-//! the DORA views use this one for lead time p90.
+//! v[⌊h⌋] + (h − ⌊h⌋)·(v[⌊h⌋ + 1] − v[⌊h⌋]); NULL for no values. q = 0.5 is the median, computed
+//! as `median` computes it: the middle value, or (a + b) / 2 of the two middle ones. DataFusion
+//! 55's own `percentile_cont` truncates the interpolation weight to 6 decimals (64.799912 for
+//! 64.8), so the DORA views use this one for lead time p90.
+//!
+//! `quantile_cont(x, [q1, q2, …])` (DuckDB's list form) returns the list of those quantiles from
+//! one collection of the values: the DORA views take the lead-time median and p90 that way, which
+//! collects 7.76M values once instead of twice on the large organisation.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListArray, ListBuilder,
+    RecordBatch,
+};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Schema};
 use datafusion::common::{ScalarValue, plan_err};
@@ -14,14 +22,17 @@ use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Signature, TypeSignature, Volatility,
 };
 
 /// The `quantile_cont` aggregate, ready to register.
 pub fn quantile_cont() -> AggregateUDF {
     AggregateUDF::from(QuantileCont {
-        signature: Signature::exact(
-            vec![DataType::Float64, DataType::Float64],
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Float64, DataType::Float64]),
+                TypeSignature::Exact(vec![DataType::Float64, list_of_f64()]),
+            ],
             Volatility::Immutable,
         ),
     })
@@ -41,13 +52,16 @@ impl AggregateUDFImpl for QuantileCont {
         &self.signature
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Float64)
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match arg_types.get(1) {
+            Some(DataType::List(_)) => list_of_f64(),
+            _ => DataType::Float64,
+        })
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(QuantileAccumulator {
-            q: constant_q(&args)?,
+            qs: constant_qs(&args)?,
             values: Vec::new(),
         }))
     }
@@ -61,7 +75,7 @@ impl AggregateUDFImpl for QuantileCont {
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(QuantileGroups {
-            q: constant_q(&args)?,
+            qs: constant_qs(&args)?,
             groups: Vec::new(),
         }))
     }
@@ -75,14 +89,86 @@ impl AggregateUDFImpl for QuantileCont {
     }
 }
 
-/// The quantile argument: a constant between 0 and 1, evaluated once, on no rows.
-fn constant_q(args: &AccumulatorArgs) -> Result<f64> {
+fn list_of_f64() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
+}
+
+/// The quantiles asked for: one (`q`) or a list (`[q1, q2, …]`).
+#[derive(Debug)]
+struct Quantiles {
+    qs: Vec<f64>,
+    list: bool,
+}
+
+impl Quantiles {
+    /// The result for one group's values (reordered in place).
+    fn of(&self, values: &mut [f64]) -> QuantileResult {
+        if self.list {
+            QuantileResult::List(
+                (!values.is_empty())
+                    .then(|| self.qs.iter().map(|&q| quantile(values, q)).collect()),
+            )
+        } else {
+            QuantileResult::One(self.qs.first().and_then(|&q| quantile(values, q)))
+        }
+    }
+
+    /// Results of groups as one array.
+    fn array(&self, results: Vec<QuantileResult>) -> ArrayRef {
+        if self.list {
+            let mut builder = ListBuilder::new(Float64Builder::new());
+            for r in results {
+                match r {
+                    QuantileResult::List(Some(values)) => {
+                        builder.values().extend(values);
+                        builder.append(true);
+                    }
+                    _ => builder.append(false),
+                }
+            }
+            Arc::new(builder.finish())
+        } else {
+            let out: Float64Array = results
+                .into_iter()
+                .map(|r| match r {
+                    QuantileResult::One(v) => v,
+                    QuantileResult::List(_) => None,
+                })
+                .collect();
+            Arc::new(out)
+        }
+    }
+}
+
+enum QuantileResult {
+    One(Option<f64>),
+    List(Option<Vec<Option<f64>>>),
+}
+
+/// The quantile argument: a constant between 0 and 1, or a list of them, evaluated once, on no
+/// rows.
+fn constant_qs(args: &AccumulatorArgs) -> Result<Quantiles> {
     let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+    let ok = |q: &f64| (0.0..=1.0).contains(q);
     match args.exprs.get(1).map(|e| e.evaluate(&empty)) {
-        Some(Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q)))))
-            if (0.0..=1.0).contains(&q) =>
-        {
-            Ok(q)
+        Some(Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q))))) if ok(&q) => Ok(Quantiles {
+            qs: vec![q],
+            list: false,
+        }),
+        Some(Ok(ColumnarValue::Scalar(ScalarValue::List(list)))) if list.len() == 1 => {
+            let items = list.value(0);
+            let items = items.as_primitive_opt::<Float64Type>();
+            match items {
+                Some(items) if items.null_count() == 0 && items.values().iter().all(ok) => {
+                    Ok(Quantiles {
+                        qs: items.values().to_vec(),
+                        list: true,
+                    })
+                }
+                _ => plan_err!(
+                    "quantile_cont(x, [q, …]): every q must be a constant between 0 and 1"
+                ),
+            }
         }
         _ => plan_err!("quantile_cont(x, q): q must be a constant between 0 and 1"),
     }
@@ -90,7 +176,7 @@ fn constant_q(args: &AccumulatorArgs) -> Result<f64> {
 
 /// The values of every group (the aggregation's fast path: one accumulator for all groups).
 struct QuantileGroups {
-    q: f64,
+    qs: Quantiles,
     groups: Vec<Vec<f64>>,
 }
 
@@ -136,13 +222,12 @@ impl GroupsAccumulator for QuantileGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let q = self.q;
-        let out: Float64Array = emit_to
+        let results = emit_to
             .take_needed(&mut self.groups)
             .into_iter()
-            .map(|mut values| quantile(&mut values, q))
+            .map(|mut values| self.qs.of(&mut values))
             .collect();
-        Ok(Arc::new(out))
+        Ok(self.qs.array(results))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -214,7 +299,7 @@ impl GroupsAccumulator for QuantileGroups {
 
 #[derive(Debug)]
 struct QuantileAccumulator {
-    q: f64,
+    qs: Quantiles,
     values: Vec<f64>,
 }
 
@@ -255,7 +340,8 @@ impl Accumulator for QuantileAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Float64(quantile(&mut self.values, self.q)))
+        let result = self.qs.of(&mut self.values);
+        ScalarValue::try_from_array(&self.qs.array(vec![result]), 0)
     }
 
     fn size(&self) -> usize {
@@ -275,7 +361,12 @@ fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
     let low = *low;
     // The next value up is the smallest of those above position lo.
     let high = above.iter().copied().min_by(f64::total_cmp).unwrap_or(low);
-    Some(low + (h - lo as f64) * (high - low))
+    let fraction = h - lo as f64;
+    if q == 0.5 && fraction == 0.5 {
+        // The median of an even count, as `median` computes it.
+        return Some((low + high) / 2.0);
+    }
+    Some(low + fraction * (high - low))
 }
 
 #[cfg(test)]
@@ -294,5 +385,56 @@ mod tests {
         assert_eq!(quantile(&mut [], 0.9), None);
         // Duplicates at the split: h = 0.9·4 = 3.6 → v[3] = 5 + 0.6·(5 − 5) = 5.
         assert_eq!(quantile(&mut [5.0, 1.0, 5.0, 5.0, 2.0], 0.9), Some(5.0));
+        // The median of an even count is (a + b) / 2, bit for bit as `median` gives it (a +
+        // 0.5·(b − a) can differ in the last place): 0.1 and 0.7.
+        assert_eq!(quantile(&mut [0.7, 0.1], 0.5), Some((0.1 + 0.7) / 2.0));
+    }
+
+    /// `quantile_cont` from SQL, one q and a list, grouped and not, against `median`.
+    #[tokio::test]
+    async fn the_list_form_gives_each_quantile_of_one_collection() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udaf(super::quantile_cont());
+        let sql = "SELECT g, quantile_cont(x, [0.5, 0.9]) AS qs, median(x) AS m, \
+                   quantile_cont(x, 0.9) AS p90 \
+                   FROM (VALUES (1, 10.0), (1, 40.0), (1, 30.0), (1, 20.0), (2, 7.5), \
+                                (3, CAST(NULL AS DOUBLE))) t(g, x) \
+                   GROUP BY g ORDER BY g";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        // Group 1: n = 4, median h = 1.5 → (20 + 30) / 2 = 25; p90 h = 2.7 → 30 + 0.7·10 = 37.
+        // Group 2: one value, both quantiles are it. Group 3: no values, NULL (not a list of
+        // NULLs).
+        let expected = [
+            "+---+--------------+------+------+",
+            "| g | qs           | m    | p90  |",
+            "+---+--------------+------+------+",
+            "| 1 | [25.0, 37.0] | 25.0 | 37.0 |",
+            "| 2 | [7.5, 7.5]   | 7.5  | 7.5  |",
+            "| 3 |              |      |      |",
+            "+---+--------------+------+------+",
+        ];
+        assert_eq!(text, expected.join("\n"));
+        // Ungrouped (the one-accumulator path) and a q out of range.
+        let one = ctx
+            .sql("SELECT quantile_cont(x, [0.0, 1.0]) FROM (VALUES (3.0), (9.0), (1.0)) t(x)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&one)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("[1.0, 9.0]"), "{text}");
+        let bad = ctx
+            .sql("SELECT quantile_cont(x, [0.5, 1.5]) FROM (VALUES (1.0)) t(x)")
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(bad.is_err());
     }
 }

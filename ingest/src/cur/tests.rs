@@ -530,10 +530,9 @@ fn errors_name_file_place_and_column() {
         "{error}"
     );
 
-    // Legacy: the column is named as the file writes it.
-    let text = legacy_csv()
-        .replace(",1.00,1.00,", ",1.00,1.00,")
-        .replace(",2.00,2.00,", ",2,00,2.00,");
+    // Legacy: a record with one field too many (`2,00` for `2.00`) is named by its line; a bad
+    // amount by its line and the column as the file writes it.
+    let text = legacy_csv().replace(",2.00,2.00,", ",2,00,2.00,");
     let path = write(&dir, "legacy-bad.csv", &text);
     let error = read(&path).unwrap_err().to_string();
     assert!(error.contains("legacy-bad.csv:2"), "{error}");

@@ -46,6 +46,13 @@ fn a_lake_on_s3_takes_ingests_and_answers_sql() {
         .unwrap();
     let expected: i128 = reader.records().map(|r| units(&r.unwrap()[col])).sum();
 
+    let sql = |query: &str| {
+        csv_rows(&ok(
+            &moto,
+            &["--data-dir", lake, "sql", "--format", "csv", query],
+        ))
+    };
+
     // Twice: the second ingest replaces the same slices and leaves the totals as they were.
     for _ in 0..2 {
         let out = ok(&moto, &["--data-dir", lake, "ingest", "focus", bill]);
@@ -55,35 +62,14 @@ fn a_lake_on_s3_takes_ingests_and_answers_sql() {
             out.contains("refreshed") && out.contains("cost_allocated"),
             "{out}"
         );
-        let csv = ok(
-            &moto,
-            &[
-                "--data-dir",
-                lake,
-                "sql",
-                "--format",
-                "csv",
-                "SELECT count(*) AS n, sum(billed_cost) AS billed FROM costs",
-            ],
-        );
-        let rows = csv_rows(&csv);
+        let rows = sql("SELECT count(*) AS n, sum(billed_cost) AS billed FROM costs");
         assert_eq!(rows[1][0], "1000");
         assert_eq!(units(&rows[1][1]), expected);
     }
 
     // A new session reads them from the bucket.
-    let csv = ok(
-        &moto,
-        &[
-            "--data-dir",
-            lake,
-            "sql",
-            "--format",
-            "csv",
-            "SELECT count(*) FROM derived_tables WHERE status <> 'fresh'",
-        ],
-    );
-    assert_eq!(csv_rows(&csv)[1][0], "0", "{csv}");
+    let rows = sql("SELECT count(*) FROM derived_tables WHERE status <> 'fresh'");
+    assert_eq!(rows[1][0], "0", "{rows:?}");
 
     // The Delta logs really are in the bucket (listed through the S3 API, not our code).
     let list = |prefix: &str| {

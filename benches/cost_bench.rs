@@ -29,41 +29,29 @@ const QUERY: &str =
     "SELECT service, month, sum(cost) AS cost FROM cost_monthly GROUP BY service, month";
 
 fn main() {
+    let bench = common::start("cost bench", false);
+    let costs = bench.org.join("costs");
+    let (lake_dir, lake) = bench.ingested_lake(
+        &format!("cost-lake-{}", bench.scale),
+        "costs",
+        "FOCUS ingest",
+        |lake| async move {
+            ingest::pipeline::ingest_focus(&lake, &[costs], &mut ingest::progress::NoProgress)
+                .await
+                .expect("ingest")
+        },
+    );
     let common::Bench {
         scale,
-        fresh,
         root,
         org,
         config,
         runtime,
-    } = common::start("cost bench", false);
-    let lake_dir = root.join(format!("cost-lake-{scale}"));
-    if fresh || !lake_dir.join("costs/_delta_log").exists() {
-        let _ = std::fs::remove_dir_all(&lake_dir);
-        let lake = common::lake(&lake_dir);
-        let started = Instant::now();
-        let summary = runtime
-            .block_on(ingest::pipeline::ingest_focus(
-                &lake,
-                &[org.join("costs")],
-                &mut ingest::progress::NoProgress,
-            ))
-            .expect("ingest");
-        let seconds = started.elapsed().as_secs_f64();
-        let rows: usize = summary.outcomes.iter().map(|t| t.rows_in).sum();
-        println!(
-            "FOCUS ingest: {rows} rows in {seconds:.1} s ({:.0} rows/s)",
-            rows as f64 / seconds
-        );
-    }
-    let lake = common::lake(&lake_dir);
+        ..
+    } = bench;
 
     // What an ingest ends with: the derived tables, recomputed from nothing.
-    let (refresh_s, refreshed) = common::refresh(&lake_dir, &org.join("doracost.toml"));
-    println!("derived refresh (the end of every ingest; `doracost refresh`): {refresh_s:.1} s");
-    for r in refreshed.iter().filter(|r| r.name.starts_with("cost_")) {
-        println!("  {:<18} {:>10} rows {:>7.1} s", r.name, r.rows, r.seconds);
-    }
+    let (refresh_s, _) = common::refresh(&lake_dir, &org.join("doracost.toml"));
 
     let started = Instant::now();
     let engine = runtime

@@ -37,34 +37,26 @@ const VIEWS: [&str; 8] = [
 ];
 
 fn main() {
+    let bench = common::start("DORA views bench", true);
+    let events = bench.org.join("events");
+    let (lake_dir, lake) = bench.ingested_lake(
+        &format!("lake-{}", bench.scale),
+        "deployments",
+        "events ingest",
+        |lake| async move {
+            ingest::pipeline::ingest_events(&lake, &[events], &mut ingest::progress::NoProgress)
+                .await
+                .expect("ingest")
+        },
+    );
     let common::Bench {
         scale,
-        fresh,
         root,
         org,
         config,
         runtime,
-    } = common::start("DORA views bench", true);
-    let lake_dir = root.join(format!("lake-{scale}"));
-    let lake = common::lake(&lake_dir);
-    if fresh || !lake_dir.join("deployments/_delta_log").exists() {
-        let _ = std::fs::remove_dir_all(&lake_dir);
-        let lake = common::lake(&lake_dir);
-        let started = Instant::now();
-        let summary = runtime
-            .block_on(ingest::pipeline::ingest_events(
-                &lake,
-                &[org.join("events")],
-                &mut ingest::progress::NoProgress,
-            ))
-            .expect("ingest");
-        let seconds = started.elapsed().as_secs_f64();
-        let records: usize = summary.outcomes.iter().map(|t| t.rows_in).sum();
-        println!(
-            "events ingest:          {records} rows in {seconds:.1} s ({:.0} rows/s)",
-            records as f64 / seconds
-        );
-    }
+        ..
+    } = bench;
     let engine = runtime
         .block_on(query::Engine::open(&lake, &config))
         .expect("engine");
@@ -76,11 +68,6 @@ fn main() {
 
     // What an ingest ends with: the derived tables, recomputed from nothing.
     let (refresh_s, refreshed) = common::refresh(&lake_dir, &org.join("doracost.toml"));
-    println!();
-    println!("derived refresh (the end of every ingest; `doracost refresh`): {refresh_s:.1} s");
-    for r in &refreshed {
-        println!("  {:<18} {:>10} rows {:>7.1} s", r.name, r.rows, r.seconds);
-    }
     println!();
     println!(
         "{:<18} {:>10} {:>8} {:>8} {:>12} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9}",

@@ -68,6 +68,37 @@ pub fn lake(dir: &Path) -> model::Lake {
     model::Lake::new(dir.to_str().expect("utf-8 path"), Default::default()).expect("lake")
 }
 
+impl Bench {
+    /// The lake `root/<name>`, built by `ingest` (then timed, with rows/s under `label`) when its
+    /// `table` is missing or with `DORACOST_BENCH_FRESH=1`, reused otherwise.
+    pub fn ingested_lake<F, Fut>(
+        &self,
+        name: &str,
+        table: &str,
+        label: &str,
+        ingest: F,
+    ) -> (PathBuf, model::Lake)
+    where
+        F: FnOnce(model::Lake) -> Fut,
+        Fut: std::future::Future<Output = ingest::pipeline::IngestSummary>,
+    {
+        let dir = self.root.join(name);
+        if self.fresh || !dir.join(table).join("_delta_log").exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+            let started = Instant::now();
+            let summary = self.runtime.block_on(ingest(lake(&dir)));
+            let seconds = started.elapsed().as_secs_f64();
+            let rows: usize = summary.outcomes.iter().map(|t| t.rows_in).sum();
+            println!(
+                "{label}: {rows} rows in {seconds:.1} s ({:.0} rows/s)",
+                rows as f64 / seconds
+            );
+        }
+        let lake = lake(&dir);
+        (dir, lake)
+    }
+}
+
 /// This process's peak resident memory so far, in MB.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -96,7 +127,7 @@ pub struct Refreshed {
 
 /// Deletes the lake's derived tables and recomputes them as every ingest ends, with `doracost
 /// refresh` in a child process (so that this process's memory stays that of the queries it
-/// times). Returns the seconds taken and each table written.
+/// times), and prints the time per table. Returns the seconds taken and each table written.
 pub fn refresh(lake_dir: &Path, config: &Path) -> (f64, Vec<Refreshed>) {
     let _ = std::fs::remove_dir_all(lake_dir.join(model::lake::DERIVED_DIR));
     let started = Instant::now();
@@ -115,7 +146,7 @@ pub fn refresh(lake_dir: &Path, config: &Path) -> (f64, Vec<Refreshed>) {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("refresh json");
-    let tables = report["derived_tables"]
+    let tables: Vec<Refreshed> = report["derived_tables"]
         .as_array()
         .map(|all| {
             all.iter()
@@ -128,5 +159,10 @@ pub fn refresh(lake_dir: &Path, config: &Path) -> (f64, Vec<Refreshed>) {
                 .collect()
         })
         .unwrap_or_default();
+    println!();
+    println!("derived refresh (the end of every ingest; `doracost refresh`): {seconds:.1} s");
+    for r in &tables {
+        println!("  {:<18} {:>10} rows {:>7.1} s", r.name, r.rows, r.seconds);
+    }
     (seconds, tables)
 }

@@ -232,41 +232,27 @@ async fn allocated_plus_unallocated_is_the_bill_to_the_last_decimal() {
             assert_eq!(*difference, 0, "seed {seed} {key:?}\n{toml}");
         }
         // The one-pass rule pick (`cost_rule_pick`) is the SQL statement of the rule, line by line.
-        let disagree = engine
-            .query(
-                "SELECT count(*) FROM cost_lines l \
-                 LEFT JOIN cost_assignments a ON a.cost_id = l.cost_id \
-                 LEFT JOIN cost_assignments_by_matches m ON m.cost_id = l.cost_id \
-                 WHERE a.ordinal IS DISTINCT FROM m.ordinal",
-            )
-            .await
-            .unwrap();
-        let count = disagree[0]
-            .column(0)
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .unwrap()
-            .value(0);
+        let disagree = scalar_count(
+            &engine,
+            "SELECT count(*) FROM cost_lines l \
+             LEFT JOIN cost_assignments a ON a.cost_id = l.cost_id \
+             LEFT JOIN cost_assignments_by_matches m ON m.cost_id = l.cost_id \
+             WHERE a.ordinal IS DISTINCT FROM m.ordinal",
+        )
+        .await;
         assert_eq!(
-            count, 0,
+            disagree, 0,
             "seed {seed}: cost_rule_pick and cost_rule_matches disagree\n{toml}"
         );
         // Every shared piece belongs to a configured service.
-        let stray = engine
-            .query(
-                "SELECT count(*) FROM cost_allocated a LEFT JOIN services s ON s.service = a.service \
-                 WHERE a.service <> 'unallocated' AND s.service IS NULL",
-            )
-            .await
-            .unwrap();
-        let count = stray[0]
-            .column(0)
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .unwrap()
-            .value(0);
+        let stray = scalar_count(
+            &engine,
+            "SELECT count(*) FROM cost_allocated a LEFT JOIN services s ON s.service = a.service \
+             WHERE a.service <> 'unallocated' AND s.service IS NULL",
+        )
+        .await;
         assert_eq!(
-            count, 0,
+            stray, 0,
             "seed {seed}: cost allocated to an unknown service"
         );
         // `cost_monthly` (one aggregation over `cost_allocated`) is `cost_daily` summed by month,
@@ -302,6 +288,7 @@ async fn allocated_plus_unallocated_is_the_bill_to_the_last_decimal() {
     }
 }
 
+/// The one BIGINT a `SELECT count(*) …` returns.
 async fn scalar_count(engine: &Engine, sql: &str) -> i64 {
     let batches = engine.query(sql).await.unwrap();
     batches[0]

@@ -21,7 +21,7 @@ pub struct CachedView {
     plan: LogicalPlan,
     schema: SchemaRef,
     definition: String,
-    rows: OnceCell<(Arc<MemTable>, Vec<RecordBatch>)>,
+    rows: OnceCell<Arc<MemTable>>,
 }
 
 impl CachedView {
@@ -40,12 +40,16 @@ impl CachedView {
 
     /// The view's rows (computed now if not yet), in its schema.
     pub async fn batches(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
-        self.rows(state).await?;
-        Ok(self.rows.get().map(|(_, b)| b.clone()).unwrap_or_default())
+        let table = self.rows(state).await?;
+        let mut all = Vec::new();
+        for partition in &table.batches {
+            all.extend(partition.read().await.iter().cloned());
+        }
+        Ok(all)
     }
 
     async fn rows(&self, state: &dyn Session) -> Result<Arc<MemTable>> {
-        let (table, _) = self
+        let table = self
             .rows
             .get_or_try_init(|| async {
                 let physical = state.create_physical_plan(&self.plan).await?;
@@ -54,17 +58,14 @@ impl CachedView {
                 // Spread over the session's partitions, so readers scan in parallel.
                 let partitions = state.config().target_partitions().max(1);
                 let mut parts = vec![Vec::new(); partitions];
-                let mut all = Vec::with_capacity(batches.len());
                 for (i, batch) in batches.into_iter().enumerate() {
                     let batch =
                         RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())?;
-                    parts[i % partitions].push(batch.clone());
-                    all.push(batch);
+                    parts[i % partitions].push(batch);
                 }
-                Ok::<_, datafusion::error::DataFusionError>((
-                    Arc::new(MemTable::try_new(schema, parts)?),
-                    all,
-                ))
+                Ok::<_, datafusion::error::DataFusionError>(Arc::new(MemTable::try_new(
+                    schema, parts,
+                )?))
             })
             .await?;
         Ok(Arc::clone(table))

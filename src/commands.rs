@@ -400,16 +400,7 @@ async fn ingest_cost_explorer(
         other => anyhow::anyhow!("{other}\nnothing was written: the lake is as it was"),
     })?;
     if format == Some(OutputFormat::Json) {
-        let tables: Vec<_> = summary
-            .outcomes
-            .iter()
-            .map(|o| {
-                serde_json::json!({
-                    "table": o.table, "rows_in": o.rows_in, "replaced_slices": o.replaced_slices,
-                    "version": o.version,
-                })
-            })
-            .collect();
+        let tables: Vec<_> = summary.outcomes.iter().map(outcome_json).collect();
         return Ok(Some(serde_json::json!({
                 "source": ingest::cost_explorer::SOURCE,
                 "window": { "start": summary.window.start.to_string(), "end_exclusive": summary.window.end.to_string() },
@@ -534,10 +525,7 @@ async fn refresh_after_ingest(
     match result {
         Ok(done) => {
             if matches!(format, None | Some(OutputFormat::Table)) && !done.is_empty() {
-                println!("refreshed {} derived table(s):", done.len());
-                for d in &done {
-                    println!("  {:<20} {:>9} rows in {:.1} s", d.name, d.rows, d.seconds);
-                }
+                print_refreshed(&done);
             }
             let tables: Vec<_> = done
                 .iter()
@@ -577,12 +565,25 @@ fn print_refresh(engine: &Engine, done: &[query::Refreshed], format: Option<Outp
     }
     if done.is_empty() {
         println!("the derived tables are fresh: nothing to refresh");
-        return;
+    } else {
+        print_refreshed(done);
     }
+}
+
+/// The derived tables a refresh wrote, for people.
+fn print_refreshed(done: &[query::Refreshed]) {
     println!("refreshed {} derived table(s):", done.len());
     for d in done {
         println!("  {:<20} {:>9} rows in {:.1} s", d.name, d.rows, d.seconds);
     }
+}
+
+/// What an ingest did to one table, for `--format json`.
+fn outcome_json(o: &model::WriteOutcome) -> serde_json::Value {
+    serde_json::json!({
+        "table": o.table, "rows_in": o.rows_in, "inserted": o.inserted, "updated": o.updated,
+        "replaced_slices": o.replaced_slices, "version": o.version,
+    })
 }
 
 /// Prints an ingest's summary for people, or returns it as JSON for [`finish_ingest`] to print.
@@ -591,16 +592,7 @@ fn print_ingest(
     format: Option<OutputFormat>,
 ) -> Option<serde_json::Value> {
     if format == Some(OutputFormat::Json) {
-        let tables: Vec<_> = summary
-            .outcomes
-            .iter()
-            .map(|o| {
-                serde_json::json!({
-                    "table": o.table, "rows_in": o.rows_in, "inserted": o.inserted, "updated": o.updated,
-                    "replaced_slices": o.replaced_slices, "version": o.version,
-                })
-            })
-            .collect();
+        let tables: Vec<_> = summary.outcomes.iter().map(outcome_json).collect();
         return Some(
             serde_json::json!({ "source": summary.source, "files": summary.files, "tables": tables }),
         );

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Decimal128Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, Int32Builder};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use aws_sdk_costexplorer::Client;
@@ -18,11 +16,11 @@ use aws_sdk_costexplorer::types::{
 use chrono::NaiveDate;
 use model::config::CostExplorerMetric;
 use model::money::parse_money;
-use model::schema::{self, MONEY_PRECISION, MONEY_SCALE};
+use model::schema;
 use serde::Deserialize;
 
 use super::response::{DateInterval as Interval, MetricValue};
-use super::rows::{ResponseError, month_of};
+use super::rows::{Builders, ResponseError, midnight_micros, month_of};
 use super::{CostExplorerError, SOURCE};
 
 /// The prediction interval asked for, in percent.
@@ -244,11 +242,8 @@ pub fn forecast_batch(
     ingested_at: i64,
 ) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let text = || StringBuilder::with_capacity(n, n * 16);
-    let timestamps = || TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let money = || {
-        Decimal128Builder::with_capacity(n).with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)
-    };
+    let b = Builders(n);
+    let (text, timestamps, money) = (|| b.text(), || b.timestamps(), || b.money());
     let (mut id, mut source, mut ingested) = (text(), text(), timestamps());
     let (mut provider, mut account, mut month) = (text(), text(), text());
     let (mut tag_key, mut tag_value, mut metric_name) = (text(), text(), text());
@@ -256,11 +251,6 @@ pub fn forecast_batch(
     let (mut mean, mut lower, mut upper) = (money()?, money()?, money()?);
     let mut level = Int32Builder::with_capacity(n);
     let mut currency = text();
-    let micros = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_micros())
-            .unwrap_or_default()
-    };
     for row in rows {
         let row_month = month_of(row.start);
         let scope = row
@@ -277,8 +267,8 @@ pub fn forecast_batch(
         tag_key.append_option(row.scope.as_ref().map(|(k, _)| k.as_str()));
         tag_value.append_option(row.scope.as_ref().map(|(_, v)| v.as_str()));
         metric_name.append_value(metric.api_name());
-        start.append_value(micros(row.start));
-        end.append_value(micros(row.end));
+        start.append_value(midnight_micros(row.start));
+        end.append_value(midnight_micros(row.end));
         mean.append_value(row.mean);
         lower.append_option(row.lower);
         upper.append_option(row.upper);

@@ -284,6 +284,32 @@ pub fn into_batches(
         .collect()
 }
 
+/// Column builders for `n` rows of the two tables Cost Explorer fills (`costs`,
+/// `provider_forecasts`).
+pub(super) struct Builders(pub(super) usize);
+
+impl Builders {
+    pub(super) fn text(&self) -> StringBuilder {
+        StringBuilder::with_capacity(self.0, self.0 * 16)
+    }
+
+    pub(super) fn timestamps(&self) -> TimestampMicrosecondBuilder {
+        TimestampMicrosecondBuilder::with_capacity(self.0).with_timezone("UTC")
+    }
+
+    pub(super) fn money(&self) -> Result<Decimal128Builder, ArrowError> {
+        Decimal128Builder::with_capacity(self.0)
+            .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)
+    }
+}
+
+/// A day's start, 00:00 UTC, in microseconds.
+pub(super) fn midnight_micros(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_micros())
+        .unwrap_or_default()
+}
+
 fn month_batch(
     month: &str,
     rows: &[&CostExplorerRow],
@@ -291,11 +317,8 @@ fn month_batch(
     ingested_at: i64,
 ) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let text = || StringBuilder::with_capacity(n, n * 16);
-    let timestamps = || TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let money = || {
-        Decimal128Builder::with_capacity(n).with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)
-    };
+    let b = Builders(n);
+    let (text, timestamps, money) = (|| b.text(), || b.timestamps(), || b.money());
     let (mut cost_id, mut source, mut ingested) = (text(), text(), timestamps());
     let (mut provider, mut billing, mut sub_account) = (text(), text(), text());
     let (mut period_start, mut period_end) = (timestamps(), timestamps());
@@ -316,11 +339,7 @@ fn month_batch(
     let mut usage_quantity = Float64Builder::with_capacity(n);
     let mut estimated = BooleanBuilder::with_capacity(n);
     for (ordinal, row) in rows.iter().enumerate() {
-        let start = row
-            .day
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_micros())
-            .unwrap_or_default();
+        let start = midnight_micros(row.day);
         cost_id.append_value(format!("{SOURCE}:{billing_account}:{month}:{ordinal}"));
         source.append_value(SOURCE);
         ingested.append_value(ingested_at);

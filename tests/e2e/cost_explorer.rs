@@ -16,7 +16,9 @@ use sample_data::writers::cost_explorer::{
 };
 
 use crate::canned_http::CannedEndpoint;
-use crate::support::{Moto, csv_rows, doracost, fingerprint, http_json, start_moto, succeeded};
+use crate::support::{
+    Moto, csv_rows, doracost, fingerprint, http_json, sql_rows, start_moto, succeeded,
+};
 
 /// The generator's money is in units of 1e-10; the lake's decimals in units of 1e-12.
 const TO_LAKE_UNITS: i128 = 100;
@@ -195,14 +197,12 @@ fn cost_explorer_pages_from_moto_land_exactly_and_a_restated_window_replaces() {
         .map(|g| g.unblended * TO_LAKE_UNITS)
         .sum();
     assert!(untagged != 0);
-    let args = [
-        "sql",
-        "--format",
-        "csv",
+    let rows = sql_rows(
+        dir.path(),
+        &[],
         "SELECT CAST(sum(billed_cost) AS VARCHAR) FROM costs WHERE tags IS NULL",
-    ];
-    let out = succeeded(&args, run(dir.path(), &args));
-    assert_eq!(crate::support::units(&csv_rows(&out)[1][0]), untagged);
+    );
+    assert_eq!(crate::support::units(&rows[0][0]), untagged);
     // Estimated: exactly the groups of 29, 30 and 31 October.
     let estimated = lake.values().filter(|v| v.2).count();
     assert_eq!(
@@ -244,15 +244,13 @@ fn cost_explorer_pages_from_moto_land_exactly_and_a_restated_window_replaces() {
     let total = |groups: &[CostExplorerGroup]| groups.iter().map(|g| g.unblended).sum::<i128>();
     // The whole bill moved by exactly the restatement: 1.2345678901 = 12,345,678,901 × 1e-10.
     assert_eq!(total(&expected) - total(&first), 12_345_678_901);
-    let args = [
-        "sql",
-        "--format",
-        "csv",
+    let rows = sql_rows(
+        dir.path(),
+        &[],
         "SELECT CAST(sum(billed_cost) AS VARCHAR) FROM costs",
-    ];
-    let out = succeeded(&args, run(dir.path(), &args));
+    );
     assert_eq!(
-        crate::support::units(&csv_rows(&out)[1][0]),
+        crate::support::units(&rows[0][0]),
         total(&expected) * TO_LAKE_UNITS
     );
 }
@@ -359,15 +357,13 @@ fn linked_accounts_are_read_one_by_one_into_sub_accounts() {
     assert_eq!(summary["window"]["end_exclusive"], "2026-10-01");
     assert_eq!(summary["tables"][0]["table"], "costs");
     assert_eq!(summary["tables"][0]["replaced_slices"], 1);
-    let args = [
-        "sql",
-        "--format",
-        "csv",
+    let rows = sql_rows(
+        dir.path(),
+        &[],
         "SELECT sub_account, count(*) AS n, CAST(sum(billed_cost) AS VARCHAR) AS billed \
          FROM costs GROUP BY sub_account ORDER BY sub_account",
-    ];
-    let out = succeeded(&args, run(dir.path(), &args));
-    let lake: BTreeMap<String, (usize, i128)> = csv_rows(&out)[1..]
+    );
+    let lake: BTreeMap<String, (usize, i128)> = rows
         .iter()
         .map(|r| {
             (
@@ -453,24 +449,21 @@ fn forecast_stores_aws_month_end_forecasts_beside_the_bill() {
     assert!(requests[3].contains(r#""Values":["checkout"]"#));
     assert!(requests[4].contains(r#""Values":["payments"]"#));
 
-    let args = [
-        "sql",
-        "--format",
-        "csv",
+    let rows = sql_rows(
+        dir.path(),
+        &[],
         "SELECT coalesce(tag_value, '(all)') AS scope, month, \
                 CAST(CAST(period_start AS DATE) AS VARCHAR) AS start, \
                 CAST(mean_value AS VARCHAR) AS mean, CAST(lower_bound AS VARCHAR) AS lower, \
                 CAST(upper_bound AS VARCHAR) AS upper, metric, currency \
          FROM provider_forecasts ORDER BY scope",
-    ];
-    let out = succeeded(&args, run(dir.path(), &args));
-    let rows = csv_rows(&out);
+    );
     let month = format!("{:04}-{:02}", today.year(), today.month());
     let units = crate::support::units;
-    assert_eq!(rows.len(), 3, "{out}");
-    assert_eq!(rows[1][0], "(all)");
-    assert_eq!(rows[2][0], "checkout");
-    for r in &rows[1..] {
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][0], "(all)");
+    assert_eq!(rows[1][0], "checkout");
+    for r in &rows {
         assert_eq!(
             (&r[1], &r[2], &r[6], &r[7]),
             (
@@ -482,7 +475,7 @@ fn forecast_stores_aws_month_end_forecasts_beside_the_bill() {
         );
     }
     assert_eq!(
-        [units(&rows[1][3]), units(&rows[1][4]), units(&rows[1][5])],
+        [units(&rows[0][3]), units(&rows[0][4]), units(&rows[0][5])],
         [
             units("612.4183520919"),
             units("571.002134"),
@@ -490,16 +483,14 @@ fn forecast_stores_aws_month_end_forecasts_beside_the_bill() {
         ]
     );
     assert_eq!(
-        [units(&rows[2][3]), units(&rows[2][4]), units(&rows[2][5])],
+        [units(&rows[1][3]), units(&rows[1][4]), units(&rows[1][5])],
         [units("20.5"), units("18.25"), units("22.75")]
     );
     // The bill itself landed too: 41.207196 + 12.48 + 3.0711320041 + 0.8813 = 57.6396280041.
-    let args = [
-        "sql",
-        "--format",
-        "csv",
+    let rows = sql_rows(
+        dir.path(),
+        &[],
         "SELECT CAST(sum(billed_cost) AS VARCHAR) FROM costs",
-    ];
-    let out = succeeded(&args, run(dir.path(), &args));
-    assert_eq!(units(&csv_rows(&out)[1][0]), units("57.6396280041"));
+    );
+    assert_eq!(units(&rows[0][0]), units("57.6396280041"));
 }

@@ -19,8 +19,7 @@ fn sample(dir: &Path, format: CurFormat) -> CurReport {
 
 /// Runs a query and returns its rows (header dropped).
 fn query(dir: &Path, sql: &str) -> Vec<Vec<String>> {
-    let rows = csv_rows(&ok(dir, &["sql", "--format", "csv", sql]));
-    rows[1..].to_vec()
+    crate::support::sql_rows(dir, &[], sql)
 }
 
 /// (cloud service, invoice month) → (billed, effective) in the lake, 10^-12 units.

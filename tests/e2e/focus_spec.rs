@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{csv_rows, fails, fingerprint, ok, shared_data, units};
+use crate::support::{fails, fingerprint, ok, shared_data, units};
 
 /// 10^-12 units.
 const ONE: i128 = 1_000_000_000_000;
@@ -14,9 +14,9 @@ fn example(name: &str) -> PathBuf {
     shared_data().join("focus/spec_examples").join(name)
 }
 
+/// Runs a query and returns its rows (header dropped).
 fn query(dir: &Path, sql: &str) -> Vec<Vec<String>> {
-    let rows = csv_rows(&ok(dir, &["sql", "--format", "csv", sql]));
-    rows[1..].to_vec()
+    crate::support::sql_rows(dir, &[], sql)
 }
 
 const DEFAULTS: [&str; 6] = [

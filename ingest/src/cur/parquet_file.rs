@@ -6,8 +6,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use arrow::array::{Array, ArrayRef, MapArray, StringArray};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
 
@@ -17,7 +16,7 @@ use super::line_items::{Amount, charge_category, effective_cost};
 use super::{PROVIDER, RowAt, located};
 use crate::error::IngestError;
 use crate::focus::parquet_columns::{
-    BatchError, TagsColumn, cell, column_error, floats, money, strings, timestamps,
+    BatchError, TagsColumn, cell, floats, money, strings, timestamps,
 };
 use crate::focus::slices::{AppendError, CostRow, Slices, TagsInput};
 use crate::progress::Progress;
@@ -87,57 +86,21 @@ fn row_at(row_group_rows: &[usize], mut index: usize) -> RowAt {
     }
 }
 
-/// CUR 2.0's `product` column: a map of attributes, or their JSON text.
-enum ProductColumn {
-    Json(StringArray),
-    Map {
-        map: Box<MapArray>,
-        keys: StringArray,
-        values: StringArray,
-    },
-}
-
-impl ProductColumn {
-    fn new(array: &ArrayRef) -> Result<Self, BatchError> {
-        match array.data_type() {
-            DataType::Map(_, _) => {
-                let map = array
-                    .as_any()
-                    .downcast_ref::<MapArray>()
-                    .cloned()
-                    .ok_or_else(|| column_error(cur::PRODUCT_MAP, "expected a map"))?;
-                let keys = strings(map.keys(), cur::PRODUCT_MAP)?;
-                let values = strings(map.values(), cur::PRODUCT_MAP)?;
-                Ok(ProductColumn::Map {
-                    map: Box::new(map),
-                    keys,
-                    values,
-                })
-            }
-            _ => Ok(ProductColumn::Json(strings(array, cur::PRODUCT_MAP)?)),
-        }
-    }
-
-    /// The `product_name` attribute of `row`.
-    fn product_name(&self, row: usize) -> Result<Option<Cow<'_, str>>, AppendError> {
-        match self {
-            ProductColumn::Json(text) => match cell(text, row) {
-                Some(json) => product_name_in(json),
-                None => Ok(None),
-            },
-            ProductColumn::Map { map, keys, values } => {
-                if map.is_null(row) {
-                    return Ok(None);
-                }
-                let offsets = map.value_offsets();
-                let range = offsets[row] as usize..offsets[row + 1] as usize;
-                Ok(range
-                    .into_iter()
-                    .find(|&i| keys.is_valid(i) && keys.value(i) == "product_name")
-                    .and_then(|i| cell(values, i))
-                    .map(Cow::Borrowed))
-            }
-        }
+/// The `product_name` attribute of a CUR 2.0 `product` cell (a map of attributes, or their JSON
+/// text; read as [`TagsColumn`] reads tags).
+fn product_name_of(product: TagsInput<'_>) -> Result<Option<Cow<'_, str>>, AppendError> {
+    match product {
+        TagsInput::Json(json) => product_name_in(json),
+        TagsInput::Entries {
+            keys,
+            values,
+            range,
+        } => Ok(range
+            .into_iter()
+            .find(|&i| keys.is_valid(i) && keys.value(i) == "product_name")
+            .and_then(|i| cell(values, i))
+            .map(Cow::Borrowed)),
+        TagsInput::Null | TagsInput::Pairs(_) => Ok(None),
     }
 }
 
@@ -179,7 +142,7 @@ fn append_batch(
         .transpose()?;
     let product = columns
         .product_map
-        .map(|i| ProductColumn::new(col(i)))
+        .map(|i| TagsColumn::new(col(i), cur::PRODUCT_MAP))
         .transpose()?;
     let tags_map = columns
         .tags_map
@@ -218,7 +181,7 @@ fn append_batch(
         let name = match optional_cell(&product_name, row) {
             Some(name) => Some(Cow::Borrowed(name)),
             None => match &product {
-                Some(p) => p.product_name(row).map_err(at)?,
+                Some(p) => product_name_of(p.at(row)).map_err(at)?,
                 None => None,
             },
         };

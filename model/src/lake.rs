@@ -513,9 +513,10 @@ impl Lake {
             name: name.to_owned(),
             source,
         };
-        let handle = match self.open_derived(name).await? {
-            Some(existing) => existing.table,
-            None => self.new_handle(self.derived_url(name)?)?,
+        let url = self.derived_url(name)?;
+        let handle = match self.load(url.clone()).await.map_err(err)? {
+            Some(existing) => existing,
+            None => self.new_handle(url)?,
         };
         let commit = CommitProperties::default().with_metadata([(
             STAMP_KEY.to_owned(),
@@ -580,6 +581,7 @@ fn scan_over_cores(
 /// What identifies the content of a table as loaded: its Delta table id (a new one when the
 /// table is deleted and created again) and its version, as `id@version`.
 pub fn content_id(table: &DeltaTable) -> String {
+    // The kernel keeps `Metadata::id()` crate-private; its serde form carries the `id` field.
     let id = table
         .snapshot()
         .ok()

@@ -4,7 +4,6 @@
 //! order), computed in one pass over the bill: tens of millions of lines would otherwise be
 //! unnested tag by tag and joined back by `cost_id`. The tests check that both agree.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::cost_tables::CostRule;
+use crate::cost_tables::{CostRule, normalise};
 
 /// The rules, indexed by what they compare; each entry keeps its best (precedence, ordinal).
 #[derive(Debug, Default)]
@@ -31,16 +30,6 @@ fn keep_best(slot: &mut Option<(i32, i32)>, candidate: Option<(i32, i32)>) {
         && slot.is_none_or(|s| c < s)
     {
         *slot = Some(c);
-    }
-}
-
-/// As [`crate::cost_tables::normalise`], without allocating when the text is already lower-case.
-fn normalise(text: &str) -> Cow<'_, str> {
-    let text = text.trim_matches(' ');
-    if text.chars().any(char::is_uppercase) {
-        Cow::Owned(text.to_lowercase())
-    } else {
-        Cow::Borrowed(text)
     }
 }
 

@@ -33,7 +33,12 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<(), DataFusionE
 /// Borrows when lower-casing would change nothing (the bill's side is normalised line by line).
 pub fn normalise(text: &str) -> std::borrow::Cow<'_, str> {
     let text = text.trim_matches(' ');
-    if text.chars().all(|c| c.to_lowercase().eq([c])) {
+    let unchanged = if text.is_ascii() {
+        !text.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        text.chars().all(|c| c.to_lowercase().eq([c]))
+    };
+    if unchanged {
         std::borrow::Cow::Borrowed(text)
     } else {
         std::borrow::Cow::Owned(text.to_lowercase())

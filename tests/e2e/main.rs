@@ -2,6 +2,7 @@
 
 #[path = "../../ingest/src/cost_explorer/canned_http.rs"]
 mod canned_http;
+mod build;
 mod config;
 mod cost_explorer;
 mod costs;

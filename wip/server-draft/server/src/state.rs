@@ -1,0 +1,213 @@
+//! The server's state: the config, the lake, and the query engine over the lake as it is now.
+//!
+//! The engine is swapped whole when the lake changes (a commit of this server, or of another
+//! process's `doracost ingest` into the same lake): a watcher compares the lake's content ids
+//! (each table's Delta id and version) with those the engine was opened at, every
+//! `poll_interval` or when woken, and opens a new engine when they differ. A request takes the
+//! engine of the moment and keeps it (an `Arc`) until it is answered, so it finishes on the lake
+//! state it started on.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use model::{Config, Lake};
+use query::Engine;
+use tokio::sync::Notify;
+
+use crate::error::ServerError;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How often the watcher looks for new lake commits.
+    pub poll_interval: Duration,
+    /// The longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Read the lake's fresh derived tables (else compute every view from the canonical tables).
+    pub read_derived: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            poll_interval: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(30),
+            read_derived: true,
+        }
+    }
+}
+
+/// One opened engine and the lake content it was opened at.
+pub struct LiveEngine {
+    /// The query engine.
+    pub engine: Engine,
+    /// Each table's content id when it was opened.
+    pub content: BTreeMap<String, String>,
+    /// When it was opened.
+    pub opened_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The state every handler shares: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    lake: Lake,
+    options: ServerOptions,
+    live: ArcSwapOption<LiveEngine>,
+    /// Why the last attempt to open an engine failed, while none is open or it is outdated.
+    open_error: Mutex<Option<String>>,
+    /// Wakes the watcher before its next poll (after this server's own writes).
+    wake: Notify,
+}
+
+impl AppState {
+    /// The state over `lake` read with `config`; no engine is open until [`AppState::reload`]
+    /// (or the watcher) opens one.
+    pub fn new(config: Config, lake: Lake, options: ServerOptions) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                lake,
+                options,
+                live: ArcSwapOption::const_empty(),
+                open_error: Mutex::new(None),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// The configuration the server was started with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Lake {
+        &self.inner.lake
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ServerOptions {
+        &self.inner.options
+    }
+
+    /// The engine of the moment, held by the caller until it is done with it; 503 while none is
+    /// open yet.
+    pub fn engine(&self) -> Result<Arc<LiveEngine>, ServerError> {
+        self.inner.live.load_full().ok_or_else(|| {
+            let reason = self
+                .open_error()
+                .unwrap_or_else(|| "the query engine is still opening the lake".to_owned());
+            ServerError::Unavailable(reason)
+        })
+    }
+
+    /// Why the last engine open failed, if it did.
+    pub fn open_error(&self) -> Option<String> {
+        self.inner
+            .open_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn set_open_error(&self, error: Option<String>) {
+        match self.inner.open_error.lock() {
+            Ok(mut slot) => *slot = error,
+            Err(poisoned) => *poisoned.into_inner() = error,
+        }
+    }
+
+    /// Asks the watcher to look at the lake now (after a write of this server).
+    pub fn lake_changed(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Opens a new engine when the lake's content differs from the current engine's (or none is
+    /// open); returns whether it swapped. A failure keeps the current engine and is remembered
+    /// for `/readyz`.
+    pub async fn reload(&self) -> Result<bool, ServerError> {
+        let current = self.inner.live.load_full();
+        let names: Vec<String> = match &current {
+            Some(live) => live.engine.derived().iter().map(|d| d.name.clone()).collect(),
+            None => query::derived::persisted_names(),
+        };
+        let content = self
+            .inner
+            .lake
+            .content(&names)
+            .await
+            .map_err(|e| self.failed(format!("the lake cannot be read: {e}")))?;
+        if current.as_ref().is_some_and(|live| live.content == content) {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let engine = Engine::open_with(
+            &self.inner.lake,
+            &self.inner.config,
+            self.inner.options.read_derived,
+        )
+        .await
+        .map_err(|e| self.failed(format!("opening the query engine failed: {e}")))?;
+        // The engine read the tables a moment after `content` was taken: take the ids again, so
+        // that a commit in between is seen at the next poll rather than hidden.
+        let content = self
+            .inner
+            .lake
+            .content(&names)
+            .await
+            .map_err(|e| self.failed(format!("the lake cannot be read: {e}")))?;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "opened the query engine over the lake's latest commits"
+        );
+        self.inner.live.store(Some(Arc::new(LiveEngine {
+            engine,
+            content,
+            opened_at: chrono::Utc::now(),
+        })));
+        self.set_open_error(None);
+        Ok(true)
+    }
+
+    fn failed(&self, message: String) -> ServerError {
+        tracing::warn!(error = %message, "the query engine was not (re)opened");
+        self.set_open_error(Some(message.clone()));
+        ServerError::Unavailable(message)
+    }
+
+    /// Starts the watcher: a task that reloads the engine every `poll_interval` or when woken,
+    /// stopped when the returned guard is dropped.
+    pub fn watch_lake(&self) -> LakeWatcher {
+        let state = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Err(e) = state.reload().await {
+                    tracing::debug!(error = %e, "lake watcher");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(state.inner.options.poll_interval) => {}
+                    () = state.inner.wake.notified() => {}
+                }
+            }
+        });
+        LakeWatcher { task }
+    }
+}
+
+/// Owns the lake watcher task; dropping it stops the task.
+pub struct LakeWatcher {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LakeWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

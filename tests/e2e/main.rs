@@ -1,8 +1,8 @@
 //! End-to-end tests of the `doracost` binary: one test binary, one module per area.
 
+mod build;
 #[path = "../../ingest/src/cost_explorer/canned_http.rs"]
 mod canned_http;
-mod build;
 mod config;
 mod cost_explorer;
 mod costs;

@@ -138,12 +138,7 @@ impl AppState {
             Some(live) => live.engine.derived().iter().map(|d| d.name.clone()).collect(),
             None => query::derived::persisted_names(),
         };
-        let content = self
-            .inner
-            .lake
-            .content(&names)
-            .await
-            .map_err(|e| self.failed(format!("the lake cannot be read: {e}")))?;
+        let content = self.lake_content(&names).await?;
         if current.as_ref().is_some_and(|live| live.content == content) {
             return Ok(false);
         }
@@ -157,12 +152,7 @@ impl AppState {
         .map_err(|e| self.failed(format!("opening the query engine failed: {e}")))?;
         // The engine read the tables a moment after `content` was taken: take the ids again, so
         // that a commit in between is seen at the next poll rather than hidden.
-        let content = self
-            .inner
-            .lake
-            .content(&names)
-            .await
-            .map_err(|e| self.failed(format!("the lake cannot be read: {e}")))?;
+        let content = self.lake_content(&names).await?;
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
             "opened the query engine over the lake's latest commits"
@@ -174,6 +164,18 @@ impl AppState {
         })));
         self.set_open_error(None);
         Ok(true)
+    }
+
+    /// The lake's content ids (canonical tables and the derived tables `names`).
+    async fn lake_content(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, String>, ServerError> {
+        self.inner
+            .lake
+            .content(names)
+            .await
+            .map_err(|e| self.failed(format!("the lake cannot be read: {e}")))
     }
 
     fn failed(&self, message: String) -> ServerError {

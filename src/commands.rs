@@ -9,14 +9,12 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ingest::pipeline::{IngestSummary, PipelineError};
 use ingest::progress::Progress;
-use model::lake::sql_string;
 use model::{Config, Lake};
 use query::Engine;
 use query::output::{Format, render};
 
-use crate::{
-    Cli, Command, CostsArgs, DemoArgs, DoraArgs, IngestCommand, OutputFormat, Period, SampleCommand,
-};
+use crate::{Cli, Command, DemoArgs, IngestCommand, OutputFormat, Period, SampleCommand};
+use query::reports::{BoundQuery, Detail, Scope};
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -92,18 +90,53 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await
                 .context("opening the lake")?;
             note_stale(&engine);
-            let sql = dora_sql(args, format);
-            run_sql(&engine, &sql, to_query_format(format)).await
+            let report = query::reports::DoraReport {
+                period: match args.period {
+                    Period::Day => query::reports::Period::Day,
+                    Period::Week => query::reports::Period::Week,
+                    Period::Month => query::reports::Period::Month,
+                },
+                scope: scope(&args.service, &args.team)
+                    .checked(&config, false)
+                    .map_err(flag_error)?,
+                from: args.from,
+                to: args.to,
+            };
+            run_bound(
+                &engine,
+                &report.query(detail(format)),
+                to_query_format(format),
+            )
+            .await
         }
         Command::Costs(ref args) => {
             let config = load_config(cli.config.as_deref())?;
-            let sql = costs_sql(args, &config, format)?;
+            let report = query::reports::CostsReport {
+                scope: scope(&args.service, &args.team)
+                    .checked(&config, true)
+                    .map_err(flag_error)?,
+                month: args.month,
+            };
             let lake = open_lake(&config, cli.data_dir.as_deref())?;
             let engine = Engine::open(&lake, &config)
                 .await
                 .context("opening the lake")?;
             note_stale(&engine);
-            run_sql(&engine, &sql, to_query_format(format)).await
+            run_bound(
+                &engine,
+                &report.query(detail(format)),
+                to_query_format(format),
+            )
+            .await
+        }
+        Command::Serve(ref args) => {
+            let config = load_config(cli.config.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let listen = args
+                .listen
+                .clone()
+                .unwrap_or_else(|| config.server.listen.clone());
+            serve(config, lake, &listen).await
         }
         Command::Sql(ref args) => {
             let config = load_config(cli.config.as_deref())?;
@@ -167,137 +200,34 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The `doracost dora` query over `dora_daily|weekly|monthly`: rounded, with units in the column
-/// names, for people; every column at full precision for machines.
-fn dora_sql(args: &DoraArgs, format: Option<OutputFormat>) -> String {
-    let (view, unit) = match args.period {
-        Period::Day => ("dora_daily", "day"),
-        Period::Week => ("dora_weekly", "week"),
-        Period::Month => ("dora_monthly", "month"),
-    };
-    let truncate =
-        |date: chrono::NaiveDate| format!("CAST(date_trunc('{unit}', DATE '{date}') AS DATE)");
-    let mut filters = vec![match (&args.service, &args.team) {
-        (Some(service), _) => format!("scope = 'service' AND name = {}", sql_string(service)),
-        (None, Some(team)) => format!("scope = 'team' AND name = {}", sql_string(team)),
-        (None, None) => "scope IN ('service', 'all')".to_owned(),
-    }];
-    match (args.from, args.to) {
-        (None, None) => filters.push(format!(
-            "period_start = (SELECT max(period_start) FROM dora_period_grid WHERE period = '{unit}')"
-        )),
-        (from, to) => {
-            if let Some(from) = from {
-                filters.push(format!("period_start >= {}", truncate(from)));
-            }
-            if let Some(to) = to {
-                filters.push(format!("period_start <= {}", truncate(to)));
-            }
-        }
+/// `--service` or `--team` as a report's scope (clap keeps them apart).
+fn scope(service: &Option<String>, team: &Option<String>) -> Scope {
+    match (service, team) {
+        (Some(service), _) => Scope::Service(service.clone()),
+        (None, Some(team)) => Scope::Team(team.clone()),
+        (None, None) => Scope::Everything,
     }
-    let filter = filters.join(" AND ");
-    let order = "ORDER BY period_start, CASE scope WHEN 'all' THEN 1 ELSE 0 END, name";
-    if matches!(format, Some(OutputFormat::Json) | Some(OutputFormat::Csv)) {
-        return format!("SELECT * FROM {view} WHERE {filter} {order}");
-    }
-    format!(
-        "SELECT CAST(period_start AS VARCHAR) AS period, name AS {who}, deployments AS deploys, \
-           round(deploys_per_day, 2) AS per_day, deploy_frequency_level AS freq_level, \
-           round(lead_time_median_hours, 1) AS lead_h_p50, round(lead_time_p90_hours, 1) AS lead_h_p90, \
-           lead_time_level AS lead_level, \
-           CAST(change_failures AS VARCHAR) || '/' || CAST(deployments AS VARCHAR) AS failed, \
-           round(100 * change_failure_rate, 1) AS cfr_pct, change_failure_level AS cfr_level, \
-           round(recovery_median_hours, 1) AS recover_h_p50, recovery_level, open_recoveries AS open_fail, \
-           round(100 * rework_rate, 1) AS rework_pct, round(time_to_restore_median_hours, 1) AS mttr_h, \
-           open_incidents AS open_inc \
-         FROM {view} WHERE {filter} {order}",
-        who = if args.team.is_some() {
-            "team"
-        } else {
-            "service"
-        },
-    )
 }
 
-/// The `doracost costs` query: one month's cost per service (all providers; `unallocated`
-/// always listed) with its direct and shared parts, its deployments and cost per deployment, and
-/// the month-end forecast (the actual for a month already complete), then a total. Rounded to
-/// cents for people; full precision for machines.
-fn costs_sql(args: &CostsArgs, config: &Config, format: Option<OutputFormat>) -> Result<String> {
-    let services: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-    let filter = match (&args.service, &args.team) {
-        (Some(service), _) => {
-            if service != "unallocated" && !services.contains(&service.as_str()) {
-                bail!(
-                    "--service {service}: no service of that name in [[services]] (known: {}, unallocated)",
-                    services.join(", ")
-                );
-            }
-            format!("c.service = {}", sql_string(service))
-        }
-        (None, Some(team)) => {
-            if !config
-                .services
-                .iter()
-                .any(|s| s.team.as_deref() == Some(team))
-            {
-                bail!("--team {team}: no service in [[services]] has that team");
-            }
-            format!("c.team = {}", sql_string(team))
-        }
-        (None, None) => "TRUE".to_owned(),
-    };
-    let month = match args.month {
-        Some(month) => format!("DATE '{month}'"),
-        None => {
-            "(SELECT CAST(date_trunc('month', CAST(cutoff AS TIMESTAMP)) AS DATE) FROM cost_cutoff)"
-                .to_owned()
-        }
-    };
-    let rows = format!(
-        "WITH m AS (SELECT {month} AS month),
-         c AS (
-           SELECT k.month, k.service, k.team, sum(k.cost) AS cost, sum(k.direct_cost) AS direct_cost,
-                  sum(k.shared_cost) AS shared_cost
-           FROM cost_monthly k JOIN m ON k.month = m.month GROUP BY k.month, k.service, k.team
-         ),
-         r AS (
-           SELECT c.month, c.service, c.team, c.cost, c.direct_cost, c.shared_cost,
-                  p.deployments, p.cost_per_deployment,
-                  CASE WHEN f.month IS NOT NULL THEN f.forecast
-                       WHEN c.month < (SELECT CAST(date_trunc('month', CAST(cutoff AS TIMESTAMP)) AS DATE) FROM cost_cutoff)
-                       THEN c.cost END AS forecast
-           FROM c
-           LEFT JOIN cost_per_deploy p ON p.service = c.service AND p.month = c.month
-           LEFT JOIN cost_forecast f ON f.scope = 'service' AND f.name = c.service AND f.month = c.month
-           WHERE {filter}
-         ),
-         t AS (
-           SELECT month, 'total' AS service, CAST(NULL AS VARCHAR) AS team, sum(cost) AS cost,
-                  sum(direct_cost) AS direct_cost, sum(shared_cost) AS shared_cost,
-                  sum(deployments) AS deployments, CAST(NULL AS DECIMAL(38, 12)) AS cost_per_deployment,
-                  sum(forecast) AS forecast
-           FROM r GROUP BY month
-         ),
-         listed AS (
-           SELECT *, CASE WHEN service = 'unallocated' THEN 1 ELSE 0 END AS ord FROM r
-           UNION ALL SELECT *, 2 AS ord FROM t
-         )"
-    );
+/// A report parameter the config does not know, worded as the flag.
+fn flag_error(err: query::reports::ReportError) -> anyhow::Error {
+    anyhow::anyhow!("--{} {}: {}", err.parameter, err.value, err.message)
+}
+
+/// Rounded columns with units for people; every column at full precision for machines.
+fn detail(format: Option<OutputFormat>) -> Detail {
     if matches!(format, Some(OutputFormat::Json) | Some(OutputFormat::Csv)) {
-        return Ok(format!(
-            "{rows} SELECT CAST(month AS VARCHAR) AS month, service, team, cost, direct_cost, \
-               shared_cost, deployments, cost_per_deployment, forecast FROM listed ORDER BY ord, service"
-        ));
+        Detail::Full
+    } else {
+        Detail::Summary
     }
-    Ok(format!(
-        "{rows} SELECT CAST(month AS VARCHAR) AS month, service, team, \
-           CAST(cost AS DECIMAL(20, 2)) AS cost, CAST(direct_cost AS DECIMAL(20, 2)) AS direct, \
-           CAST(shared_cost AS DECIMAL(20, 2)) AS shared, deployments AS deploys, \
-           CAST(cost_per_deployment AS DECIMAL(20, 2)) AS per_deploy, \
-           CAST(forecast AS DECIMAL(20, 2)) AS forecast \
-         FROM listed ORDER BY ord, service"
-    ))
+}
+
+async fn run_bound(engine: &Engine, query: &BoundQuery, format: Format) -> Result<()> {
+    let (schema, batches) = engine.query_bound(query).await?;
+    let bytes = render(&schema, &batches, format)?;
+    std::io::stdout().write_all(&bytes)?;
+    Ok(())
 }
 
 fn to_query_format(format: Option<OutputFormat>) -> Format {
@@ -723,15 +653,31 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
         };
         refresh_after_ingest(&demo_config(cli, &sample_dir)?, &lake, shown).await;
     }
-    let engine = Engine::open(&lake, &demo_config(cli, &sample_dir)?).await?;
+    let config = demo_config(cli, &sample_dir)?;
+    let engine = Engine::open(&lake, &config).await?;
     let format = to_query_format(format);
     println!();
     run_sql(&engine, DEMO_SUMMARY_SQL, format).await?;
+    drop(engine);
     if !args.no_serve {
-        eprintln!(
-            "(the dashboards and the server come with the server issue; stopping after the summary)"
-        );
+        serve(config, lake, &format!("127.0.0.1:{}", args.port)).await?;
     }
+    Ok(())
+}
+
+/// `doracost serve` (and the end of `doracost demo`): the server over the lake until SIGINT or
+/// SIGTERM; the first line on stdout names the address it serves on.
+async fn serve(config: Config, lake: Lake, listen: &str) -> Result<()> {
+    let listener = server::bind(listen, config.server.token.is_some()).await?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let state = server::AppState::new(config, lake, server::ServerOptions::default());
+    let _watcher = state.watch_lake();
+    println!("serving on http://{address}/ (Ctrl-C stops)");
+    std::io::stdout().flush()?;
+    server::run(listener, state, server::shutdown_signal())
+        .await
+        .context("serving")?;
+    eprintln!("stopped");
     Ok(())
 }
 

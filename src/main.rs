@@ -53,6 +53,8 @@ pub enum Command {
     Refresh,
     /// Run read-only SQL over the lake.
     Sql(SqlArgs),
+    /// Serve the JSON API and health checks over the lake, following its new commits.
+    Serve(ServeArgs),
     /// The sample organisation.
     #[command(subcommand)]
     Sample(SampleCommand),
@@ -61,9 +63,21 @@ pub enum Command {
 /// `doracost demo`
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Stop after the summary (serving comes with the server).
+    /// Stop after the summary instead of serving.
     #[arg(long)]
     pub no_serve: bool,
+    /// The port to serve on (loopback only; 0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+}
+
+/// `doracost serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The HTTP address, IP:PORT (default: `[server] listen`, else 127.0.0.1:8080; port 0 picks a
+    /// free one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 /// `doracost ingest …`

@@ -283,6 +283,17 @@ pub fn cost_statements(config: &Config) -> Result<Vec<ViewStatement>, DataFusion
     view_statements("cost.sql", COST_SQL, config)
 }
 
+/// The names of the views kept in the lake as derived tables (marked `-- @persisted`).
+pub fn persisted_names(config: &Config) -> Result<Vec<String>, DataFusionError> {
+    let mut views = dora_statements(config)?;
+    views.extend(cost_statements(config)?);
+    Ok(views
+        .into_iter()
+        .filter(|v| v.persisted)
+        .map(|v| v.name)
+        .collect())
+}
+
 fn view_statements(
     file: &str,
     text: &str,

@@ -212,11 +212,7 @@ impl Engine {
     /// Runs one read-only statement: queries, EXPLAIN, SHOW, DESCRIBE. DDL, DML, COPY and
     /// other statements are refused with an error that says so.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = self.ctx.sql_with_options(sql, options).await?;
+        let frame = self.ctx.sql_with_options(sql, read_only()).await?;
         Ok(frame.collect().await?)
     }
 
@@ -225,14 +221,32 @@ impl Engine {
         &self,
         sql: &str,
     ) -> Result<(Arc<Schema>, Vec<RecordBatch>), QueryError> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = self.ctx.sql_with_options(sql, options).await?;
+        let frame = self.ctx.sql_with_options(sql, read_only()).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         Ok((schema, frame.collect().await?))
     }
+
+    /// Runs a parameterised report query (see [`crate::reports`]): its values are bound to the
+    /// placeholders, never written into the SQL. Returns the schema even when no row comes back.
+    pub async fn query_bound(
+        &self,
+        query: &crate::reports::BoundQuery,
+    ) -> Result<(Arc<Schema>, Vec<RecordBatch>), QueryError> {
+        let mut frame = self.ctx.sql_with_options(&query.sql, read_only()).await?;
+        if !query.params.is_empty() {
+            frame = frame.with_param_values(query.params.clone())?;
+        }
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        Ok((schema, frame.collect().await?))
+    }
+}
+
+/// Queries only: DDL, DML and statements that change the session are refused.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// The session memory limit in bytes: `DORACOST_MEMORY_LIMIT` (`12G`, `800M`, `64K` or bytes)

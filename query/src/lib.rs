@@ -12,6 +12,7 @@ pub mod derived;
 pub mod engine;
 pub mod output;
 pub mod quantile;
+pub mod reports;
 pub mod rule_pick;
 
 #[cfg(test)]

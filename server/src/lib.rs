@@ -1,1 +1,180 @@
-//! placeholder
+//! The server: doracost over the network (DESIGN §5 "HTTP"). One axum router over one
+//! [`AppState`] (config, lake, the query engine of the moment); the JSON API, health checks and,
+//! as they come, pages, charts, SQL, webhooks and `/metrics` mount on [`app`]. [`run`] serves it
+//! on a listener until a shutdown signal, finishing the requests in flight.
+//!
+//! Not for: computing metrics (the views of `query` do) or reading sources (`ingest` does); the
+//! handlers validate, bind and render.
+
+pub mod api;
+pub mod error;
+pub mod state;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ServerError;
+pub use state::{AppState, LakeWatcher, LiveEngine, ServerOptions};
+
+/// Every route, with a span per request (method, route, status, latency) and a time limit.
+pub fn app(state: AppState) -> Router {
+    let timeout = state.options().request_timeout;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/api/v1", api::routes())
+        .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("(unmatched)", MatchedPath::as_str);
+                    tracing::info_span!("request", method = %request.method(), route)
+                })
+                .on_request(())
+                .on_response(
+                    |response: &Response, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            latency_ms = latency.as_secs_f64() * 1000.0,
+                            "answered"
+                        );
+                    },
+                )
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then stops accepting and lets the
+/// requests in flight finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `GET /healthz`: the process is up.
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the lake is reachable and an engine is open over it; 503 with the reason
+/// otherwise (while the first engine is still opening, or the lake cannot be read).
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.engine() {
+        Ok(live) => {
+            let mut body = json!({
+                "status": "ready",
+                "engine_opened_at": live.opened_at.to_rfc3339(),
+            });
+            if let Some(error) = state.open_error() {
+                // An engine is open, but the latest reload failed: still ready, on older data.
+                body["reload_error"] = serde_json::Value::String(error);
+            }
+            axum::Json(body).into_response()
+        }
+        Err(err) => {
+            let status = err.status();
+            (
+                status,
+                axum::Json(json!({ "status": "not ready", "reason": err.to_string() })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn not_found(request: Request) -> ServerError {
+    ServerError::NotFound(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `[server] listen` (or `--listen`) is not an address.
+    #[error("listen address `{0}`: expected IP:PORT, e.g. 127.0.0.1:8080")]
+    Address(String),
+    /// A non-loopback address without a token would open writes and SQL to the network.
+    #[error(
+        "refusing to listen on {0} without a token: outside loopback, write endpoints and SQL \
+         need `[server] token = {{ env = \"DORACOST_TOKEN\" }}` (a secret reference), or listen \
+         on 127.0.0.1"
+    )]
+    NeedsToken(std::net::SocketAddr),
+    /// The address is in use or not ours.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds `listen`, refusing a non-loopback address unless a token is configured (DESIGN §5:
+/// write endpoints and SQL need a token unless the server listens on loopback only).
+pub async fn bind(
+    listen: &str,
+    token_configured: bool,
+) -> Result<tokio::net::TcpListener, StartError> {
+    let address: std::net::SocketAddr = listen
+        .trim()
+        .parse()
+        .map_err(|_| StartError::Address(listen.to_owned()))?;
+    if !address.ip().is_loopback() && !token_configured {
+        return Err(StartError::NeedsToken(address));
+    }
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind { address, source })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}

@@ -14,4 +14,5 @@ mod focus;
 mod focus_spec;
 mod s3;
 mod sample;
+mod server;
 mod support;

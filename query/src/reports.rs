@@ -244,14 +244,10 @@ impl CostsReport {
             }
             Scope::Everything => "TRUE",
         };
-        let cutoff_month =
-            "(SELECT CAST(date_trunc('month', CAST(cutoff AS TIMESTAMP)) AS DATE) FROM cost_cutoff)";
+        let cutoff_month = "(SELECT CAST(date_trunc('month', CAST(cutoff AS TIMESTAMP)) AS DATE) FROM cost_cutoff)";
         let month = match self.month {
             Some(month) => {
-                params.push((
-                    "month".to_owned(),
-                    ScalarValue::Date32(Some(days(month))),
-                ));
+                params.push(("month".to_owned(), ScalarValue::Date32(Some(days(month)))));
                 "CAST(date_trunc('month', CAST($month AS DATE)) AS DATE)".to_owned()
             }
             None => cutoff_month.to_owned(),
@@ -321,7 +317,8 @@ pub fn scorecard(scope: &Scope, month: Option<NaiveDate>) -> BoundQuery {
     match month {
         Some(month) => {
             params.push(("month".to_owned(), ScalarValue::Date32(Some(days(month)))));
-            filters.push("month = CAST(date_trunc('month', CAST($month AS DATE)) AS DATE)".to_owned());
+            filters
+                .push("month = CAST(date_trunc('month', CAST($month AS DATE)) AS DATE)".to_owned());
         }
         None => filters.push("month = (SELECT max(month) FROM service_scorecard)".to_owned()),
     }

@@ -91,10 +91,7 @@ impl Params {
         let team = self.text("team")?;
         let scope = match (service, team) {
             (Some(_), Some(_)) => {
-                return Err(ServerError::bad(
-                    "team",
-                    "give service or team, not both",
-                ));
+                return Err(ServerError::bad("team", "give service or team, not both"));
             }
             (Some(service), None) => Scope::Service(service),
             (None, Some(team)) => Scope::Team(team),
@@ -145,9 +142,7 @@ pub fn json_rows(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<Value>,
             .fields()
             .iter()
             .zip(&columns)
-            .map(|(f, c)| {
-                arrow::datatypes::Field::new(f.name(), c.data_type().clone(), true)
-            })
+            .map(|(f, c)| arrow::datatypes::Field::new(f.name(), c.data_type().clone(), true))
             .collect();
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(failed)?;
         let mut bytes = Vec::new();
@@ -204,7 +199,10 @@ async fn dora(
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
-        return Err(ServerError::bad("to", format!("{to} is before from {from}")));
+        return Err(ServerError::bad(
+            "to",
+            format!("{to} is before from {from}"),
+        ));
     }
     let report = DoraReport {
         period,
@@ -260,7 +258,9 @@ async fn budgets(
     let (status, thresholds) = query::reports::budgets(month);
     let budgets = rows(&state, &status).await?;
     let thresholds = rows(&state, &thresholds).await?;
-    Ok(Json(json!({ "budgets": budgets, "thresholds": thresholds })))
+    Ok(Json(
+        json!({ "budgets": budgets, "thresholds": thresholds }),
+    ))
 }
 
 /// `GET /api/v1/derived`: the derived tables as this server's engine found them (fresh, stale,

@@ -135,8 +135,14 @@ impl AppState {
     pub async fn reload(&self) -> Result<bool, ServerError> {
         let current = self.inner.live.load_full();
         let names: Vec<String> = match &current {
-            Some(live) => live.engine.derived().iter().map(|d| d.name.clone()).collect(),
-            None => query::derived::persisted_names(),
+            Some(live) => live
+                .engine
+                .derived()
+                .iter()
+                .map(|d| d.name.clone())
+                .collect(),
+            None => query::config_tables::persisted_names(&self.inner.config)
+                .map_err(|e| self.failed(format!("the metric views: {e}")))?,
         };
         let content = self.lake_content(&names).await?;
         if current.as_ref().is_some_and(|live| live.content == content) {

@@ -446,13 +446,7 @@ async fn refresh_after_ingest(
     lake: &Lake,
     format: Option<OutputFormat>,
 ) -> serde_json::Value {
-    let result = async {
-        let engine = Engine::open(lake, config).await?;
-        let done = engine.refresh_derived().await?;
-        Ok::<_, query::QueryError>(done)
-    }
-    .await;
-    match result {
+    match server::pipeline::refresh_derived(lake, config).await {
         Ok(done) => {
             if matches!(format, None | Some(OutputFormat::Table)) && !done.is_empty() {
                 print_refreshed(&done);
@@ -668,10 +662,21 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
 /// `doracost serve` (and the end of `doracost demo`): the server over the lake until SIGINT or
 /// SIGTERM; the first line on stdout names the address it serves on.
 async fn serve(config: Config, lake: Lake, listen: &str) -> Result<()> {
-    let listener = server::bind(listen, config.server.token.is_some()).await?;
+    let token = match &config.server.token {
+        None => None,
+        Some(secret) => Some(
+            server::auth::Token::new(secret.resolve().context("[server] token")?)
+                .context("[server] token: the secret is empty")?,
+        ),
+    };
+    let listener = server::bind(listen, token.is_some()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
-    let state = server::AppState::new(config, lake, server::ServerOptions::default());
-    let _watcher = state.watch_lake();
+    let options = server::ServerOptions {
+        token,
+        ..server::ServerOptions::default()
+    };
+    let state = server::AppState::new(config, lake, options);
+    let _background = state.start();
     println!("serving on http://{address}/ (Ctrl-C stops)");
     std::io::stdout().flush()?;
     server::run(listener, state, server::shutdown_signal())

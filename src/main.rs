@@ -20,6 +20,10 @@ pub struct Cli {
     /// Output for machines instead of people.
     #[arg(long, global = true, value_enum)]
     pub format: Option<OutputFormat>,
+    /// How log lines on stderr are written: text for people, JSON (one object per line, with the
+    /// request's span) for log collectors. `DORACOST_LOG` sets the level (e.g. `info`, `debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,6 +36,15 @@ pub enum OutputFormat {
     /// CSV with a header.
     Csv,
     /// JSON.
+    Json,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Text for people.
+    Text,
+    /// One JSON object per line.
     Json,
 }
 
@@ -240,17 +253,30 @@ fn parse_currency(text: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DORACOST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cli = Cli::parse();
+    // A server logs each request (info); a command only its warnings.
+    let serving = match &cli.command {
+        Command::Serve(_) => true,
+        Command::Demo(args) => !args.no_serve,
+        _ => false,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DORACOST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if serving {
+            "warn,doracost=info,server=info,query=info,model=info,ingest=info"
+        } else {
+            "warn"
+        })
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     // Both rustls crypto backends are linked (ring via object_store, aws-lc-rs via the AWS SDK), so
     // rustls cannot choose one itself: pick the one the AWS SDK uses. Fails only if already set.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -88,7 +88,33 @@ pub async fn ingest_events(
 ) -> Result<IngestSummary, PipelineError> {
     let files = expand_paths(paths, &[".ndjson", ".jsonl", ".json", ".csv"])?;
     let batches = crate::events::read_event_files(&files, Utc::now(), progress)?;
-    let writes = vec![
+    let outcomes = lake.apply(event_writes(batches)).await?;
+    Ok(IngestSummary {
+        source: "events",
+        files,
+        outcomes,
+    })
+}
+
+/// `POST /api/v1/events`: webhook bodies (each checked with `events::read_event_json` first),
+/// committed together in one unit.
+pub async fn ingest_event_bodies(
+    lake: &Lake,
+    bodies: &[&[u8]],
+    origin: &str,
+) -> Result<IngestSummary, PipelineError> {
+    let batches = crate::events::read_event_bodies(bodies, origin, Utc::now())?;
+    let outcomes = lake.apply(event_writes(batches)).await?;
+    Ok(IngestSummary {
+        source: "events",
+        files: Vec::new(),
+        outcomes,
+    })
+}
+
+/// The four event tables' upserts.
+fn event_writes(batches: crate::events::EventBatches) -> Vec<TableWrite> {
+    vec![
         TableWrite::Upsert {
             table: Table::Deployments,
             batches: vec![batches.deployments],
@@ -105,13 +131,7 @@ pub async fn ingest_events(
             table: Table::Incidents,
             batches: vec![batches.incidents],
         },
-    ];
-    let outcomes = lake.apply(writes).await?;
-    Ok(IngestSummary {
-        source: "events",
-        files,
-        outcomes,
-    })
+    ]
 }
 
 /// `doracost ingest focus`: FOCUS bills, each (account, month) slice replaced whole.

@@ -548,6 +548,13 @@ pub struct ServerConfig {
     pub pg_listen: String,
     /// Bearer token for write endpoints and SQL when not on loopback.
     pub token: Option<SecretRef>,
+    /// The largest body `POST /api/v1/events` accepts, in bytes (413 beyond it).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    16 << 20
 }
 
 fn default_listen() -> String {
@@ -563,6 +570,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             pg_listen: default_pg_listen(),
             token: None,
+            max_body_bytes: default_max_body_bytes(),
         }
     }
 }

@@ -365,3 +365,67 @@ pub fn budgets(month: Option<NaiveDate>) -> (BoundQuery, BoundQuery) {
         },
     )
 }
+
+/// The latest month of the DORA grid that has ended (the "latest complete month").
+pub const LATEST_COMPLETE_MONTH: &str = "(SELECT max(period_start) FROM dora_period_grid \
+     WHERE period = 'month' AND period_end <= current_date())";
+
+/// `/api/v1/data-quality`: how far one month's figures can be trusted (the latest complete month
+/// when `month` is absent). Each query is one section of the answer.
+pub fn data_quality(month: Option<NaiveDate>) -> Vec<(&'static str, BoundQuery)> {
+    let (month_sql, params) = match month {
+        Some(month) => (
+            "CAST(date_trunc('month', CAST($month AS DATE)) AS DATE)".to_owned(),
+            vec![("month".to_owned(), ScalarValue::Date32(Some(days(month))))],
+        ),
+        None => (LATEST_COMPLETE_MONTH.to_owned(), Vec::new()),
+    };
+    let bound = |sql: String| BoundQuery {
+        sql,
+        params: params.clone(),
+    };
+    vec![
+        (
+            // DESIGN §4 "Lead time": deployments whose source listed the commits they shipped.
+            "lead_time_coverage",
+            bound(format!(
+                "SELECT name AS service, CAST(period_start AS VARCHAR) AS month, deployments, \
+                   deployments_with_commit_list, \
+                   CASE WHEN deployments > 0 THEN CAST(deployments_with_commit_list AS DOUBLE) / deployments END AS coverage, \
+                   changes_deployed, negative_lead_times_dropped \
+                 FROM dora_monthly WHERE scope IN ('service', 'all') AND period_start = {month_sql} \
+                 ORDER BY CASE scope WHEN 'all' THEN 1 ELSE 0 END, name"
+            )),
+        ),
+        (
+            // Incidents the attribution could not tie to a deployment (they count for time to
+            // restore, never for change failure).
+            "incidents",
+            bound(format!(
+                "SELECT coalesce(service, '(none)') AS service, count(*) AS incidents, \
+                   sum(CASE WHEN deployment_id IS NULL THEN 1 ELSE 0 END) AS without_deployment, \
+                   sum(CASE WHEN is_open THEN 1 ELSE 0 END) AS open \
+                 FROM dora_incidents WHERE started_month = {month_sql} \
+                 GROUP BY service ORDER BY 1"
+            )),
+        ),
+        (
+            // The bill's lines no cost rule assigned (DESIGN §4 "Cost per service").
+            "unallocated",
+            bound(format!(
+                "SELECT provider, CAST(month AS VARCHAR) AS month, currency, bill, unallocated, \
+                   CASE WHEN bill <> CAST(0 AS DECIMAL(38, 12)) \
+                        THEN CAST(unallocated AS DOUBLE) / CAST(bill AS DOUBLE) END AS unallocated_share \
+                 FROM cost_reconciliation WHERE month = {month_sql} ORDER BY provider, currency"
+            )),
+        ),
+        ("sources", bound(LAST_INGEST_PER_SOURCE.to_owned())),
+    ]
+}
+
+/// When rows from each source last reached the lake.
+pub const LAST_INGEST_PER_SOURCE: &str = "SELECT source, max(ingested_at) AS last_ingested_at FROM (\
+     SELECT source, ingested_at FROM deployments UNION ALL SELECT source, ingested_at FROM changes \
+     UNION ALL SELECT source, ingested_at FROM deployment_changes UNION ALL SELECT source, ingested_at FROM incidents \
+     UNION ALL SELECT source, ingested_at FROM costs UNION ALL SELECT source, ingested_at FROM provider_forecasts) x \
+     GROUP BY source ORDER BY source";

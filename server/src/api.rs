@@ -1,122 +1,119 @@
-//! `/api/v1/…`: the JSON API (DESIGN §5). Each handler validates its query string (an unknown
-//! parameter, a bad date or a name the config does not know is a 400 naming the parameter),
+//! `/api/v1/…`: the JSON API (DESIGN §5). Each handler checks its query string ([`Params`]),
 //! binds the values into one of the parameterised reports of `query::reports`, and answers the
-//! rows as JSON objects, money as decimal strings.
+//! rows as JSON objects, money as decimal strings. Answers are cached per engine (see
+//! [`crate::cache`]): `X-Cache: hit` says one came from the cache.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
-use axum::Json;
-use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use chrono::NaiveDate;
-use query::reports::{BoundQuery, CostsReport, Detail, DoraReport, Period, Scope};
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use query::reports::{BoundQuery, CostsReport, Detail, DoraReport, Period};
 use serde_json::{Value, json};
 
 use crate::error::ServerError;
-use crate::state::AppState;
+use crate::params::{FROM, MONTH, PERIOD, Params, RouteSpec, SERVICE, TEAM, TO};
+use crate::state::{AppState, LiveEngine};
 
-/// The routes under `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/services", get(services))
-        .route("/dora", get(dora))
-        .route("/costs", get(costs))
-        .route("/scorecard", get(scorecard))
-        .route("/budgets", get(budgets))
-        .route("/derived", get(derived))
-}
+const JSON: &str = "application/json";
 
-/// A query string's parameters, taken one by one; whatever is left is unknown.
-struct Params {
-    pairs: Vec<(String, String)>,
-}
+/// `GET /api/v1/services`.
+pub const SERVICES: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/api/v1/services",
+    summary: "The configured services with their team, repositories and paths.",
+    params: &[],
+    needs_token: false,
+    answers: JSON,
+};
+/// `GET /api/v1/dora`.
+pub const DORA: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/api/v1/dora",
+    summary: "Every column of dora_daily|weekly|monthly for the periods from the one holding `from` to the one holding `to` (the latest period without both), per service and overall, one service, or one team.",
+    params: &[PERIOD, SERVICE, TEAM, FROM, TO],
+    needs_token: false,
+    answers: JSON,
+};
+/// `GET /api/v1/costs`.
+pub const COSTS: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/api/v1/costs",
+    summary: "One month's cost per service (the bill's latest month without `month`): direct and shared parts, unallocated, deployments, cost per deployment, forecast, total; money as decimal strings.",
+    params: &[MONTH, SERVICE, TEAM],
+    needs_token: false,
+    answers: JSON,
+};
+/// `GET /api/v1/scorecard`.
+pub const SCORECARD: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/api/v1/scorecard",
+    summary: "Per service, one month's cost and cost per deployment beside its DORA metrics and levels (service_scorecard); the latest month without `month`.",
+    params: &[MONTH, SERVICE, TEAM],
+    needs_token: false,
+    answers: JSON,
+};
+/// `GET /api/v1/budgets`.
+pub const BUDGETS: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/api/v1/budgets",
+    summary: "Each [[budgets]] entry's actual and forecast spend against its amount, and its thresholds; the current month without `month`.",
+    params: &[MONTH],
+    needs_token: false,
+    answers: JSON,
+};
+/// `GET /api/v1/data-quality`.
+pub const DATA_QUALITY: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/api/v1/data-quality",
+    summary: "How far one month's figures can be trusted (the latest complete month without `month`): lead-time coverage, incidents with no deployment, the unallocated share of each bill, the last ingest per source, the derived tables' status.",
+    params: &[MONTH],
+    needs_token: false,
+    answers: JSON,
+};
+/// `GET /api/v1/derived`.
+pub const DERIVED: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/api/v1/derived",
+    summary: "The derived tables as the serving engine found them (fresh, stale, missing, ignored) and the lake versions it was opened at.",
+    params: &[],
+    needs_token: false,
+    answers: JSON,
+};
 
-impl Params {
-    fn new(pairs: Vec<(String, String)>) -> Params {
-        Params { pairs }
-    }
-
-    /// The value of `name` (empty counts as absent); given twice is an error.
-    fn text(&mut self, name: &str) -> Result<Option<String>, ServerError> {
-        let mut found = None;
-        let mut rest = Vec::with_capacity(self.pairs.len());
-        for (key, value) in self.pairs.drain(..) {
-            if key == name {
-                if found.is_some() {
-                    return Err(ServerError::bad(name, "given more than once"));
-                }
-                found = Some(value);
-            } else {
-                rest.push((key, value));
-            }
-        }
-        self.pairs = rest;
-        Ok(found.filter(|v| !v.trim().is_empty()))
-    }
-
-    fn date(&mut self, name: &str) -> Result<Option<NaiveDate>, ServerError> {
-        self.text(name)?
-            .map(|text| {
-                NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
-                    ServerError::bad(
-                        name,
-                        format!("expected a date as YYYY-MM-DD, found `{text}`"),
-                    )
-                })
-            })
-            .transpose()
-    }
-
-    fn month(&mut self, name: &str) -> Result<Option<NaiveDate>, ServerError> {
-        self.text(name)?
-            .map(|text| {
-                NaiveDate::parse_from_str(&format!("{}-01", text.trim()), "%Y-%m-%d").map_err(
-                    |_| {
-                        ServerError::bad(
-                            name,
-                            format!("expected a month as YYYY-MM (e.g. 2025-11), found `{text}`"),
-                        )
-                    },
-                )
-            })
-            .transpose()
-    }
-
-    /// `service` or `team` (not both), checked against the config.
-    fn scope(&mut self, state: &AppState, allow_unallocated: bool) -> Result<Scope, ServerError> {
-        let service = self.text("service")?;
-        let team = self.text("team")?;
-        let scope = match (service, team) {
-            (Some(_), Some(_)) => {
-                return Err(ServerError::bad("team", "give service or team, not both"));
-            }
-            (Some(service), None) => Scope::Service(service),
-            (None, Some(team)) => Scope::Team(team),
-            (None, None) => Scope::Everything,
-        };
-        Ok(scope.checked(state.config(), allow_unallocated)?)
-    }
-
-    /// Every parameter was taken: one left over is unknown.
-    fn finish(self, known: &[&str]) -> Result<(), ServerError> {
-        match self.pairs.into_iter().next() {
-            None => Ok(()),
-            Some((key, _)) => Err(ServerError::bad(
-                key,
-                format!("unknown parameter (expected: {})", known.join(", ")),
-            )),
-        }
-    }
-}
-
-/// Runs a bound query on the engine of the moment and answers its rows.
-async fn rows(state: &AppState, query: &BoundQuery) -> Result<Vec<Value>, ServerError> {
-    let live = state.engine()?;
+/// Runs a bound query on `live` and answers its rows.
+async fn rows(live: &LiveEngine, query: &BoundQuery) -> Result<Vec<Value>, ServerError> {
     let (schema, batches) = live.engine.query_bound(query).await?;
     json_rows(&schema, &batches)
+}
+
+/// The answer of `key` on the engine of the moment: cached, or computed by `compute` and kept.
+async fn cached<F, Fut>(state: &AppState, key: String, compute: F) -> Result<Response, ServerError>
+where
+    F: FnOnce(Arc<LiveEngine>) -> Fut,
+    Fut: Future<Output = Result<Value, ServerError>>,
+{
+    let live = state.engine()?;
+    let (body, hit) = live
+        .cache
+        .get_or_compute(key, async {
+            let value = compute(Arc::clone(&live)).await?;
+            serde_json::to_vec(&value)
+                .map(Bytes::from)
+                .map_err(|e| ServerError::Query(e.to_string()))
+        })
+        .await?;
+    let mut response = ([(CONTENT_TYPE, JSON)], body).into_response();
+    response.headers_mut().insert(
+        "x-cache",
+        HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+    );
+    Ok(response)
 }
 
 /// Batches as JSON objects; decimals as strings (money is never a float), NULL as `null`.
@@ -159,43 +156,37 @@ pub fn json_rows(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<Value>,
     Ok(out)
 }
 
-/// `GET /api/v1/services`: the configured services, with their team, repositories and paths.
-async fn services(
+/// `GET /api/v1/services`.
+pub async fn services(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ServerError> {
-    Params::new(pairs).finish(&[])?;
+) -> Result<Response, ServerError> {
+    Params::new(&SERVICES, pairs).finish()?;
     let services: Vec<Value> = state
         .config()
         .services
         .iter()
-        .map(|s| {
-            json!({
-                "name": s.name, "team": s.team, "repos": s.repos, "paths": s.paths,
-            })
-        })
+        .map(|s| json!({ "name": s.name, "team": s.team, "repos": s.repos, "paths": s.paths }))
         .collect();
-    Ok(Json(json!({ "services": services })))
+    Ok(axum::Json(json!({ "services": services })).into_response())
 }
 
-/// `GET /api/v1/dora?period=day|week|month&service=…|team=…&from=YYYY-MM-DD&to=YYYY-MM-DD`: every
-/// column of `dora_daily|weekly|monthly` for the periods from the one holding `from` to the one
-/// holding `to` (the latest period without both).
-async fn dora(
+/// `GET /api/v1/dora`.
+pub async fn dora(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ServerError> {
-    let mut params = Params::new(pairs);
-    let period = match params.text("period")? {
+) -> Result<Response, ServerError> {
+    let mut params = Params::new(&DORA, pairs);
+    let period = match params.text(PERIOD)? {
         None => Period::Month,
         Some(text) => text
             .parse::<Period>()
             .map_err(|message| ServerError::bad("period", format!("`{text}`: {message}")))?,
     };
     let scope = params.scope(&state, false)?;
-    let from = params.date("from")?;
-    let to = params.date("to")?;
-    params.finish(&["period", "service", "team", "from", "to"])?;
+    let from = params.date(FROM)?;
+    let to = params.date(TO)?;
+    params.finish()?;
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
@@ -210,76 +201,130 @@ async fn dora(
         from,
         to,
     };
-    let rows = rows(&state, &report.query(Detail::Full)).await?;
-    Ok(Json(json!({ "period": period.as_str(), "rows": rows })))
+    let key = format!("dora {report:?}");
+    cached(&state, key, |live| async move {
+        let rows = rows(&live, &report.query(Detail::Full)).await?;
+        Ok(json!({ "period": period.as_str(), "rows": rows }))
+    })
+    .await
 }
 
-/// `GET /api/v1/costs?month=YYYY-MM&service=…|team=…`: one month's cost per service (the month
-/// of the bill's latest data without `month`), `unallocated` always listed, then a total.
-async fn costs(
+/// `GET /api/v1/costs`.
+pub async fn costs(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ServerError> {
-    let mut params = Params::new(pairs);
+) -> Result<Response, ServerError> {
+    let mut params = Params::new(&COSTS, pairs);
+    let month = params.month(MONTH)?;
     let scope = params.scope(&state, true)?;
-    let month = params.month("month")?;
-    params.finish(&["month", "service", "team"])?;
+    params.finish()?;
     let report = CostsReport { scope, month };
-    let rows = rows(&state, &report.query(Detail::Full)).await?;
-    Ok(Json(json!({ "rows": rows })))
+    let key = format!("costs {report:?}");
+    cached(&state, key, |live| async move {
+        let rows = rows(&live, &report.query(Detail::Full)).await?;
+        Ok(json!({ "rows": rows }))
+    })
+    .await
 }
 
-/// `GET /api/v1/scorecard?month=YYYY-MM&service=…|team=…`: per service and month, cost and cost
-/// per deployment beside the DORA metrics and levels (`service_scorecard`); the latest month
-/// without `month`.
-async fn scorecard(
+/// `GET /api/v1/scorecard`.
+pub async fn scorecard(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ServerError> {
-    let mut params = Params::new(pairs);
+) -> Result<Response, ServerError> {
+    let mut params = Params::new(&SCORECARD, pairs);
+    let month = params.month(MONTH)?;
     let scope = params.scope(&state, false)?;
-    let month = params.month("month")?;
-    params.finish(&["month", "service", "team"])?;
-    let query = query::reports::scorecard(&scope, month);
-    let rows = rows(&state, &query).await?;
-    Ok(Json(json!({ "rows": rows })))
+    params.finish()?;
+    let key = format!("scorecard {scope:?} {month:?}");
+    cached(&state, key, |live| async move {
+        let rows = rows(&live, &query::reports::scorecard(&scope, month)).await?;
+        Ok(json!({ "rows": rows }))
+    })
+    .await
 }
 
-/// `GET /api/v1/budgets?month=YYYY-MM`: each `[[budgets]]` entry's actual and forecast against its
-/// amount, with its thresholds (`budget_status`, `budget_threshold_status`); the current month
-/// without `month`.
-async fn budgets(
+/// `GET /api/v1/budgets`.
+pub async fn budgets(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ServerError> {
-    let mut params = Params::new(pairs);
-    let month = params.month("month")?;
-    params.finish(&["month"])?;
-    let (status, thresholds) = query::reports::budgets(month);
-    let budgets = rows(&state, &status).await?;
-    let thresholds = rows(&state, &thresholds).await?;
-    Ok(Json(
-        json!({ "budgets": budgets, "thresholds": thresholds }),
-    ))
+) -> Result<Response, ServerError> {
+    let mut params = Params::new(&BUDGETS, pairs);
+    let month = params.month(MONTH)?;
+    params.finish()?;
+    cached(&state, format!("budgets {month:?}"), |live| async move {
+        let (status, thresholds) = query::reports::budgets(month);
+        let budgets = rows(&live, &status).await?;
+        let thresholds = rows(&live, &thresholds).await?;
+        Ok(json!({ "budgets": budgets, "thresholds": thresholds }))
+    })
+    .await
 }
 
-/// `GET /api/v1/derived`: the derived tables as this server's engine found them (fresh, stale,
-/// missing, ignored), and the lake content it was opened at.
-async fn derived(
+/// `GET /api/v1/data-quality`.
+pub async fn data_quality(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ServerError> {
-    Params::new(pairs).finish(&[])?;
-    let live = state.engine()?;
-    let tables: Vec<Value> = live
-        .engine
+) -> Result<Response, ServerError> {
+    let mut params = Params::new(&DATA_QUALITY, pairs);
+    let month = params.month(MONTH)?;
+    params.finish()?;
+    cached(
+        &state,
+        format!("data-quality {month:?}"),
+        |live| async move {
+            let mut answer = serde_json::Map::new();
+            let month_shown = match month {
+                Some(month) => Value::String(month.format("%Y-%m").to_string()),
+                None => {
+                    let latest = rows(
+                        &live,
+                        &BoundQuery {
+                            sql: format!(
+                                "SELECT CAST({} AS VARCHAR) AS month",
+                                query::reports::LATEST_COMPLETE_MONTH
+                            ),
+                            params: Vec::new(),
+                        },
+                    )
+                    .await?;
+                    latest
+                        .first()
+                        .and_then(|row| row.get("month"))
+                        .and_then(Value::as_str)
+                        .map_or(Value::Null, |m| Value::String(m.chars().take(7).collect()))
+                }
+            };
+            answer.insert("month".into(), month_shown);
+            for (section, query) in query::reports::data_quality(month) {
+                answer.insert(section.into(), Value::Array(rows(&live, &query).await?));
+            }
+            answer.insert("derived".into(), derived_tables(&live));
+            Ok(Value::Object(answer))
+        },
+    )
+    .await
+}
+
+fn derived_tables(live: &LiveEngine) -> Value {
+    live.engine
         .derived()
         .iter()
         .map(|d| json!({ "table": d.name, "status": d.status.as_str(), "version": d.version }))
-        .collect();
-    Ok(Json(json!({
-        "tables": tables,
+        .collect()
+}
+
+/// `GET /api/v1/derived`.
+pub async fn derived(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ServerError> {
+    Params::new(&DERIVED, pairs).finish()?;
+    let live = state.engine()?;
+    Ok(axum::Json(json!({
+        "tables": derived_tables(&live),
         "engine_opened_at": live.opened_at.to_rfc3339(),
         "lake": live.content,
-    })))
+    }))
+    .into_response())
 }

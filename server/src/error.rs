@@ -18,6 +18,17 @@ pub enum ServerError {
         /// What was expected.
         message: String,
     },
+    /// A posted body is not what the endpoint reads: the message names the record and field.
+    #[error("{message}")]
+    BadPayload {
+        /// What is wrong, and where.
+        message: String,
+        /// The field at fault, when known.
+        field: Option<String>,
+    },
+    /// A posted body over `[server] max_body_bytes`.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// No such route or resource.
     #[error("{0}")]
     NotFound(String),
@@ -45,6 +56,8 @@ impl ServerError {
     pub fn status(&self) -> StatusCode {
         match self {
             ServerError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ServerError::BadPayload { .. } => StatusCode::BAD_REQUEST,
+            ServerError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -63,8 +76,16 @@ impl IntoResponse for ServerError {
             "status": status.as_u16(),
             "message": self.to_string(),
         });
-        if let ServerError::BadParameter { parameter, .. } = &self {
-            error["parameter"] = serde_json::Value::String(parameter.clone());
+        match &self {
+            ServerError::BadParameter { parameter, .. } => {
+                error["parameter"] = serde_json::Value::String(parameter.clone());
+            }
+            ServerError::BadPayload {
+                field: Some(field), ..
+            } => {
+                error["field"] = serde_json::Value::String(field.clone());
+            }
+            _ => {}
         }
         let mut response = (status, Json(serde_json::json!({ "error": error }))).into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -7,32 +7,58 @@
 //! handlers validate, bind and render.
 
 pub mod api;
+pub mod auth;
+pub mod cache;
 pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod openapi;
+pub mod params;
+pub mod pipeline;
 pub mod state;
 
 use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ServerError;
-pub use state::{AppState, LakeWatcher, LiveEngine, ServerOptions};
+pub use params::RouteSpec;
+pub use state::{AppState, Background, LiveEngine, ServerOptions};
 
 /// Every route, with a span per request (method, route, status, latency) and a time limit.
 pub fn app(state: AppState) -> Router {
     let timeout = state.options().request_timeout;
+    let body_limit = state.config().server.max_body_bytes;
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .nest("/api/v1", api::routes())
+        .route(HEALTHZ.path, get(healthz))
+        .route(READYZ.path, get(readyz))
+        .route(metrics::METRICS.path, get(metrics::metrics))
+        .route(
+            events::EVENTS.path,
+            post(events::post_events).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route(api::SERVICES.path, get(api::services))
+        .route(api::DORA.path, get(api::dora))
+        .route(api::COSTS.path, get(api::costs))
+        .route(api::SCORECARD.path, get(api::scorecard))
+        .route(api::BUDGETS.path, get(api::budgets))
+        .route(api::DATA_QUALITY.path, get(api::data_quality))
+        .route(api::DERIVED.path, get(api::derived))
+        .route(openapi::OPENAPI.path, get(openapi::openapi))
         .fallback(not_found)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
@@ -72,6 +98,41 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// `GET /healthz`.
+pub const HEALTHZ: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/healthz",
+    summary: "The process is up.",
+    params: &[],
+    needs_token: false,
+    answers: "application/json",
+};
+/// `GET /readyz`.
+pub const READYZ: RouteSpec = RouteSpec {
+    method: "GET",
+    path: "/readyz",
+    summary: "200 once a query engine is open over the lake; 503 with the reason before, or when the lake cannot be read.",
+    params: &[],
+    needs_token: false,
+    answers: "application/json",
+};
+
+/// Every route the router mounts, for the OpenAPI document.
+pub const ROUTES: &[&RouteSpec] = &[
+    &HEALTHZ,
+    &READYZ,
+    &metrics::METRICS,
+    &api::SERVICES,
+    &api::DORA,
+    &api::COSTS,
+    &api::SCORECARD,
+    &api::BUDGETS,
+    &api::DATA_QUALITY,
+    &api::DERIVED,
+    &events::EVENTS,
+    &openapi::OPENAPI,
+];
 
 /// `GET /healthz`: the process is up.
 async fn healthz() -> impl IntoResponse {

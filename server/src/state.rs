@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use model::{Config, Lake};
 use query::Engine;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
+use crate::auth::Token;
 use crate::error::ServerError;
+use crate::events::Submission;
+use crate::metrics::Metrics;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Read the lake's fresh derived tables (else compute every view from the canonical tables).
     pub read_derived: bool,
+    /// The bearer token of the write endpoints (`[server] token`, resolved); none on loopback.
+    pub token: Option<Token>,
 }
 
 impl Default for ServerOptions {
@@ -35,6 +40,7 @@ impl Default for ServerOptions {
             poll_interval: Duration::from_secs(2),
             request_timeout: Duration::from_secs(30),
             read_derived: true,
+            token: None,
         }
     }
 }
@@ -47,6 +53,8 @@ pub struct LiveEngine {
     pub content: BTreeMap<String, String>,
     /// When it was opened.
     pub opened_at: chrono::DateTime<chrono::Utc>,
+    /// Answers computed on it (dropped with it: a new lake commit starts an empty cache).
+    pub cache: crate::cache::ResponseCache,
 }
 
 /// The state every handler shares: cheap to clone.
@@ -64,12 +72,21 @@ struct Inner {
     open_error: Mutex<Option<String>>,
     /// Wakes the watcher before its next poll (after this server's own writes).
     wake: Notify,
+    /// Wakes the refresher; a wake-up while it runs is kept (one), so refreshes coalesce.
+    refresh: Notify,
+    /// Posted event bodies on their way to the event writer.
+    events: mpsc::Sender<Submission>,
+    /// The writer's end, until [`AppState::start`] takes it.
+    events_waiting: Mutex<Option<mpsc::Receiver<Submission>>>,
+    metrics: Metrics,
 }
 
 impl AppState {
     /// The state over `lake` read with `config`; no engine is open until [`AppState::reload`]
     /// (or the watcher) opens one.
     pub fn new(config: Config, lake: Lake, options: ServerOptions) -> AppState {
+        // Bounded: beyond this many bodies waiting for a commit, posts wait for room.
+        let (events, events_waiting) = mpsc::channel(4096);
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -78,6 +95,10 @@ impl AppState {
                 live: ArcSwapOption::const_empty(),
                 open_error: Mutex::new(None),
                 wake: Notify::new(),
+                refresh: Notify::new(),
+                events,
+                events_waiting: Mutex::new(Some(events_waiting)),
+                metrics: Metrics::default(),
             }),
         }
     }
@@ -124,6 +145,30 @@ impl AppState {
         }
     }
 
+    /// The write endpoints' token, when configured.
+    pub fn token(&self) -> Option<&Token> {
+        self.inner.options.token.as_ref()
+    }
+
+    /// The server's own counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Hands a checked event body to the event writer; `Err` when it has stopped.
+    pub(crate) async fn submit(&self, submission: Submission) -> Result<(), ()> {
+        self.inner.events.send(submission).await.map_err(|_| ())
+    }
+
+    /// Asks for a derived-table refresh (coalesced with any already asked for).
+    pub fn request_refresh(&self) {
+        self.inner.refresh.notify_one();
+    }
+
+    pub(crate) async fn refresh_wanted(&self) {
+        self.inner.refresh.notified().await;
+    }
+
     /// Asks the watcher to look at the lake now (after a write of this server).
     pub fn lake_changed(&self) {
         self.inner.wake.notify_one();
@@ -167,6 +212,7 @@ impl AppState {
             engine,
             content,
             opened_at: chrono::Utc::now(),
+            cache: crate::cache::ResponseCache::default(),
         })));
         self.set_open_error(None);
         Ok(true)
@@ -190,32 +236,49 @@ impl AppState {
         ServerError::Unavailable(message)
     }
 
-    /// Starts the watcher: a task that reloads the engine every `poll_interval` or when woken,
-    /// stopped when the returned guard is dropped.
-    pub fn watch_lake(&self) -> LakeWatcher {
-        let state = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                if let Err(e) = state.reload().await {
-                    tracing::debug!(error = %e, "lake watcher");
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(state.inner.options.poll_interval) => {}
-                    () = state.inner.wake.notified() => {}
-                }
-            }
-        });
-        LakeWatcher { task }
+    /// Starts the background tasks: the lake watcher (reloads the engine every `poll_interval`
+    /// or when woken), the event writer and the refresher (one refresh at start, for derived
+    /// tables a killed refresh or another config left stale). They stop when the returned guard
+    /// is dropped; a second call starts only a second watcher.
+    pub fn start(&self) -> Background {
+        let mut tasks = vec![tokio::spawn(watch_lake(self.clone()))];
+        let waiting = match self.inner.events_waiting.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(waiting) = waiting {
+            tasks.push(tokio::spawn(crate::events::write_events(
+                self.clone(),
+                waiting,
+            )));
+            tasks.push(tokio::spawn(crate::events::refresh_derived(self.clone())));
+            self.request_refresh();
+        }
+        Background { tasks }
     }
 }
 
-/// Owns the lake watcher task; dropping it stops the task.
-pub struct LakeWatcher {
-    task: tokio::task::JoinHandle<()>,
+async fn watch_lake(state: AppState) {
+    loop {
+        if let Err(e) = state.reload().await {
+            tracing::debug!(error = %e, "lake watcher");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(state.inner.options.poll_interval) => {}
+            () = state.inner.wake.notified() => {}
+        }
+    }
 }
 
-impl Drop for LakeWatcher {
+/// Owns the server's background tasks; dropping it stops them.
+pub struct Background {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Background {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }

@@ -16,3 +16,4 @@ mod s3;
 mod sample;
 mod server;
 mod support;
+mod webhooks;

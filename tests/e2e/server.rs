@@ -27,11 +27,22 @@ impl Drop for Server {
 impl Server {
     /// Starts `doracost ARGS… serve --listen 127.0.0.1:0` in `dir` and waits until it is ready.
     pub fn start(dir: &Path, args: &[String]) -> Server {
+        Server::start_with_env(dir, args, &[])
+    }
+
+    /// [`Server::start`] with environment variables set; its log goes to `dir/server.log`.
+    pub fn start_with_env(dir: &Path, args: &[String], env: &[(&str, &str)]) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("a log file");
         let mut child = crate::support::doracost()
             .current_dir(dir)
             .args(with_args(args, &["serve", "--listen", "127.0.0.1:0"]))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("the binary runs");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -60,6 +71,12 @@ impl Server {
             assert!(Instant::now() < deadline, "the server did not get ready");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Kills the server with SIGKILL, as the OOM killer or a failed host would.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// `GET path`: the status and the body parsed as JSON.
@@ -263,6 +280,12 @@ fn the_server_sees_another_process_ingest_without_a_restart() {
         only.is_empty() || only == ["total"],
         "no bill yet: {before}"
     );
+    // The same question again is answered from the cache of this lake state.
+    let again =
+        crate::support::http_request(server.port, "GET", "/api/v1/costs?month=2026-03", &[], b"")
+            .unwrap();
+    assert_eq!(again.header("x-cache"), Some("hit"));
+    assert_eq!(serde_json::from_str::<Value>(&again.body).unwrap(), before);
 
     let bills = small_sample().join("costs");
     ok_with(
@@ -314,5 +337,113 @@ fn sigterm_stops_the_server_cleanly() {
         }
         assert!(Instant::now() < deadline, "still running after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn data_quality_answers_what_the_views_say_and_openapi_lists_every_route() {
+    let (dir, args) = sample_with_costs();
+    let server = Server::start(dir.path(), &args);
+
+    let quality = server.ok("/api/v1/data-quality?month=2026-03");
+    assert_eq!(quality["month"], "2026-03");
+    let all = quality["lead_time_coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "all")
+        .unwrap_or_else(|| panic!("no overall row: {quality}"));
+    let want = sql_rows(
+        dir.path(),
+        &args,
+        "SELECT deployments, deployments_with_commit_list FROM dora_monthly \
+         WHERE scope = 'all' AND period_start = DATE '2026-03-01'",
+    );
+    assert_eq!(all["deployments"].as_i64().unwrap().to_string(), want[0][0]);
+    assert_eq!(
+        all["deployments_with_commit_list"]
+            .as_i64()
+            .unwrap()
+            .to_string(),
+        want[0][1]
+    );
+    let incidents: i64 = quality["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["incidents"].as_i64().unwrap())
+        .sum();
+    let want = sql_rows(
+        dir.path(),
+        &args,
+        "SELECT count(*) FROM dora_incidents WHERE started_month = DATE '2026-03-01'",
+    );
+    assert_eq!(incidents.to_string(), want[0][0]);
+    let unallocated = &quality["unallocated"][0];
+    let want = sql_rows(
+        dir.path(),
+        &args,
+        "SELECT CAST(bill AS VARCHAR), CAST(unallocated AS VARCHAR) FROM cost_reconciliation \
+         WHERE month = DATE '2026-03-01' ORDER BY provider, currency",
+    );
+    assert_eq!(
+        unallocated["bill"],
+        want[0][0].as_str(),
+        "money as decimal strings"
+    );
+    assert_eq!(unallocated["unallocated"], want[0][1].as_str());
+    let sources: Vec<&str> = quality["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert!(sources.contains(&"events"), "{sources:?}");
+    assert_eq!(quality["derived"].as_array().unwrap().len(), 7, "{quality}");
+    let (status, body) = server.get("/api/v1/data-quality?month=March");
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["parameter"], "month");
+
+    let document = server.ok("/api/v1/openapi.json");
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    let mut listed: Vec<&str> = paths.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "/api/v1/budgets",
+            "/api/v1/costs",
+            "/api/v1/data-quality",
+            "/api/v1/derived",
+            "/api/v1/dora",
+            "/api/v1/events",
+            "/api/v1/openapi.json",
+            "/api/v1/scorecard",
+            "/api/v1/services",
+            "/healthz",
+            "/metrics",
+            "/readyz",
+        ]
+    );
+    let dora: Vec<&str> = paths["/api/v1/dora"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(dora, ["period", "service", "team", "from", "to"]);
+    assert_eq!(
+        paths["/api/v1/events"]["post"]["security"][0]["bearer"],
+        serde_json::json!([])
+    );
+    // Every GET the document lists is served.
+    for (path, operations) in paths {
+        if operations.get("get").is_some() {
+            let status = crate::support::http_request(server.port, "GET", path, &[], b"")
+                .unwrap()
+                .status;
+            assert_eq!(status, 200, "GET {path}");
+        }
     }
 }

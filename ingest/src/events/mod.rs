@@ -77,6 +77,22 @@ pub fn read_event_json(
     finish(out, at, origin.to_owned())
 }
 
+/// Several webhook bodies (each accepted by [`read_event_json`] already) read as one batch, rows
+/// deduplicated by key across them as one file's records are: what a server commits at once.
+pub fn read_event_bodies(
+    bodies: &[&[u8]],
+    origin: &str,
+    ingested_at: chrono::DateTime<chrono::Utc>,
+) -> Result<EventBatches, IngestError> {
+    let at = ingested_at.timestamp_micros();
+    let origin = Path::new(origin);
+    let mut out = Collector::default();
+    for body in bodies {
+        read_json_body(body, origin, &mut out, at)?;
+    }
+    finish(out, at, origin.to_owned())
+}
+
 fn finish(out: Collector, at: i64, origin: PathBuf) -> Result<EventBatches, IngestError> {
     if out.skipped_issues > 0 {
         tracing::info!(

@@ -99,21 +99,66 @@ where
     Fut: Future<Output = Result<Value, ServerError>>,
 {
     let live = state.engine()?;
-    let (body, hit) = live
-        .cache
-        .get_or_compute(key, async {
-            let value = compute(Arc::clone(&live)).await?;
-            serde_json::to_vec(&value)
-                .map(Bytes::from)
-                .map_err(|e| ServerError::Query(e.to_string()))
-        })
-        .await?;
+    let (body, hit) = on_engine(&live, key, compute(Arc::clone(&live))).await?;
     let mut response = ([(CONTENT_TYPE, JSON)], body).into_response();
     response.headers_mut().insert(
         "x-cache",
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
     );
     Ok(response)
+}
+
+/// `answer` as the JSON bytes kept in `live`'s cache under `key`.
+async fn on_engine(
+    live: &LiveEngine,
+    key: String,
+    answer: impl Future<Output = Result<Value, ServerError>>,
+) -> Result<(Bytes, bool), ServerError> {
+    live.cache
+        .get_or_compute(key, async {
+            let value = answer.await?;
+            serde_json::to_vec(&value)
+                .map(Bytes::from)
+                .map_err(|e| ServerError::Query(e.to_string()))
+        })
+        .await
+}
+
+/// Computes the answers most asked for (the parameterless DORA and cost reports, `/metrics`) on
+/// a new engine before it serves, so that the first requests after a lake commit are cache hits.
+pub(crate) async fn warm(live: &LiveEngine) -> Result<(), ServerError> {
+    let dora = DoraReport {
+        period: Period::Month,
+        scope: query::reports::Scope::Everything,
+        from: None,
+        to: None,
+    };
+    on_engine(live, dora_key(&dora), dora_answer(live, &dora)).await?;
+    let costs = CostsReport {
+        scope: query::reports::Scope::Everything,
+        month: None,
+    };
+    on_engine(live, costs_key(&costs), costs_answer(live, &costs)).await?;
+    crate::metrics::lake_series(live).await?;
+    Ok(())
+}
+
+fn dora_key(report: &DoraReport) -> String {
+    format!("dora {report:?}")
+}
+
+async fn dora_answer(live: &LiveEngine, report: &DoraReport) -> Result<Value, ServerError> {
+    let rows = rows(live, &report.query(Detail::Full)).await?;
+    Ok(json!({ "period": report.period.as_str(), "rows": rows }))
+}
+
+fn costs_key(report: &CostsReport) -> String {
+    format!("costs {report:?}")
+}
+
+async fn costs_answer(live: &LiveEngine, report: &CostsReport) -> Result<Value, ServerError> {
+    let rows = rows(live, &report.query(Detail::Full)).await?;
+    Ok(json!({ "rows": rows }))
 }
 
 /// Batches as JSON objects; decimals as strings (money is never a float), NULL as `null`.
@@ -201,10 +246,8 @@ pub async fn dora(
         from,
         to,
     };
-    let key = format!("dora {report:?}");
-    cached(&state, key, |live| async move {
-        let rows = rows(&live, &report.query(Detail::Full)).await?;
-        Ok(json!({ "period": period.as_str(), "rows": rows }))
+    cached(&state, dora_key(&report), |live| async move {
+        dora_answer(&live, &report).await
     })
     .await
 }
@@ -219,10 +262,8 @@ pub async fn costs(
     let scope = params.scope(&state, true)?;
     params.finish()?;
     let report = CostsReport { scope, month };
-    let key = format!("costs {report:?}");
-    cached(&state, key, |live| async move {
-        let rows = rows(&live, &report.query(Detail::Full)).await?;
-        Ok(json!({ "rows": rows }))
+    cached(&state, costs_key(&report), |live| async move {
+        costs_answer(&live, &report).await
     })
     .await
 }

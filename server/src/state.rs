@@ -201,19 +201,23 @@ impl AppState {
         )
         .await
         .map_err(|e| self.failed(format!("opening the query engine failed: {e}")))?;
-        // The engine read the tables a moment after `content` was taken: take the ids again, so
-        // that a commit in between is seen at the next poll rather than hidden.
-        let content = self.lake_content(&names).await?;
-        tracing::info!(
-            seconds = started.elapsed().as_secs_f64(),
-            "opened the query engine over the lake's latest commits"
-        );
-        self.inner.live.store(Some(Arc::new(LiveEngine {
+        // `content` was read before the engine opened: a commit in between is in the engine but
+        // not in `content`, so the next poll opens another engine (once too many, never missed).
+        let live = LiveEngine {
             engine,
             content,
             opened_at: chrono::Utc::now(),
             cache: crate::cache::ResponseCache::default(),
-        })));
+        };
+        if let Err(e) = crate::api::warm(&live).await {
+            // Not fatal: the requests will compute (and show) the error themselves.
+            tracing::warn!(error = %e, "computing the common answers on the new engine failed");
+        }
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "opened the query engine over the lake's latest commits"
+        );
+        self.inner.live.store(Some(Arc::new(live)));
         self.set_open_error(None);
         Ok(true)
     }
@@ -240,8 +244,38 @@ impl AppState {
     /// or when woken), the event writer and the refresher (one refresh at start, for derived
     /// tables a killed refresh or another config left stale). They stop when the returned guard
     /// is dropped; a second call starts only a second watcher.
+    ///
+    /// The engine is opened on the watcher's thread; its queries run wherever they are awaited.
     pub fn start(&self) -> Background {
-        let mut tasks = vec![tokio::spawn(watch_lake(self.clone()))];
+        let mut tasks = Vec::new();
+        // The watcher reads every table's Delta log each poll and opens engines: CPU work that
+        // would stall requests on the runtime's few workers (p99 spikes every poll under load),
+        // so it runs on a thread of its own, stopped when the guard drops `stop`.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = self.clone();
+        let watcher = std::thread::Builder::new()
+            .name("lake-watcher".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the lake watcher cannot start; the server will not follow the lake");
+                        return;
+                    }
+                };
+                runtime.block_on(async {
+                    tokio::select! {
+                        () = watch_lake(state) => {}
+                        _ = stopped => {}
+                    }
+                });
+            });
+        if let Err(e) = watcher {
+            tracing::error!(error = %e, "the lake watcher cannot start; the server will not follow the lake");
+        }
         let waiting = match self.inner.events_waiting.lock() {
             Ok(mut slot) => slot.take(),
             Err(poisoned) => poisoned.into_inner().take(),
@@ -254,7 +288,10 @@ impl AppState {
             tasks.push(tokio::spawn(crate::events::refresh_derived(self.clone())));
             self.request_refresh();
         }
-        Background { tasks }
+        Background {
+            tasks,
+            _stop_watcher: stop,
+        }
     }
 }
 
@@ -273,6 +310,8 @@ async fn watch_lake(state: AppState) {
 /// Owns the server's background tasks; dropping it stops them.
 pub struct Background {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Dropped with the guard: the watcher thread's runtime then stops.
+    _stop_watcher: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Drop for Background {

@@ -38,6 +38,9 @@ pub enum ServerError {
     /// The query engine is not open yet, or the lake cannot be read (503: try again).
     #[error("{0}")]
     Unavailable(String),
+    /// A handler panicked: a defect.
+    #[error("{0}")]
+    Defect(String),
     /// A query over the views failed: a defect, or a lake the views cannot read.
     #[error("query failed: {0}")]
     Query(String),
@@ -61,7 +64,7 @@ impl ServerError {
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ServerError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServerError::Query(_) | ServerError::Defect(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -23,11 +23,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ServerError;
@@ -59,10 +57,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(axum::middleware::from_fn_with_state(timeout, guard))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -85,6 +80,29 @@ pub fn app(state: AppState) -> Router {
                 .on_failure(()),
         )
         .with_state(state)
+}
+
+/// Every request's time limit (503 beyond it) and panic guard (500): either way a JSON error,
+/// never a dropped connection.
+async fn guard(
+    State(limit): State<Duration>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use futures::FutureExt;
+    let answer = std::panic::AssertUnwindSafe(next.run(request)).catch_unwind();
+    match tokio::time::timeout(limit, answer).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => ServerError::Defect(
+            "the server failed answering this request (a defect; its log has the details)".into(),
+        )
+        .into_response(),
+        Err(_) => ServerError::Unavailable(format!(
+            "no answer within {} s: try again, or ask for less",
+            limit.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then stops accepting and lets the

@@ -139,7 +139,7 @@ pub(crate) async fn warm(live: &LiveEngine) -> Result<(), ServerError> {
         month: None,
     };
     on_engine(live, costs_key(&costs), costs_answer(live, &costs)).await?;
-    crate::metrics::lake_series(live).await?;
+    crate::lake_metrics::lake_series(live).await?;
     Ok(())
 }
 

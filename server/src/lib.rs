@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod events;
+pub mod lake_metrics;
 pub mod metrics;
 pub mod openapi;
 pub mod params;

@@ -671,8 +671,21 @@ async fn serve(config: Config, lake: Lake, listen: &str) -> Result<()> {
     };
     let listener = server::bind(listen, token.is_some()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
+    let seconds = |key: &str, value: f64| {
+        std::time::Duration::try_from_secs_f64(value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| {
+                format!("[server] {key} = {value}: expected a positive number of seconds")
+            })
+    };
     let options = server::ServerOptions {
         token,
+        poll_interval: seconds("poll_seconds", config.server.poll_seconds)?,
+        request_timeout: seconds(
+            "request_timeout_seconds",
+            config.server.request_timeout_seconds,
+        )?,
         ..server::ServerOptions::default()
     };
     let state = server::AppState::new(config, lake, options);

@@ -551,6 +551,19 @@ pub struct ServerConfig {
     /// The largest body `POST /api/v1/events` accepts, in bytes (413 beyond it).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// How often the server looks for new lake commits, in seconds.
+    #[serde(default = "default_poll_seconds")]
+    pub poll_seconds: f64,
+    /// The longest a request may take before it is answered 503, in seconds.
+    #[serde(default = "default_request_timeout_seconds")]
+    pub request_timeout_seconds: f64,
+}
+
+fn default_poll_seconds() -> f64 {
+    2.0
+}
+fn default_request_timeout_seconds() -> f64 {
+    30.0
 }
 
 fn default_max_body_bytes() -> usize {
@@ -571,6 +584,8 @@ impl Default for ServerConfig {
             pg_listen: default_pg_listen(),
             token: None,
             max_body_bytes: default_max_body_bytes(),
+            poll_seconds: default_poll_seconds(),
+            request_timeout_seconds: default_request_timeout_seconds(),
         }
     }
 }

@@ -447,3 +447,32 @@ fn data_quality_answers_what_the_views_say_and_openapi_lists_every_route() {
         }
     }
 }
+
+#[test]
+fn a_request_over_the_time_limit_is_a_503_json_error() {
+    // 1 ms: any query computed (not cached) is over it; the health checks answer at once.
+    let (dir, args) = sample_lake(
+        "[server]\nrequest_timeout_seconds = 0.001\n",
+        &[("events", "events")],
+    );
+    let server = Server::start(dir.path(), &args);
+    let (status, body) = server.get("/api/v1/dora?period=day&from=2025-06-01&to=2026-06-01");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within"),
+        "{body}"
+    );
+    drop(server);
+
+    let (dir, args) = sample_lake("[server]\npoll_seconds = -1\n", &[]);
+    let out = crate::support::run(
+        dir.path(),
+        &with_args(&args, &["serve", "--listen", "127.0.0.1:0"]),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[server] poll_seconds = -1"), "{stderr}");
+}

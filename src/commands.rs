@@ -662,32 +662,9 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
 /// `doracost serve` (and the end of `doracost demo`): the server over the lake until SIGINT or
 /// SIGTERM; the first line on stdout names the address it serves on.
 async fn serve(config: Config, lake: Lake, listen: &str) -> Result<()> {
-    let token = match &config.server.token {
-        None => None,
-        Some(secret) => Some(
-            server::auth::Token::new(secret.resolve().context("[server] token")?)
-                .context("[server] token: the secret is empty")?,
-        ),
-    };
-    let listener = server::bind(listen, token.is_some()).await?;
+    let options = server::ServerOptions::from_config(&config.server)?;
+    let listener = server::bind(listen, options.token.is_some()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
-    let seconds = |key: &str, value: f64| {
-        std::time::Duration::try_from_secs_f64(value)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .with_context(|| {
-                format!("[server] {key} = {value}: expected a positive number of seconds")
-            })
-    };
-    let options = server::ServerOptions {
-        token,
-        poll_interval: seconds("poll_seconds", config.server.poll_seconds)?,
-        request_timeout: seconds(
-            "request_timeout_seconds",
-            config.server.request_timeout_seconds,
-        )?,
-        ..server::ServerOptions::default()
-    };
     let state = server::AppState::new(config, lake, options);
     let _background = state.start();
     println!("serving on http://{address}/ (Ctrl-C stops)");

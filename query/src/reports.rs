@@ -305,8 +305,7 @@ fn utf8(text: &str) -> ScalarValue {
 
 /// Days since 1970-01-01, Arrow's `Date32`.
 fn days(date: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN);
-    (date - epoch).num_days() as i32
+    arrow::datatypes::Date32Type::from_naive_date(date)
 }
 
 /// `/api/v1/scorecard`: `service_scorecard` for one month (the latest month it has when `month`

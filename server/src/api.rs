@@ -23,68 +23,47 @@ use crate::state::{AppState, LiveEngine};
 const JSON: &str = "application/json";
 
 /// `GET /api/v1/services`.
-pub const SERVICES: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/api/v1/services",
-    summary: "The configured services with their team, repositories and paths.",
-    params: &[],
-    needs_token: false,
-    answers: JSON,
-};
+pub const SERVICES: RouteSpec = RouteSpec::get(
+    "/api/v1/services",
+    "The configured services with their team, repositories and paths.",
+    &[],
+);
 /// `GET /api/v1/dora`.
-pub const DORA: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/api/v1/dora",
-    summary: "Every column of dora_daily|weekly|monthly for the periods from the one holding `from` to the one holding `to` (the latest period without both), per service and overall, one service, or one team.",
-    params: &[PERIOD, SERVICE, TEAM, FROM, TO],
-    needs_token: false,
-    answers: JSON,
-};
+pub const DORA: RouteSpec = RouteSpec::get(
+    "/api/v1/dora",
+    "Every column of dora_daily|weekly|monthly for the periods from the one holding `from` to the one holding `to` (the latest period without both), per service and overall, one service, or one team.",
+    &[PERIOD, SERVICE, TEAM, FROM, TO],
+);
 /// `GET /api/v1/costs`.
-pub const COSTS: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/api/v1/costs",
-    summary: "One month's cost per service (the bill's latest month without `month`): direct and shared parts, unallocated, deployments, cost per deployment, forecast, total; money as decimal strings.",
-    params: &[MONTH, SERVICE, TEAM],
-    needs_token: false,
-    answers: JSON,
-};
+pub const COSTS: RouteSpec = RouteSpec::get(
+    "/api/v1/costs",
+    "One month's cost per service (the bill's latest month without `month`): direct and shared parts, unallocated, deployments, cost per deployment, forecast, total; money as decimal strings.",
+    &[MONTH, SERVICE, TEAM],
+);
 /// `GET /api/v1/scorecard`.
-pub const SCORECARD: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/api/v1/scorecard",
-    summary: "Per service, one month's cost and cost per deployment beside its DORA metrics and levels (service_scorecard); the latest month without `month`.",
-    params: &[MONTH, SERVICE, TEAM],
-    needs_token: false,
-    answers: JSON,
-};
+pub const SCORECARD: RouteSpec = RouteSpec::get(
+    "/api/v1/scorecard",
+    "Per service, one month's cost and cost per deployment beside its DORA metrics and levels (service_scorecard); the latest month without `month`.",
+    &[MONTH, SERVICE, TEAM],
+);
 /// `GET /api/v1/budgets`.
-pub const BUDGETS: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/api/v1/budgets",
-    summary: "Each [[budgets]] entry's actual and forecast spend against its amount, and its thresholds; the current month without `month`.",
-    params: &[MONTH],
-    needs_token: false,
-    answers: JSON,
-};
+pub const BUDGETS: RouteSpec = RouteSpec::get(
+    "/api/v1/budgets",
+    "Each [[budgets]] entry's actual and forecast spend against its amount, and its thresholds; the current month without `month`.",
+    &[MONTH],
+);
 /// `GET /api/v1/data-quality`.
-pub const DATA_QUALITY: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/api/v1/data-quality",
-    summary: "How far one month's figures can be trusted (the latest complete month without `month`): lead-time coverage, incidents with no deployment, the unallocated share of each bill, the last ingest per source, the derived tables' status.",
-    params: &[MONTH],
-    needs_token: false,
-    answers: JSON,
-};
+pub const DATA_QUALITY: RouteSpec = RouteSpec::get(
+    "/api/v1/data-quality",
+    "How far one month's figures can be trusted (the latest complete month without `month`): lead-time coverage, incidents with no deployment, the unallocated share of each bill, the last ingest per source, the derived tables' status.",
+    &[MONTH],
+);
 /// `GET /api/v1/derived`.
-pub const DERIVED: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/api/v1/derived",
-    summary: "The derived tables as the serving engine found them (fresh, stale, missing, ignored) and the lake versions it was opened at.",
-    params: &[],
-    needs_token: false,
-    answers: JSON,
-};
+pub const DERIVED: RouteSpec = RouteSpec::get(
+    "/api/v1/derived",
+    "The derived tables as the serving engine found them (fresh, stale, missing, ignored) and the lake versions it was opened at.",
+    &[],
+);
 
 /// Runs a bound query on `live` and answers its rows.
 async fn rows(live: &LiveEngine, query: &BoundQuery) -> Result<Vec<Value>, ServerError> {

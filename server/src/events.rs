@@ -2,8 +2,10 @@
 //! what `doracost ingest events` reads, one record or a batch per request (DESIGN §5).
 //!
 //! A request is checked on its own first (a bad record is a 400 naming it; nothing is written),
-//! then handed to the one event writer, which commits every body waiting at that moment in one
-//! Delta unit (`Lake::apply`) and only then answers each request: a 2xx means its events are in
+//! then handed to the one event writer, which reads every body waiting at that moment again as
+//! one input (so that rows of several bodies are deduplicated by key as one file's are, by the
+//! reader's own collector, not by a second merge of batches) and commits it in one Delta unit
+//! (`Lake::apply`), and only then answers each request: a 2xx means its events are in
 //! the lake. Under load the bodies that arrive while a commit runs make up the next one, so 50
 //! posts a second are a few commits a second, not 50. After each commit the refresher is woken: at
 //! most one refresh runs, and at most one more is queued however many commits land meanwhile.

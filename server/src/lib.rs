@@ -119,23 +119,13 @@ pub async fn run(
 }
 
 /// `GET /healthz`.
-pub const HEALTHZ: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/healthz",
-    summary: "The process is up.",
-    params: &[],
-    needs_token: false,
-    answers: "application/json",
-};
+pub const HEALTHZ: RouteSpec = RouteSpec::get("/healthz", "The process is up.", &[]);
 /// `GET /readyz`.
-pub const READYZ: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/readyz",
-    summary: "200 once a query engine is open over the lake; 503 with the reason before, or when the lake cannot be read.",
-    params: &[],
-    needs_token: false,
-    answers: "application/json",
-};
+pub const READYZ: RouteSpec = RouteSpec::get(
+    "/readyz",
+    "200 once a query engine is open over the lake; 503 with the reason before, or when the lake cannot be read.",
+    &[],
+);
 
 /// Every route the router mounts, for the OpenAPI document.
 pub const ROUTES: &[&RouteSpec] = &[
@@ -205,6 +195,19 @@ pub enum StartError {
          on 127.0.0.1"
     )]
     NeedsToken(std::net::SocketAddr),
+    /// A `[server]` setting out of range.
+    #[error("[server] {key} = {value}: expected {expected}")]
+    Setting {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// `[server] token` cannot be read.
+    #[error("[server] token: {0}")]
+    Token(String),
     /// The address is in use or not ours.
     #[error("cannot listen on {address}: {source}")]
     Bind {

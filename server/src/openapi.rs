@@ -8,14 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::params::{ParamKind, RouteSpec};
 
 /// `GET /api/v1/openapi.json`.
-pub const OPENAPI: RouteSpec = RouteSpec {
-    method: "GET",
-    path: "/api/v1/openapi.json",
-    summary: "This document.",
-    params: &[],
-    needs_token: false,
-    answers: "application/json",
-};
+pub const OPENAPI: RouteSpec = RouteSpec::get("/api/v1/openapi.json", "This document.", &[]);
 
 /// `GET /api/v1/openapi.json`.
 pub async fn openapi() -> Json<Value> {

@@ -49,6 +49,24 @@ pub struct RouteSpec {
     pub answers: &'static str,
 }
 
+impl RouteSpec {
+    /// A `GET` route answering JSON, open to every caller.
+    pub const fn get(
+        path: &'static str,
+        summary: &'static str,
+        params: &'static [ParamSpec],
+    ) -> RouteSpec {
+        RouteSpec {
+            method: "GET",
+            path,
+            summary,
+            params,
+            needs_token: false,
+            answers: "application/json",
+        }
+    }
+}
+
 pub(crate) const SERVICE: ParamSpec = ParamSpec {
     name: "service",
     kind: ParamKind::Name,

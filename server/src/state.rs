@@ -16,6 +16,7 @@ use model::{Config, Lake};
 use query::Engine;
 use tokio::sync::{Notify, mpsc};
 
+use crate::StartError;
 use crate::auth::Token;
 use crate::error::ServerError;
 use crate::events::Submission;
@@ -34,14 +35,38 @@ pub struct ServerOptions {
     pub token: Option<Token>,
 }
 
-impl Default for ServerOptions {
-    fn default() -> ServerOptions {
-        ServerOptions {
-            poll_interval: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(30),
-            read_derived: true,
-            token: None,
-        }
+impl ServerOptions {
+    /// The options `[server]` sets, the token resolved from its secret reference; the derived
+    /// tables read unless `DORACOST_DERIVED=off`, as every engine does.
+    pub fn from_config(server: &model::config::ServerConfig) -> Result<ServerOptions, StartError> {
+        let seconds = |key: &'static str, value: f64| {
+            Duration::try_from_secs_f64(value)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or(StartError::Setting {
+                    key,
+                    value: value.to_string(),
+                    expected: "a positive number of seconds",
+                })
+        };
+        let token = match &server.token {
+            None => None,
+            Some(secret) => {
+                let value = secret
+                    .resolve()
+                    .map_err(|e| StartError::Token(e.to_string()))?;
+                Some(
+                    Token::new(value)
+                        .ok_or_else(|| StartError::Token("the secret is empty".into()))?,
+                )
+            }
+        };
+        Ok(ServerOptions {
+            poll_interval: seconds("poll_seconds", server.poll_seconds)?,
+            request_timeout: seconds("request_timeout_seconds", server.request_timeout_seconds)?,
+            read_derived: query::derived::read_enabled(),
+            token,
+        })
     }
 }
 

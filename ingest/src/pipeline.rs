@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use model::{CostSliceKey, Lake, LakeError, Table, TableWrite, WriteOutcome};
+use model::{CostSliceKey, Lake, LakeError, Table, TableWrite, Touched, WriteOutcome};
 
 use crate::IngestError;
 use crate::progress::Progress;
@@ -29,6 +29,8 @@ pub struct IngestSummary {
     pub files: Vec<PathBuf>,
     /// What each table received.
     pub outcomes: Vec<WriteOutcome>,
+    /// The event keys written (empty for bills).
+    pub touched: Touched,
 }
 
 /// Expands folders into the files inside them (sorted, recursively) whose extension is one of
@@ -88,11 +90,13 @@ pub async fn ingest_events(
 ) -> Result<IngestSummary, PipelineError> {
     let files = expand_paths(paths, &[".ndjson", ".jsonl", ".json", ".csv"])?;
     let batches = crate::events::read_event_files(&files, Utc::now(), progress)?;
+    let touched = batches.touched();
     let outcomes = lake.apply(event_writes(batches)).await?;
     Ok(IngestSummary {
         source: "events",
         files,
         outcomes,
+        touched,
     })
 }
 
@@ -104,11 +108,13 @@ pub async fn ingest_event_bodies(
     origin: &str,
 ) -> Result<IngestSummary, PipelineError> {
     let batches = crate::events::read_event_bodies(bodies, origin, Utc::now())?;
+    let touched = batches.touched();
     let outcomes = lake.apply(event_writes(batches)).await?;
     Ok(IngestSummary {
         source: "events",
         files: Vec::new(),
         outcomes,
+        touched,
     })
 }
 
@@ -200,5 +206,6 @@ async fn replace_cost_slices(
         source,
         files,
         outcomes,
+        touched: Touched::default(),
     })
 }

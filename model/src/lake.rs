@@ -107,6 +107,32 @@ impl TableWrite {
     }
 }
 
+/// The keys an ingest of events wrote (its deployments, changes and incidents, and both ends of
+/// its deployment–change links): where an incremental refresh of the derived tables starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// `deployment_id`s.
+    pub deployments: std::collections::BTreeSet<String>,
+    /// `change_id`s.
+    pub changes: std::collections::BTreeSet<String>,
+    /// `incident_id`s.
+    pub incidents: std::collections::BTreeSet<String>,
+}
+
+impl Touched {
+    /// Adds `other`'s keys.
+    pub fn extend(&mut self, other: Touched) {
+        self.deployments.extend(other.deployments);
+        self.changes.extend(other.changes);
+        self.incidents.extend(other.incidents);
+    }
+
+    /// No key at all.
+    pub fn is_empty(&self) -> bool {
+        self.deployments.is_empty() && self.changes.is_empty() && self.incidents.is_empty()
+    }
+}
+
 /// What a write did to one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
@@ -122,6 +148,9 @@ pub struct WriteOutcome {
     pub replaced_slices: usize,
     /// The Delta version after the write.
     pub version: Option<u64>,
+    /// The version the write started from (equal to `version` when nothing was written; one less
+    /// when nothing else committed to the table in between).
+    pub version_before: Option<u64>,
 }
 
 impl Lake {
@@ -336,6 +365,7 @@ impl Lake {
             table: table.name(),
             rows_in,
             version: handle.version(),
+            version_before: handle.version(),
             ..Default::default()
         };
         if rows_in == 0 {
@@ -422,6 +452,7 @@ impl Lake {
             table: table.name(),
             rows_in,
             version: handle.version(),
+            version_before: handle.version(),
             ..Default::default()
         };
         if slices.is_empty() {
@@ -563,15 +594,73 @@ impl Lake {
             .await
             .map_err(err)?;
         let version = written.version().unwrap_or_default();
-        if let Err(e) = written
-            .vacuum()
-            .with_retention_period(chrono::Duration::hours(1))
-            .with_enforce_retention_duration(false)
-            .await
-        {
-            tracing::warn!(table = name, error = %e, "removing a derived table's old files failed");
-        }
+        vacuum_derived(name, written).await;
         Ok(version)
+    }
+
+    /// Replaces the rows of a derived table that match `predicate` (SQL over its columns, e.g.
+    /// `service IN ('a', 'b')`) with `batches`, every one of which must match it, in one commit
+    /// stamped with `stamp`, made only on top of version `expected`: `Ok(None)`, with nothing
+    /// written, when another writer committed to the table since (no retry, no conflict
+    /// resolution: the rows kept were computed for `expected`).
+    pub async fn replace_derived_where(
+        &self,
+        name: &str,
+        schema: arrow::datatypes::SchemaRef,
+        batches: Vec<RecordBatch>,
+        predicate: &str,
+        stamp: &str,
+        expected: u64,
+    ) -> Result<Option<u64>, LakeError> {
+        use deltalake::kernel::transaction::CommitProperties;
+        let err = |source| LakeError::Derived {
+            name: name.to_owned(),
+            source,
+        };
+        let url = self.derived_url(name)?;
+        let Some(handle) = self.load(url).await.map_err(err)? else {
+            return Ok(None);
+        };
+        if handle.version() != Some(expected) {
+            return Ok(None);
+        }
+        let commit = CommitProperties::default()
+            .with_metadata([(
+                STAMP_KEY.to_owned(),
+                serde_json::Value::String(stamp.to_owned()),
+            )])
+            .with_max_retries(0);
+        let plan = scan_over_cores(schema, batches).map_err(|e| err(e.into()))?;
+        let written = handle
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(predicate.to_owned())
+            .with_commit_properties(commit)
+            .await;
+        let written = match written {
+            Ok(written) => written,
+            Err(DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let version = written.version().unwrap_or_default();
+        vacuum_derived(name, written).await;
+        Ok(Some(version))
+    }
+}
+
+/// Removes data files a derived table stopped using more than an hour ago (a reader that opened
+/// the previous version a moment ago can still finish).
+async fn vacuum_derived(name: &str, written: DeltaTable) {
+    if let Err(e) = written
+        .vacuum()
+        .with_retention_period(chrono::Duration::hours(1))
+        .with_enforce_retention_duration(false)
+        .await
+    {
+        tracing::warn!(table = name, error = %e, "removing a derived table's old files failed");
     }
 }
 

@@ -8,5 +8,5 @@ pub mod money;
 pub mod schema;
 
 pub use config::Config;
-pub use lake::{CostSliceKey, DerivedTable, Lake, LakeError, TableWrite, WriteOutcome};
+pub use lake::{CostSliceKey, DerivedTable, Lake, LakeError, TableWrite, Touched, WriteOutcome};
 pub use schema::Table;

@@ -361,7 +361,13 @@ pub async fn register_views(
     ctx: &SessionContext,
     config: &Config,
     lake: Option<&crate::derived::LakeSide<'_>>,
-) -> Result<Vec<crate::derived::DerivedView>, DataFusionError> {
+) -> Result<
+    (
+        Vec<crate::derived::DerivedView>,
+        Option<crate::derived::StampRecipe>,
+    ),
+    DataFusionError,
+> {
     let mut views = dora_statements(config)?;
     views.extend(cost_statements(config)?);
     let stamps = match lake {
@@ -397,5 +403,5 @@ pub async fn register_views(
             ctx.sql(&view.sql).await?;
         }
     }
-    Ok(derived)
+    Ok((derived, stamps.map(|s| s.recipe().clone())))
 }

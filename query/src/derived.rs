@@ -162,6 +162,47 @@ impl LakeSide<'_> {
 /// The stamp of every view of a session.
 pub(crate) struct Stamps {
     by_view: HashMap<String, String>,
+    recipe: StampRecipe,
+}
+
+/// What the stamps are computed from besides the lake tables' content ids: the config tables'
+/// content, the config-built function, and each view's SQL and the names it references. Kept by
+/// the engine, to compute the stamps the same views would have over another lake state.
+#[derive(Debug, Clone)]
+pub struct StampRecipe {
+    /// What a reference to a config table or function contributes.
+    fixed: HashMap<String, String>,
+    /// Each view (in creation order): name, SQL, identifiers of its query.
+    views: Vec<(String, String, BTreeSet<String>)>,
+}
+
+impl StampRecipe {
+    /// Every view's stamp over lake tables with these content ids.
+    pub(crate) fn stamps(&self, contents: &BTreeMap<String, String>) -> HashMap<String, String> {
+        let mut by_view: HashMap<String, String> = HashMap::new();
+        for (view, sql, identifiers) in &self.views {
+            let mut parts: Vec<String> = vec![
+                FORMAT.to_owned(),
+                env!("CARGO_PKG_VERSION").to_owned(),
+                sql.clone(),
+            ];
+            for name in identifiers {
+                if name == view {
+                    continue;
+                }
+                if let Some(stamp) = by_view.get(name) {
+                    parts.push(format!("view {name}#{stamp}"));
+                } else if let Some(content) = contents.get(name) {
+                    parts.push(format!("table {name} {content}"));
+                } else if let Some(input) = self.fixed.get(name) {
+                    parts.push(input.clone());
+                }
+            }
+            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+            by_view.insert(view.clone(), hex_sha256(&refs));
+        }
+        by_view
+    }
 }
 
 impl Stamps {
@@ -175,22 +216,19 @@ impl Stamps {
     ) -> Result<Stamps, DataFusionError> {
         // What a reference to each table contributes: a lake table its version, a config table
         // its content, the function built from config (the cost rule picker) its rules.
-        let mut inputs: HashMap<String, String> = HashMap::new();
+        let mut fixed: HashMap<String, String> = HashMap::new();
         let rules = format!("{:?}", crate::cost_tables::rules(config));
-        inputs.insert(
+        fixed.insert(
             "cost_rule_pick".to_owned(),
             format!("function cost_rule_pick#{}", hex_sha256(&[&rules])),
         );
-        for (name, content) in &side.contents {
-            inputs.insert(name.clone(), format!("table {name} {content}"));
-        }
         let registered = ctx
             .catalog("doracost")
             .and_then(|c| c.schema("public"))
             .map(|s| s.table_names())
             .unwrap_or_default();
         for name in registered {
-            if inputs.contains_key(&name) {
+            if side.contents.contains_key(&name) || fixed.contains_key(&name) {
                 continue;
             }
             let batches = ctx.table(name.as_str()).await?.collect().await?;
@@ -199,37 +237,32 @@ impl Stamps {
                 .first()
                 .map(|b| format!("{:?}", b.schema()))
                 .unwrap_or_default();
-            inputs.insert(
+            fixed.insert(
                 name.clone(),
                 format!("config {name}#{}", hex_sha256(&[&schema, &text])),
             );
         }
-        let mut by_view: HashMap<String, String> = HashMap::new();
-        for view in views {
-            let mut parts: Vec<String> = vec![
-                FORMAT.to_owned(),
-                env!("CARGO_PKG_VERSION").to_owned(),
-                view.sql.clone(),
-            ];
-            for name in identifiers(&view.query) {
-                if name == view.name {
-                    continue;
-                }
-                if let Some(stamp) = by_view.get(&name) {
-                    parts.push(format!("view {name}#{stamp}"));
-                } else if let Some(input) = inputs.get(&name) {
-                    parts.push(input.clone());
-                }
-            }
-            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-            by_view.insert(view.name.clone(), hex_sha256(&refs));
-        }
-        Ok(Stamps { by_view })
+        let recipe = StampRecipe {
+            fixed,
+            views: views
+                .iter()
+                .map(|v| (v.name.clone(), v.sql.clone(), identifiers(&v.query)))
+                .collect(),
+        };
+        Ok(Stamps {
+            by_view: recipe.stamps(&side.contents),
+            recipe,
+        })
     }
 
     /// The stamp of one view.
     pub(crate) fn of(&self, view: &str) -> String {
         self.by_view.get(view).cloned().unwrap_or_default()
+    }
+
+    /// What they were computed from.
+    pub(crate) fn recipe(&self) -> &StampRecipe {
+        &self.recipe
     }
 }
 

@@ -42,6 +42,12 @@ pub struct Engine {
     lake: Option<Lake>,
     /// The persisted views and what the session found of their derived tables.
     derived: Vec<DerivedView>,
+    /// The content id of every lake table as the session opened it (empty without a lake).
+    contents: std::collections::BTreeMap<String, String>,
+    /// What the derived tables' stamps are made of, to compute them for another lake state.
+    recipe: Option<crate::derived::StampRecipe>,
+    /// The configuration the views were created with.
+    config: Config,
 }
 
 /// One derived table written by [`Engine::refresh_derived`].
@@ -55,6 +61,9 @@ pub struct Refreshed {
     pub version: u64,
     /// Seconds spent computing and writing it.
     pub seconds: f64,
+    /// Only the rows of the services an ingest touched were recomputed (see
+    /// [`crate::incremental`]).
+    pub incremental: bool,
 }
 
 impl Engine {
@@ -103,6 +112,7 @@ impl Engine {
         };
         let mut engine = Engine::build(ctx, config, Some(&side)).await?;
         engine.lake = Some(lake.clone());
+        engine.contents = side.contents;
         Ok(engine)
     }
 
@@ -158,7 +168,7 @@ impl Engine {
         lake: Option<&LakeSide<'_>>,
     ) -> Result<Engine, QueryError> {
         config_tables::register(&ctx, config)?;
-        let derived = config_tables::register_views(&ctx, config, lake)
+        let (derived, recipe) = config_tables::register_views(&ctx, config, lake)
             .await
             .map_err(|e| QueryError::Views(e.to_string()))?;
         ctx.register_batch("derived_tables", crate::derived::status_batch(&derived)?)?;
@@ -166,6 +176,9 @@ impl Engine {
             ctx,
             lake: None,
             derived,
+            contents: Default::default(),
+            recipe,
+            config: config.clone(),
         })
     }
 
@@ -199,9 +212,28 @@ impl Engine {
                 rows,
                 version,
                 seconds: started.elapsed().as_secs_f64(),
+                incremental: false,
             });
         }
         Ok(done)
+    }
+
+    /// The content id (`id@version`, see [`model::lake::content_id`]) of every lake table as
+    /// the session opened it; empty over in-memory tables.
+    pub fn contents(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.contents
+    }
+
+    pub(crate) fn lake(&self) -> Option<&Lake> {
+        self.lake.as_ref()
+    }
+
+    pub(crate) fn recipe(&self) -> Option<&crate::derived::StampRecipe> {
+        self.recipe.as_ref()
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The underlying DataFusion context (for registering views and UDFs).

@@ -10,6 +10,7 @@ pub mod config_tables;
 pub mod cost_tables;
 pub mod derived;
 pub mod engine;
+pub mod incremental;
 pub mod output;
 pub mod quantile;
 pub mod reports;
@@ -21,3 +22,4 @@ mod cost_property_tests;
 mod slt_tests;
 
 pub use engine::{Engine, QueryError, Refreshed};
+pub use incremental::EventChange;

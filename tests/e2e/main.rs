@@ -12,6 +12,7 @@ mod dora;
 mod events;
 mod focus;
 mod focus_spec;
+mod incremental;
 mod s3;
 mod sample;
 mod server;

@@ -41,6 +41,35 @@ pub struct EventBatches {
     pub incidents: RecordBatch,
 }
 
+impl EventBatches {
+    /// The keys these batches write.
+    pub fn touched(&self) -> model::Touched {
+        let mut touched = model::Touched::default();
+        touched.deployments = strings(&self.deployments, "deployment_id");
+        touched
+            .deployments
+            .extend(strings(&self.deployment_changes, "deployment_id"));
+        touched.changes = strings(&self.changes, "change_id");
+        touched
+            .changes
+            .extend(strings(&self.deployment_changes, "change_id"));
+        touched.incidents = strings(&self.incidents, "incident_id");
+        touched
+    }
+}
+
+/// The non-null values of a string column (none when the batch lacks it).
+fn strings(batch: &RecordBatch, column: &str) -> std::collections::BTreeSet<String> {
+    use arrow::array::AsArray;
+    let Some(array) = batch.column_by_name(column) else {
+        return Default::default();
+    };
+    match array.as_string_opt::<i32>() {
+        Some(values) => values.iter().flatten().map(str::to_owned).collect(),
+        None => Default::default(),
+    }
+}
+
 /// Reads event files (`.ndjson`/`.jsonl`, `.json`, `.csv`; other names are sniffed) into batches.
 pub fn read_event_files(
     paths: &[PathBuf],

@@ -133,6 +133,10 @@ pub(crate) async fn write_events(state: AppState, mut waiting: mpsc::Receiver<Su
                     "committed posted events"
                 );
                 state.metrics().events_committed(batch.len());
+                state.committed(query::EventChange::of(
+                    summary.touched.clone(),
+                    &summary.outcomes,
+                ));
                 state.request_refresh();
                 state.lake_changed();
                 Ok(Commit {
@@ -156,20 +160,22 @@ pub(crate) async fn write_events(state: AppState, mut waiting: mpsc::Receiver<Su
     }
 }
 
-/// The refresher: one refresh per wake-up; wake-ups while it runs coalesce into one more.
+/// The refresher: one refresh per wake-up; wake-ups while it runs coalesce into one more. After
+/// this server's own event commits it recomputes only the services they touched
+/// (`Engine::refresh_incremental`), else every stale derived table.
 pub(crate) async fn refresh_derived(state: AppState) {
     loop {
         state.refresh_wanted().await;
         let started = std::time::Instant::now();
-        match crate::pipeline::refresh_derived(state.lake(), state.config()).await {
+        match refresh_once(&state).await {
             Ok(done) => {
                 if !done.is_empty() {
                     tracing::info!(
                         tables = done.len(),
+                        incremental = done.iter().all(|r| r.incremental),
                         seconds = started.elapsed().as_secs_f64(),
                         "refreshed the derived tables"
                     );
-                    state.lake_changed();
                 }
                 state.metrics().refreshed(true);
             }
@@ -178,5 +184,20 @@ pub(crate) async fn refresh_derived(state: AppState) {
                 tracing::warn!(error = %e, "refreshing the derived tables failed; queries compute the views");
             }
         }
+        state.lake_changed();
     }
+}
+
+async fn refresh_once(state: &AppState) -> Result<Vec<query::Refreshed>, query::QueryError> {
+    let engine = query::Engine::open(state.lake(), state.config()).await?;
+    let (count, change) = state.unrefreshed_up_to(&engine);
+    if let Some(change) = change
+        && let Some(done) = engine.refresh_incremental(&change).await?
+    {
+        state.refreshed(Some(count), &engine);
+        return Ok(done);
+    }
+    let result = engine.refresh_derived().await;
+    state.refreshed(None, &engine);
+    result
 }

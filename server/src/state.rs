@@ -103,8 +103,14 @@ struct Inner {
     events: mpsc::Sender<Submission>,
     /// The writer's end, until [`AppState::start`] takes it.
     events_waiting: Mutex<Option<mpsc::Receiver<Submission>>>,
+    /// This server's event commits not yet refreshed into the derived tables, oldest first.
+    unrefreshed: Mutex<Vec<(Instant, query::EventChange)>>,
     metrics: Metrics,
 }
+
+/// How long the watcher waits for the refresh of this server's own event commits before it shows
+/// them anyway (computed live, slower).
+const REFRESH_WAIT: Duration = Duration::from_secs(30);
 
 impl AppState {
     /// The state over `lake` read with `config`; no engine is open until [`AppState::reload`]
@@ -123,6 +129,7 @@ impl AppState {
                 refresh: Notify::new(),
                 events,
                 events_waiting: Mutex::new(Some(events_waiting)),
+                unrefreshed: Mutex::new(Vec::new()),
                 metrics: Metrics::default(),
             }),
         }
@@ -185,6 +192,77 @@ impl AppState {
         self.inner.events.send(submission).await.map_err(|_| ())
     }
 
+    fn unrefreshed(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, query::EventChange)>> {
+        self.inner
+            .unrefreshed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records an event commit of this server, for the incremental refresh that follows.
+    pub(crate) fn committed(&self, change: query::EventChange) {
+        self.unrefreshed().push((Instant::now(), change));
+    }
+
+    /// The commits not yet refreshed, merged from the oldest: the longest run of them that `engine`
+    /// is exactly at the end of, and how many that is (none when no run matches).
+    pub(crate) fn unrefreshed_up_to(&self, engine: &Engine) -> (usize, Option<query::EventChange>) {
+        let pending: Vec<query::EventChange> =
+            self.unrefreshed().iter().map(|(_, c)| c.clone()).collect();
+        let at = |change: &query::EventChange| {
+            change.versions.iter().all(|(table, (_, after))| {
+                engine
+                    .contents()
+                    .get(table)
+                    .and_then(|c| c.rsplit_once('@'))
+                    .is_some_and(|(_, v)| v == after.to_string())
+            })
+        };
+        let mut merged: Option<query::EventChange> = None;
+        let mut best = (0, None);
+        for (i, change) in pending.iter().enumerate() {
+            merged = match &merged {
+                None => Some(change.clone()),
+                Some(m) => m.then(change),
+            };
+            let Some(m) = &merged else { break };
+            if at(m) {
+                best = (i + 1, Some(m.clone()));
+            }
+        }
+        best
+    }
+
+    /// Forgets the first `count` unrefreshed commits (refreshed now), or with `None` every one the
+    /// engine's tables are at or past (a full refresh covered them).
+    pub(crate) fn refreshed(&self, count: Option<usize>, engine: &Engine) {
+        let mut pending = self.unrefreshed();
+        match count {
+            Some(n) => {
+                let n = n.min(pending.len());
+                pending.drain(..n);
+            }
+            None => pending.retain(|(_, change)| {
+                !change.versions.iter().all(|(table, (_, after))| {
+                    engine
+                        .contents()
+                        .get(table)
+                        .and_then(|c| c.rsplit_once('@'))
+                        .and_then(|(_, v)| v.parse::<u64>().ok())
+                        .is_some_and(|v| v >= *after)
+                })
+            }),
+        }
+    }
+
+    /// Whether this server committed events whose refresh is still to come (for at most
+    /// [`REFRESH_WAIT`]): an engine opened now would compute their views live.
+    fn refresh_due(&self) -> bool {
+        self.unrefreshed()
+            .first()
+            .is_some_and(|(at, _)| at.elapsed() < REFRESH_WAIT)
+    }
+
     /// Asks for a derived-table refresh (coalesced with any already asked for).
     pub fn request_refresh(&self) {
         self.inner.refresh.notify_one();
@@ -216,6 +294,11 @@ impl AppState {
         };
         let content = self.lake_content(&names).await?;
         if current.as_ref().is_some_and(|live| live.content == content) {
+            return Ok(false);
+        }
+        // This server's own event commit: wait for its refresh (which wakes the watcher), so
+        // the next engine reads fresh derived tables rather than computing every view.
+        if current.is_some() && self.refresh_due() {
             return Ok(false);
         }
         let started = Instant::now();

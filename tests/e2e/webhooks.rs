@@ -155,6 +155,42 @@ fn concurrent_posts_are_batched_into_fewer_commits() {
         posts as f64
     );
     assert!(value("doracost_event_commits_total") < posts as f64);
+
+    // The refresh after them recomputed only the rows of the services they touched, and the
+    // server then answers from fresh derived tables, equal to the views computed live.
+    let mut live = crate::support::doracost();
+    live.current_dir(dir.path())
+        .env("DORACOST_DERIVED", "off")
+        .args(crate::support::with_args(&args, &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT count(*) FROM dora_deployments WHERE service = 'checkout' AND month = DATE '2026-10-01'",
+        ]));
+    let out = crate::support::succeeded(&[], live.output().unwrap());
+    let expected: i64 = crate::support::csv_rows(&out)[1][0].parse().unwrap();
+    assert!(expected >= posts as i64);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let dora = server.ok("/api/v1/dora?service=checkout&from=2026-10-01&to=2026-10-31");
+        if dora["rows"][0]["deployments"] == expected {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the posted deployments are not served: {dora}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let derived = server.ok("/api/v1/derived");
+    assert!(
+        derived["tables"]
+            .as_array()
+            .is_some_and(|rows| rows.iter().all(|r| r["status"] == "fresh")),
+        "{derived}"
+    );
+    let text = strip_ansi(&std::fs::read_to_string(dir.path().join("server.log")).unwrap());
+    assert!(text.contains("incremental=true"), "{text}");
 }
 
 #[test]
@@ -226,4 +262,22 @@ fn metrics_pass_promtool_and_match_the_views() {
     ] {
         assert!(body.contains(family), "no {family} in\n{body}");
     }
+}
+
+/// `text` without terminal colour sequences (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -279,7 +279,7 @@ async fn scenario(dir: &Path, seed: u64) {
         .unwrap();
     let mut rng = Rng(seed);
     let mut deployed = Vec::new();
-    for round in 0..6 {
+    for round in 0..8 {
         let bodies = batch(&mut rng, round, &mut deployed);
         let slices: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
         let summary = ingest::pipeline::ingest_event_bodies(&lake, &slices, "test")
@@ -303,10 +303,8 @@ async fn scenario(dir: &Path, seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_refresh_equals_full_refresh_after_random_batches() {
-    for seed in [0x9e37_79b9_7f4a_7c15_u64, 42] {
-        let dir = tempfile::tempdir().unwrap();
-        scenario(dir.path(), seed).await;
-    }
+    let dir = tempfile::tempdir().unwrap();
+    scenario(dir.path(), 0x9e37_79b9_7f4a_7c15).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

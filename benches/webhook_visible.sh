@@ -16,7 +16,7 @@ trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" sample generate --scale "$scale" --out "$work/sample" >/dev/null
 cd "$work"
 "$bin" --config sample/doracost.toml --data-dir lake ingest events sample/events >/dev/null
-"$bin" --config sample/doracost.toml --data-dir lake serve --listen "127.0.0.1:$port" \
+DORACOST_LOG="${DORACOST_LOG:-warn,server=info}" "$bin" --config sample/doracost.toml --data-dir lake serve --listen "127.0.0.1:$port" \
   >serve.out 2>serve.err &
 server=$!
 until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
@@ -41,5 +41,5 @@ for i in $(seq 1 "$rounds"); do
     "$(echo "$posted - $start" | bc)" "$(echo "$seen - $start" | bc)"
   sleep 1
 done
-grep -a "refreshed the derived tables" serve.err | sed 's/\x1b\[[0-9;]*m//g' | tail -n "$rounds"
+grep -a "refreshed the derived tables\|incremental refresh\|refresh: engine\|opened the query engine" serve.err | sed 's/\x1b\[[0-9;]*m//g' | tail -n 40
 echo "server peak RSS: $(awk '/VmHWM/ {print $2 " kB"}' /proc/$server/status)"

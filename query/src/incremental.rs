@@ -145,7 +145,7 @@ impl Engine {
                 .table
                 .table_provider()
                 .await
-                .map_err(|e| QueryError::Sql(e.into()))?;
+                .map_err(QueryError::Sql)?;
             jobs.push(Job {
                 name: view.name.clone(),
                 stamp: view.stamp.clone(),
@@ -163,8 +163,17 @@ impl Engine {
             .map(|j| (j.name.as_str(), Arc::clone(&j.old)))
             .collect();
         let services = self.touched_services(change, &old).await?;
+        let found_services = started.elapsed().as_secs_f64();
         let inputs = self.restricted_session(&services).await?;
+        let read_inputs = started.elapsed().as_secs_f64();
         let restricted = Engine::with_tables(inputs, self.config()).await?;
+        tracing::debug!(
+            services = services.len(),
+            found_services,
+            read_inputs,
+            planned = started.elapsed().as_secs_f64(),
+            "incremental refresh: inputs"
+        );
         let list = services
             .iter()
             .map(|s| model::lake::sql_string(s))
@@ -205,6 +214,12 @@ impl Engine {
                 );
                 return Ok(None);
             };
+            tracing::debug!(
+                table = job.name,
+                rows,
+                seconds = step.elapsed().as_secs_f64(),
+                "incremental refresh: replaced"
+            );
             done.push(Refreshed {
                 name: job.name.clone(),
                 rows,
@@ -266,10 +281,7 @@ impl Engine {
                 .load_version(before)
                 .await
                 .map_err(|e| QueryError::Sql(e.into()))?;
-            let provider = table
-                .table_provider()
-                .await
-                .map_err(|e| QueryError::Sql(e.into()))?;
+            let provider = table.table_provider().await.map_err(QueryError::Sql)?;
             ctx.register_table("incidents_before", provider)?;
             old_incidents = collect(
                 &ctx,
@@ -489,7 +501,7 @@ impl Engine {
             .table
             .table_provider()
             .await
-            .map_err(|e| QueryError::Sql(e.into()))?;
+            .map_err(QueryError::Sql)?;
         ctx.register_table("dora_production", provider)?;
         Ok(ctx.sql(&statement.query).await?.collect().await?)
     }

@@ -189,7 +189,12 @@ pub(crate) async fn refresh_derived(state: AppState) {
 }
 
 async fn refresh_once(state: &AppState) -> Result<Vec<query::Refreshed>, query::QueryError> {
+    let opening = std::time::Instant::now();
     let engine = query::Engine::open(state.lake(), state.config()).await?;
+    tracing::debug!(
+        seconds = opening.elapsed().as_secs_f64(),
+        "refresh: engine opened"
+    );
     let (count, change) = state.unrefreshed_up_to(&engine);
     if let Some(change) = change
         && let Some(done) = engine.refresh_incremental(&change).await?

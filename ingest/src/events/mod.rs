@@ -44,17 +44,15 @@ pub struct EventBatches {
 impl EventBatches {
     /// The keys these batches write.
     pub fn touched(&self) -> model::Touched {
-        let mut touched = model::Touched::default();
-        touched.deployments = strings(&self.deployments, "deployment_id");
-        touched
-            .deployments
-            .extend(strings(&self.deployment_changes, "deployment_id"));
-        touched.changes = strings(&self.changes, "change_id");
-        touched
-            .changes
-            .extend(strings(&self.deployment_changes, "change_id"));
-        touched.incidents = strings(&self.incidents, "incident_id");
-        touched
+        let mut deployments = strings(&self.deployments, "deployment_id");
+        deployments.extend(strings(&self.deployment_changes, "deployment_id"));
+        let mut changes = strings(&self.changes, "change_id");
+        changes.extend(strings(&self.deployment_changes, "change_id"));
+        model::Touched {
+            deployments,
+            changes,
+            incidents: strings(&self.incidents, "incident_id"),
+        }
     }
 }
 

@@ -415,57 +415,38 @@ impl Engine {
         } else {
             ""
         };
-        let deployments = collect(
-            &all,
-            &format!(
-                "SELECT * FROM all_deployments WHERE service IN (SELECT id FROM s_services) \
-                 OR (service IS NULL AND repo IN (SELECT id FROM s_repos)) {unattributed} \
-                 OR deployment_id IN (SELECT caused_by_deployment_id FROM all_incidents \
-                   WHERE service IN (SELECT id FROM s_services) OR service IS NULL)"
+        let deployments = format!(
+            "SELECT * FROM all_deployments WHERE service IN (SELECT id FROM s_services) \
+             OR (service IS NULL AND repo IN (SELECT id FROM s_repos)) {unattributed} \
+             OR deployment_id IN (SELECT caused_by_deployment_id FROM all_incidents \
+               WHERE service IN (SELECT id FROM s_services) OR service IS NULL)"
+        );
+        // In this order: each reads the rows kept before it (`r_…`).
+        let steps: [(Table, &str); 4] = [
+            (Table::Deployments, &deployments),
+            (
+                Table::DeploymentChanges,
+                "SELECT * FROM all_deployment_changes \
+                 WHERE deployment_id IN (SELECT deployment_id FROM r_deployments)",
             ),
-        )
-        .await?;
-        all.register_table(
-            "r_deployments",
-            memory(Table::Deployments.schema(), deployments.clone())?,
-        )?;
-        let links = collect(
-            &all,
-            "SELECT * FROM all_deployment_changes WHERE deployment_id IN (SELECT deployment_id FROM r_deployments)",
-        )
-        .await?;
-        all.register_table(
-            "r_deployment_changes",
-            memory(Table::DeploymentChanges.schema(), links.clone())?,
-        )?;
-        let changes = collect(
-            &all,
-            "SELECT * FROM all_changes WHERE change_id IN (SELECT change_id FROM r_deployment_changes)",
-        )
-        .await?;
-        let incidents = collect(
-            &all,
-            "SELECT * FROM all_incidents WHERE service IN (SELECT id FROM s_services) OR service IS NULL \
-             OR caused_by_deployment_id IN (SELECT deployment_id FROM r_deployments)",
-        )
-        .await?;
+            (
+                Table::Changes,
+                "SELECT * FROM all_changes \
+                 WHERE change_id IN (SELECT change_id FROM r_deployment_changes)",
+            ),
+            (
+                Table::Incidents,
+                "SELECT * FROM all_incidents WHERE service IN (SELECT id FROM s_services) \
+                 OR service IS NULL \
+                 OR caused_by_deployment_id IN (SELECT deployment_id FROM r_deployments)",
+            ),
+        ];
         let ctx = Engine::new_context();
-        ctx.register_table(
-            Table::Deployments.name(),
-            memory(Table::Deployments.schema(), deployments)?,
-        )?;
-        ctx.register_table(
-            Table::DeploymentChanges.name(),
-            memory(Table::DeploymentChanges.schema(), links)?,
-        )?;
-        ctx.register_table(
-            Table::Changes.name(),
-            memory(Table::Changes.schema(), changes)?,
-        )?;
-        ctx.register_table(
-            Table::Incidents.name(),
-            memory(Table::Incidents.schema(), incidents)?,
-        )?;
+        for (table, sql) in steps {
+            let rows = memory(table.schema(), collect(&all, sql).await?)?;
+            all.register_table(format!("r_{}", table.name()), Arc::clone(&rows))?;
+            ctx.register_table(table.name(), rows)?;
+        }
         for table in Table::ALL {
             if !matches!(
                 table,

@@ -255,7 +255,8 @@ async fn check_equal(lake: &Lake, config: &Config, round: usize) {
     }
 }
 
-async fn scenario(dir: &Path, seed: u64) {
+/// The small sample's events in a lake under `dir`, its derived tables refreshed in full.
+async fn sample_lake(dir: &Path) -> (Config, Lake) {
     sample_data::generate(&sample_data::GenerateOptions {
         scale: sample_data::Scale::Small,
         seed: 7,
@@ -277,6 +278,11 @@ async fn scenario(dir: &Path, seed: u64) {
         .refresh_derived()
         .await
         .unwrap();
+    (config, lake)
+}
+
+async fn scenario(dir: &Path, seed: u64) {
+    let (config, lake) = sample_lake(dir).await;
     let mut rng = Rng(seed);
     let mut deployed = Vec::new();
     for round in 0..8 {
@@ -311,27 +317,7 @@ async fn incremental_refresh_equals_full_refresh_after_random_batches() {
 async fn incremental_refresh_declines_after_another_commit() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    sample_data::generate(&sample_data::GenerateOptions {
-        scale: sample_data::Scale::Small,
-        seed: 7,
-        out_dir: dir.join("sample"),
-    })
-    .unwrap();
-    let config = Config::load(&dir.join("sample/doracost.toml")).unwrap();
-    let lake = Lake::new(dir.join("lake").to_str().unwrap(), Default::default()).unwrap();
-    ingest::pipeline::ingest_events(
-        &lake,
-        &[dir.join("sample/events")],
-        &mut ingest::progress::NoProgress,
-    )
-    .await
-    .unwrap();
-    Engine::open(&lake, &config)
-        .await
-        .unwrap()
-        .refresh_derived()
-        .await
-        .unwrap();
+    let (config, lake) = sample_lake(dir).await;
     let mut rng = Rng(5);
     let mut deployed = Vec::new();
     let first = batch(&mut rng, 0, &mut deployed);

@@ -713,6 +713,12 @@ pub fn content_id(table: &DeltaTable) -> String {
     format!("{id}@{version}")
 }
 
+/// The Delta table id and version of a [`content_id`]; `None` for a table never written.
+pub fn parse_content_id(content: &str) -> Option<(&str, u64)> {
+    let (id, version) = content.rsplit_once('@')?;
+    Some((id, version.parse().ok()?))
+}
+
 /// A SQL string literal.
 pub fn sql_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))

@@ -224,6 +224,12 @@ impl Engine {
         &self.contents
     }
 
+    /// The Delta version of lake table `table` as the session opened it.
+    pub fn version_of(&self, table: &str) -> Option<u64> {
+        let content = self.contents.get(table)?;
+        model::lake::parse_content_id(content).map(|(_, version)| version)
+    }
+
     pub(crate) fn lake(&self) -> Option<&Lake> {
         self.lake.as_ref()
     }

@@ -115,10 +115,10 @@ impl Engine {
             let Some(content) = before.get_mut(table) else {
                 return Ok(None);
             };
-            let Some((id, version)) = content.rsplit_once('@') else {
+            let Some((id, version)) = model::lake::parse_content_id(content) else {
                 return Ok(None);
             };
-            if version != to.to_string() || to != from + 1 {
+            if version != to || to != from + 1 {
                 return Ok(None);
             }
             *content = format!("{id}@{from}");

@@ -196,13 +196,12 @@ async fn refresh_once(state: &AppState) -> Result<Vec<query::Refreshed>, query::
         "refresh: engine opened"
     );
     let (count, change) = state.unrefreshed_up_to(&engine);
-    if let Some(change) = change
-        && let Some(done) = engine.refresh_incremental(&change).await?
-    {
-        state.refreshed(Some(count), &engine);
-        return Ok(done);
-    }
-    let result = engine.refresh_derived().await;
-    state.refreshed(None, &engine);
-    result
+    let done = crate::pipeline::refresh_opened(&engine, change.as_ref()).await;
+    // Incremental: the `count` commits it covered are refreshed; in full: every commit the
+    // engine saw (on an error too: the next refresh is a full one).
+    let incremental = done
+        .as_ref()
+        .is_ok_and(|d| !d.is_empty() && d.iter().all(|r| r.incremental));
+    state.refreshed(incremental.then_some(count), &engine);
+    done
 }

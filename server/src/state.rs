@@ -210,13 +210,10 @@ impl AppState {
         let pending: Vec<query::EventChange> =
             self.unrefreshed().iter().map(|(_, c)| c.clone()).collect();
         let at = |change: &query::EventChange| {
-            change.versions.iter().all(|(table, (_, after))| {
-                engine
-                    .contents()
-                    .get(table)
-                    .and_then(|c| c.rsplit_once('@'))
-                    .is_some_and(|(_, v)| v == after.to_string())
-            })
+            change
+                .versions
+                .iter()
+                .all(|(table, (_, after))| engine.version_of(table) == Some(*after))
         };
         let mut merged: Option<query::EventChange> = None;
         let mut best = (0, None);
@@ -243,14 +240,10 @@ impl AppState {
                 pending.drain(..n);
             }
             None => pending.retain(|(_, change)| {
-                !change.versions.iter().all(|(table, (_, after))| {
-                    engine
-                        .contents()
-                        .get(table)
-                        .and_then(|c| c.rsplit_once('@'))
-                        .and_then(|(_, v)| v.parse::<u64>().ok())
-                        .is_some_and(|v| v >= *after)
-                })
+                !change
+                    .versions
+                    .iter()
+                    .all(|(table, (_, after))| engine.version_of(table) >= Some(*after))
             }),
         }
     }

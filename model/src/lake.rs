@@ -66,6 +66,8 @@ fn delta(table: Table) -> impl FnOnce(DeltaTableError) -> LakeError {
 pub struct Lake {
     root: Url,
     storage_options: HashMap<String, String>,
+    /// Target size of a clustered derived table's files (see [`CLUSTER_COLUMN`]).
+    derived_file_bytes: u64,
 }
 
 /// One (source, billing account, invoice month) slice of `costs`.
@@ -190,7 +192,15 @@ impl Lake {
         Ok(Lake {
             root,
             storage_options,
+            derived_file_bytes: DERIVED_FILE_BYTES,
         })
+    }
+
+    /// The same lake, writing clustered derived tables in files of about `bytes` (tests use
+    /// small ones to get many files from few rows).
+    pub fn with_derived_file_bytes(mut self, bytes: u64) -> Lake {
+        self.derived_file_bytes = bytes.max(1);
+        self
     }
 
     /// The lake's root URL.
@@ -583,10 +593,12 @@ impl Lake {
             STAMP_KEY.to_owned(),
             serde_json::Value::String(stamp.to_owned()),
         )]);
-        let plan = scan_over_cores(schema, batches).map_err(|e| err(e.into()))?;
+        let (plan, file_size) =
+            derived_plan(schema, batches, self.derived_file_bytes).map_err(|e| err(e.into()))?;
         let written = handle
             .write(Vec::new())
             .with_input_plan(plan)
+            .with_target_file_size(file_size)
             .with_table_name(name)
             .with_save_mode(SaveMode::Overwrite)
             .with_schema_mode(SchemaMode::Overwrite)
@@ -630,10 +642,12 @@ impl Lake {
                 serde_json::Value::String(stamp.to_owned()),
             )])
             .with_max_retries(0);
-        let plan = scan_over_cores(schema, batches).map_err(|e| err(e.into()))?;
+        let (plan, file_size) =
+            derived_plan(schema, batches, self.derived_file_bytes).map_err(|e| err(e.into()))?;
         let written = handle
             .write(Vec::new())
             .with_input_plan(plan)
+            .with_target_file_size(file_size)
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(predicate.to_owned())
             .with_commit_properties(commit)
@@ -662,6 +676,63 @@ async fn vacuum_derived(name: &str, written: DeltaTable) {
     {
         tracing::warn!(table = name, error = %e, "removing a derived table's old files failed");
     }
+}
+
+/// The column derived tables are clustered by (when they have it): their rows are written sorted
+/// by it in files of about [`DERIVED_FILE_BYTES`], so each file covers a narrow range of services
+/// and its Parquet statistics say which. A replace of a few services' rows
+/// ([`Lake::replace_derived_where`]) then rewrites the few files that hold them, not the table.
+pub const CLUSTER_COLUMN: &str = "service";
+
+/// The default target size of a clustered derived table's data files (Parquet, as encoded).
+pub const DERIVED_FILE_BYTES: u64 = 8 << 20;
+
+/// How a derived table's rows are written: sorted by [`CLUSTER_COLUMN`] in files of
+/// `file_bytes` when the table has that column, else spread over the cores in files of Delta's
+/// default size.
+fn derived_plan(
+    schema: arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+    file_bytes: u64,
+) -> Result<
+    (
+        deltalake::datafusion::logical_expr::LogicalPlan,
+        Option<std::num::NonZeroU64>,
+    ),
+    deltalake::datafusion::error::DataFusionError,
+> {
+    use deltalake::datafusion::datasource::{MemTable, provider_as_source};
+    use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+    let Some((index, _)) = schema.column_with_name(CLUSTER_COLUMN) else {
+        return Ok((scan_over_cores(schema, batches)?, None));
+    };
+    // Sorted here rather than by a plan's sort, which DataFusion drops before a sink that does
+    // not ask for an order. Nulls last: the rows with no service sit together at the end.
+    let all = arrow::compute::concat_batches(&schema, &batches)?;
+    drop(batches);
+    let order = arrow::compute::sort_to_indices(
+        all.column(index),
+        Some(arrow::compute::SortOptions {
+            descending: false,
+            nulls_first: false,
+        }),
+        None,
+    )?;
+    let sorted = arrow::compute::take_record_batch(&all, &order)?;
+    drop(all);
+    const ROWS: usize = 8192;
+    let slices: Vec<RecordBatch> = (0..sorted.num_rows())
+        .step_by(ROWS)
+        .map(|start| sorted.slice(start, ROWS.min(sorted.num_rows() - start)))
+        .collect();
+    let memory = MemTable::try_new(schema, vec![slices])?;
+    let plan = LogicalPlanBuilder::scan(
+        "rows",
+        provider_as_source(std::sync::Arc::new(memory)),
+        None,
+    )?
+    .build()?;
+    Ok((plan, std::num::NonZeroU64::new(file_bytes)))
 }
 
 /// The rows as a scan of one in-memory partition per core, so that Delta writes Parquet files
@@ -1034,5 +1105,140 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("incidents"), "{err}");
+    }
+
+    /// A derived table's rows of `count` services (`s00`, `s01`, …) and a few with none.
+    fn per_service(count: usize, rows_each: usize, tag: &str) -> RecordBatch {
+        use arrow::array::{Int64Array, StringArray};
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+            arrow::datatypes::Field::new("service", arrow::datatypes::DataType::Utf8, true),
+            arrow::datatypes::Field::new("note", arrow::datatypes::DataType::Utf8, false),
+        ]));
+        // Interleaved, so that only the write's sort can put a service's rows together.
+        let mut ids = Vec::new();
+        let mut services = Vec::new();
+        let mut notes = Vec::new();
+        for r in 0..rows_each {
+            for s in 0..=count {
+                ids.push((s * rows_each + r) as i64);
+                services.push((s < count).then(|| format!("s{s:02}")));
+                notes.push(format!(
+                    "{tag} row {r} of service {s}, with some text to fill files"
+                ));
+            }
+        }
+        RecordBatch::try_new(
+            schema,
+            vec![
+                std::sync::Arc::new(Int64Array::from(ids)),
+                std::sync::Arc::new(StringArray::from(services)),
+                std::sync::Arc::new(StringArray::from(notes)),
+            ],
+        )
+        .unwrap()
+    }
+
+    async fn derived_rows(lake: &Lake, name: &str) -> Vec<String> {
+        let found = lake.open_derived(name).await.unwrap().unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_table("t", found.table.table_provider().await.unwrap())
+            .unwrap();
+        let batches = ctx
+            .sql("SELECT concat_ws('|', id, coalesce(service, '-'), note) AS r FROM t ORDER BY id")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            let column =
+                arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+            let column = column
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
+            out.extend(column.iter().map(|v| v.unwrap().to_owned()));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn replacing_a_few_services_rows_rewrites_only_the_files_that_hold_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new())
+            .unwrap()
+            .with_derived_file_bytes(4 << 10);
+        let all = per_service(20, 2000, "old");
+        let schema = all.schema();
+        let v0 = lake
+            .write_derived(
+                "t",
+                std::sync::Arc::clone(&schema),
+                vec![all.clone()],
+                "stamp-0",
+            )
+            .await
+            .unwrap();
+        let files = |table: &DeltaTable| -> std::collections::BTreeSet<String> {
+            table.get_file_uris().unwrap().collect()
+        };
+        let before = files(&lake.open_derived("t").await.unwrap().unwrap().table);
+        assert!(before.len() >= 20, "{} files", before.len());
+
+        // s07's rows replaced by new ones (fewer, with other notes).
+        let new = per_service(20, 3, "new");
+        let keep: Vec<bool> = (0..new.num_rows())
+            .map(|i| {
+                let services = new
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                arrow::array::Array::is_valid(services, i) && services.value(i) == "s07"
+            })
+            .collect();
+        let new = arrow::compute::filter_record_batch(&new, &keep.into()).unwrap();
+        let version = lake
+            .replace_derived_where(
+                "t",
+                std::sync::Arc::clone(&schema),
+                vec![new],
+                "service IN ('s07')",
+                "stamp-1",
+                v0,
+            )
+            .await
+            .unwrap()
+            .expect("nobody else wrote");
+        assert_eq!(version, v0 + 1);
+        let found = lake.open_derived("t").await.unwrap().unwrap();
+        assert_eq!(found.stamp.as_deref(), Some("stamp-1"));
+        let after = files(&found.table);
+        let removed = before.difference(&after).count();
+        assert!(
+            (1..=3).contains(&removed),
+            "{removed} of {} files rewritten",
+            before.len()
+        );
+
+        let rows = derived_rows(&lake, "t").await;
+        let s07 = |r: &&String| r.split('|').nth(1) == Some("s07");
+        assert_eq!(rows.iter().filter(s07).count(), 3);
+        assert!(rows.iter().filter(s07).all(|r| r.contains("new row")));
+        let others: Vec<&String> = rows.iter().filter(|r| !s07(r)).collect();
+        assert_eq!(
+            others.len(),
+            20 * 2000,
+            "the other services' and the unnamed rows kept"
+        );
+        assert!(others.iter().all(|r| r.contains("old row")));
+        // A writer that read an older version gets nothing written.
+        let stale = lake
+            .replace_derived_where("t", schema, vec![], "service IN ('s01')", "stamp-2", v0)
+            .await
+            .unwrap();
+        assert_eq!(stale, None);
     }
 }

@@ -255,7 +255,8 @@ async fn check_equal(lake: &Lake, config: &Config, round: usize) {
     }
 }
 
-/// The small sample's events in a lake under `dir`, its derived tables refreshed in full.
+/// The small sample's events in a lake under `dir`, its derived tables refreshed in full, in
+/// files small enough that each table spans many (so replaces rewrite some files, keep others).
 async fn sample_lake(dir: &Path) -> (Config, Lake) {
     sample_data::generate(&sample_data::GenerateOptions {
         scale: sample_data::Scale::Small,
@@ -264,7 +265,9 @@ async fn sample_lake(dir: &Path) -> (Config, Lake) {
     })
     .unwrap();
     let config = Config::load(&dir.join("sample/doracost.toml")).unwrap();
-    let lake = Lake::new(dir.join("lake").to_str().unwrap(), Default::default()).unwrap();
+    let lake = Lake::new(dir.join("lake").to_str().unwrap(), Default::default())
+        .unwrap()
+        .with_derived_file_bytes(32 << 10);
     ingest::pipeline::ingest_events(
         &lake,
         &[dir.join("sample/events")],
@@ -278,6 +281,9 @@ async fn sample_lake(dir: &Path) -> (Config, Lake) {
         .refresh_derived()
         .await
         .unwrap();
+    let changes = lake.open_derived("dora_changes").await.unwrap().unwrap();
+    let files = changes.table.get_file_uris().unwrap().count();
+    assert!(files >= 4, "dora_changes in {files} files");
     (config, lake)
 }
 

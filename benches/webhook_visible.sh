@@ -5,17 +5,25 @@
 # the server log's refresh lines (incremental or not, and how long they took), and its peak RSS.
 #
 #   bash benches/webhook_visible.sh [path/to/doracost] [scale] [rounds]
+#
+# With BENCH_DIR set, the sample and lake are kept there and reused by the next run (the large
+# organisation takes minutes to generate and ingest).
 set -euo pipefail
 bin="${1:-${CARGO_TARGET_DIR:-target}/release/doracost}"
 scale="${2:-medium}"
 rounds="${3:-5}"
 port=18090
-work="$(mktemp -d)"
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-
-"$bin" sample generate --scale "$scale" --out "$work/sample" >/dev/null
+if [ -n "${BENCH_DIR:-}" ]; then
+  work="$BENCH_DIR"
+  mkdir -p "$work"
+  trap 'kill "$server" 2>/dev/null || true' EXIT
+else
+  work="$(mktemp -d)"
+  trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+fi
 cd "$work"
-"$bin" --config sample/doracost.toml --data-dir lake ingest events sample/events >/dev/null
+[ -d sample ] || "$bin" sample generate --scale "$scale" --out sample >/dev/null
+[ -d lake ] || "$bin" --config sample/doracost.toml --data-dir lake ingest events sample/events >/dev/null
 DORACOST_LOG="${DORACOST_LOG:-warn,server=info}" "$bin" --config sample/doracost.toml --data-dir lake serve --listen "127.0.0.1:$port" \
   >serve.out 2>serve.err &
 server=$!
@@ -41,5 +49,5 @@ for i in $(seq 1 "$rounds"); do
     "$(echo "$posted - $start" | bc)" "$(echo "$seen - $start" | bc)"
   sleep 1
 done
-grep -a "refreshed the derived tables\|incremental refresh\|refresh: engine\|opened the query engine" serve.err | sed 's/\x1b\[[0-9;]*m//g' | tail -n 40
+grep -a "refreshed the derived tables\|incremental refresh\|refresh: engine\|opened the query engine\|refresh: read" serve.err | sed 's/\x1b\[[0-9;]*m//g' | tail -n 40
 echo "server peak RSS: $(awk '/VmHWM/ {print $2 " kB"}' /proc/$server/status)"

@@ -36,7 +36,7 @@ use arrow::array::{AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{Expr, SessionContext, col, lit};
 use model::{Table, Touched};
 
 use crate::engine::{Engine, QueryError, Refreshed};
@@ -387,6 +387,15 @@ impl Engine {
         services: &BTreeSet<String>,
     ) -> Result<SessionContext, QueryError> {
         let all = Engine::new_context();
+        // Filters evaluated inside the Parquet scan, key column first: the other columns are
+        // decoded only for the (few) rows that match.
+        all.state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .execution
+            .parquet
+            .pushdown_filters = true;
         for table in Table::ALL {
             all.register_table(
                 format!("all_{}", table.name()),
@@ -407,45 +416,58 @@ impl Engine {
             .filter(|s| s.paths.is_empty())
             .flat_map(|s| s.repos.iter().cloned())
             .collect();
-        all.register_table("s_services", ids(services)?)?;
-        all.register_table("s_repos", ids(&repos)?)?;
-        all.register_table("s_owned_whole", ids(&owned_whole)?)?;
-        let unattributed = if services.contains(UNATTRIBUTED) {
-            "OR (service IS NULL AND repo NOT IN (SELECT id FROM s_owned_whole))"
-        } else {
-            ""
-        };
-        let deployments = format!(
-            "SELECT * FROM all_deployments WHERE service IN (SELECT id FROM s_services) \
-             OR (service IS NULL AND repo IN (SELECT id FROM s_repos)) {unattributed} \
-             OR deployment_id IN (SELECT caused_by_deployment_id FROM all_incidents \
-               WHERE service IN (SELECT id FROM s_services) OR service IS NULL)"
-        );
-        // In this order: each reads the rows kept before it (`r_…`).
-        let steps: [(Table, &str); 4] = [
-            (Table::Deployments, &deployments),
-            (
-                Table::DeploymentChanges,
-                "SELECT * FROM all_deployment_changes \
-                 WHERE deployment_id IN (SELECT deployment_id FROM r_deployments)",
-            ),
-            (
-                Table::Changes,
-                "SELECT * FROM all_changes \
-                 WHERE change_id IN (SELECT change_id FROM r_deployment_changes)",
-            ),
-            (
-                Table::Incidents,
-                "SELECT * FROM all_incidents WHERE service IN (SELECT id FROM s_services) \
-                 OR service IS NULL \
-                 OR caused_by_deployment_id IN (SELECT deployment_id FROM r_deployments)",
-            ),
-        ];
+        // Each step filters one table by values the steps before it found, as literal lists:
+        // the scan then tests the key column alone and decodes the rest of a row only where
+        // it matches (a subquery's join would decode every row of these large tables).
+        let named = collect_where(
+            &all,
+            "all_incidents",
+            is_in("service", services).or(col("service").is_null()),
+        )
+        .await?;
+        let named = strings(&named, "caused_by_deployment_id");
+        let mut unnamed = col("service").is_null().and(is_in("repo", &repos));
+        if services.contains(UNATTRIBUTED) {
+            let outside = if owned_whole.is_empty() {
+                lit(true)
+            } else {
+                col("repo").in_list(literals(&owned_whole), true)
+            };
+            unnamed = unnamed.or(col("service").is_null().and(outside));
+        }
+        let deployments = collect_where(
+            &all,
+            "all_deployments",
+            is_in("service", services)
+                .or(unnamed)
+                .or(is_in("deployment_id", &named)),
+        )
+        .await?;
+        let deployment_ids = strings(&deployments, "deployment_id");
+        let links = collect_where(
+            &all,
+            "all_deployment_changes",
+            is_in("deployment_id", &deployment_ids),
+        )
+        .await?;
+        let change_ids = strings(&links, "change_id");
+        let changes = collect_where(&all, "all_changes", is_in("change_id", &change_ids)).await?;
+        let incidents = collect_where(
+            &all,
+            "all_incidents",
+            is_in("service", services)
+                .or(col("service").is_null())
+                .or(is_in("caused_by_deployment_id", &deployment_ids)),
+        )
+        .await?;
         let ctx = Engine::new_context();
-        for (table, sql) in steps {
-            let rows = memory(table.schema(), collect(&all, sql).await?)?;
-            all.register_table(format!("r_{}", table.name()), Arc::clone(&rows))?;
-            ctx.register_table(table.name(), rows)?;
+        for (table, rows) in [
+            (Table::Deployments, deployments),
+            (Table::DeploymentChanges, links),
+            (Table::Changes, changes),
+            (Table::Incidents, incidents),
+        ] {
+            ctx.register_table(table.name(), memory(table.schema(), rows)?)?;
         }
         for table in Table::ALL {
             if !matches!(
@@ -520,6 +542,57 @@ fn strings(batches: &[RecordBatch], column: &str) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// The rows of table `name` where `filter` holds. (Boxed: DataFusion's futures are large, and
+/// five of them inline made the refresh's future overflow a 2 MiB thread stack unoptimised.)
+async fn collect_where(
+    ctx: &SessionContext,
+    name: &str,
+    filter: Expr,
+) -> Result<Vec<RecordBatch>, QueryError> {
+    Box::pin(async move {
+        let started = std::time::Instant::now();
+        let rows: Vec<RecordBatch> = ctx.table(name).await?.filter(filter)?.collect().await?;
+        tracing::debug!(
+            table = name,
+            rows = rows.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            seconds = started.elapsed().as_secs_f64(),
+            "incremental refresh: read"
+        );
+        Ok(rows)
+    })
+    .await
+}
+
+/// `values` as string literals.
+fn literals(values: &BTreeSet<String>) -> Vec<Expr> {
+    values.iter().map(|v| lit(v.as_str())).collect()
+}
+
+/// `column IN (values)` as a filter (a row it does not hold for is not selected); false for no
+/// values.
+///
+/// The list ends with a NULL, which leaves the filter's meaning unchanged (`x IN (…, NULL)` is
+/// true or NULL, never true where `x IN (…)` is not) and keeps delta-rs from translating it for
+/// file skipping: it rewrites a list of literals as a chain of ORs and recurses once per value
+/// (a stack overflow with some thousands of ids; the ids are spread over every file anyway). The
+/// filter then goes to the Parquet scan as it is, a hash-set lookup on the key column.
+///
+/// It comes with the values' range (`column BETWEEN first AND last`, implied by the list), which
+/// Delta's file statistics and Parquet's row-group and page statistics can use: the keys the
+/// refresh looks for are mostly neighbours (a service's changes are `repo:sha`, its deployments
+/// numbered together), so most pages of these tables are skipped before they are decoded.
+fn is_in(column: &str, values: &BTreeSet<String>) -> Expr {
+    let (Some(first), Some(last)) = (values.first(), values.last()) else {
+        return lit(false);
+    };
+    let mut list = literals(values);
+    list.push(lit(datafusion::scalar::ScalarValue::Utf8(None)));
+    col(column)
+        .gt_eq(lit(first.as_str()))
+        .and(col(column).lt_eq(lit(last.as_str())))
+        .and(col(column).in_list(list, false))
 }
 
 /// A one-column (`id`) table of `values`.

@@ -104,7 +104,8 @@ async fn on_engine(
 }
 
 /// Computes the answers most asked for (the parameterless DORA and cost reports, `/metrics`) on
-/// a new engine before it serves, so that the first requests after a lake commit are cache hits.
+/// a new engine as soon as it serves, so that the requests after a lake commit share one
+/// computation of each (and later ones are cache hits).
 pub(crate) async fn warm(live: &LiveEngine) -> Result<(), ServerError> {
     let dora = DoraReport {
         period: Period::Month,

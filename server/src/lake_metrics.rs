@@ -11,7 +11,7 @@ use crate::error::ServerError;
 use crate::metrics::{escape, family_header};
 
 /// The lake's series, as text: they change only with the lake, so they are computed once per
-/// engine (and before it serves, see `api::warm`).
+/// engine (right after it starts serving, see `api::warm`).
 pub(crate) async fn lake_series(
     live: &crate::LiveEngine,
 ) -> Result<axum::body::Bytes, ServerError> {

@@ -310,16 +310,35 @@ impl AppState {
             opened_at: chrono::Utc::now(),
             cache: crate::cache::ResponseCache::default(),
         };
-        if let Err(e) = crate::api::warm(&live).await {
-            // Not fatal: the requests will compute (and show) the error themselves.
-            tracing::warn!(error = %e, "computing the common answers on the new engine failed");
-        }
+        // Served at once, so a commit is visible as soon as its engine is open; the answers
+        // most asked for are computed right after, here (a request for one of them meanwhile
+        // waits for that computation rather than starting its own, see `cache`).
+        let live = Arc::new(live);
+        self.inner.live.store(Some(Arc::clone(&live)));
+        self.set_open_error(None);
+        let opened = started.elapsed().as_secs_f64();
         tracing::info!(
-            seconds = started.elapsed().as_secs_f64(),
+            seconds = opened,
             "opened the query engine over the lake's latest commits"
         );
-        self.inner.live.store(Some(Arc::new(live)));
-        self.set_open_error(None);
+        // Given up when the lake changes meanwhile (this engine is about to be replaced, and the
+        // warm-up would only slow the refresh that replaces it); the wake-up is passed on.
+        tokio::select! {
+            warmed = crate::api::warm(&live) => match warmed {
+                Ok(()) => tracing::debug!(
+                    seconds = started.elapsed().as_secs_f64() - opened,
+                    "computed the common answers on the new engine"
+                ),
+                // Not fatal: the requests will compute (and show) the error themselves.
+                Err(e) => tracing::warn!(error = %e, "computing the common answers on the new engine failed"),
+            },
+            () = self.inner.wake.notified() => {
+                tracing::debug!("the lake changed during the warm-up; it stopped");
+                self.lake_changed();
+            }
+        }
+        drop(current);
+        crate::memory::release_freed();
         Ok(true)
     }
 

@@ -68,6 +68,8 @@ pub struct Lake {
     storage_options: HashMap<String, String>,
     /// Target size of a clustered derived table's files (see [`CLUSTER_COLUMN`]).
     derived_file_bytes: u64,
+    /// How long a derived table's replaced files stay for the readers that opened it before.
+    derived_retention: chrono::Duration,
 }
 
 /// One (source, billing account, invoice month) slice of `costs`.
@@ -193,6 +195,7 @@ impl Lake {
             root,
             storage_options,
             derived_file_bytes: DERIVED_FILE_BYTES,
+            derived_retention: chrono::Duration::hours(1),
         })
     }
 
@@ -200,6 +203,13 @@ impl Lake {
     /// small ones to get many files from few rows).
     pub fn with_derived_file_bytes(mut self, bytes: u64) -> Lake {
         self.derived_file_bytes = bytes.max(1);
+        self
+    }
+
+    /// The same lake, removing the files a derived table stopped using once they are `retention`
+    /// old rather than an hour (tests use none, to see the removal's commits).
+    pub fn with_derived_retention(mut self, retention: chrono::Duration) -> Lake {
+        self.derived_retention = retention;
         self
     }
 
@@ -605,9 +615,7 @@ impl Lake {
             .with_commit_properties(commit)
             .await
             .map_err(err)?;
-        let version = written.version().unwrap_or_default();
-        vacuum_derived(name, written).await;
-        Ok(version)
+        Ok(self.vacuum_derived(name, written, stamp).await)
     }
 
     /// Replaces the rows of a derived table that match `predicate` (SQL over its columns, e.g.
@@ -659,22 +667,82 @@ impl Lake {
             }
             Err(e) => return Err(err(e)),
         };
-        let version = written.version().unwrap_or_default();
-        vacuum_derived(name, written).await;
-        Ok(Some(version))
+        Ok(Some(self.vacuum_derived(name, written, stamp).await))
+    }
+
+    /// Stamps a derived table's rows, unchanged, as computed from `stamp` (a commit of no data
+    /// change) on top of version `expected`: `Ok(None)`, with nothing written, when another writer
+    /// committed to the table since, or it does not exist.
+    pub async fn restamp_derived(
+        &self,
+        name: &str,
+        stamp: &str,
+        expected: u64,
+    ) -> Result<Option<u64>, LakeError> {
+        use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+        use deltalake::protocol::DeltaOperation;
+        let err = |source| LakeError::Derived {
+            name: name.to_owned(),
+            source,
+        };
+        let url = self.derived_url(name)?;
+        let Some(handle) = self.load(url).await.map_err(err)? else {
+            return Ok(None);
+        };
+        if handle.version() != Some(expected) {
+            return Ok(None);
+        }
+        let commit = CommitProperties::default()
+            .with_metadata([(
+                STAMP_KEY.to_owned(),
+                serde_json::Value::String(stamp.to_owned()),
+            )])
+            .with_max_retries(0);
+        let snapshot = handle.snapshot().map_err(err)?;
+        let committed = CommitBuilder::from(commit)
+            .build(
+                Some(snapshot),
+                handle.log_store(),
+                DeltaOperation::SetTableProperties {
+                    properties: HashMap::new(),
+                },
+            )
+            .await;
+        match committed {
+            Ok(done) => Ok(Some(done.version())),
+            Err(DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)) => {
+                Ok(None)
+            }
+            Err(e) => Err(err(e)),
+        }
     }
 }
 
-/// Removes data files a derived table stopped using more than an hour ago (a reader that opened
-/// the previous version a moment ago can still finish).
-async fn vacuum_derived(name: &str, written: DeltaTable) {
-    if let Err(e) = written
-        .vacuum()
-        .with_retention_period(chrono::Duration::hours(1))
-        .with_enforce_retention_duration(false)
-        .await
-    {
-        tracing::warn!(table = name, error = %e, "removing a derived table's old files failed");
+impl Lake {
+    /// Removes data files a derived table stopped using more than an hour ago (a reader that
+    /// opened the previous version a moment ago can still finish); returns the table's version
+    /// after it. A removal is two commits of its own (Delta's VACUUM START and END), stamped as
+    /// the write before them: the stamp is read from the latest commit ([`Lake::open_derived`]).
+    async fn vacuum_derived(&self, name: &str, written: DeltaTable, stamp: &str) -> u64 {
+        use deltalake::kernel::transaction::CommitProperties;
+        let version = written.version().unwrap_or_default();
+        let commit = CommitProperties::default().with_metadata([(
+            STAMP_KEY.to_owned(),
+            serde_json::Value::String(stamp.to_owned()),
+        )]);
+        match written
+            .vacuum()
+            .with_retention_period(self.derived_retention)
+            .with_enforce_retention_duration(false)
+            .with_commit_properties(commit)
+            .await
+        {
+            Ok((table, _)) => table.version().unwrap_or(version),
+            Err(e) => {
+                tracing::warn!(table = name, error = %e, "removing a derived table's old files failed");
+                version
+            }
+        }
     }
 }
 
@@ -720,12 +788,28 @@ fn derived_plan(
     )?;
     let sorted = arrow::compute::take_record_batch(&all, &order)?;
     drop(all);
+    // Rows enough for several files: one contiguous run of the sorted rows per core, each core
+    // writing its own files, each file still holding a contiguous range of services. (Fewer, as
+    // an incremental refresh's few services: one run, not a small file per core.)
+    let cores = if sorted.get_array_memory_size() as u64 > 4 * file_bytes {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    };
     const ROWS: usize = 8192;
     let slices: Vec<RecordBatch> = (0..sorted.num_rows())
         .step_by(ROWS)
         .map(|start| sorted.slice(start, ROWS.min(sorted.num_rows() - start)))
         .collect();
-    let memory = MemTable::try_new(schema, vec![slices])?;
+    let per_core = slices.len().div_ceil(cores).max(1);
+    let mut partitions: Vec<Vec<RecordBatch>> = slices
+        .chunks(per_core)
+        .map(<[RecordBatch]>::to_vec)
+        .collect();
+    if partitions.is_empty() {
+        partitions.push(Vec::new());
+    }
+    let memory = MemTable::try_new(schema, partitions)?;
     let plan = LogicalPlanBuilder::scan(
         "rows",
         provider_as_source(std::sync::Arc::new(memory)),
@@ -1240,5 +1324,69 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stale, None);
+    }
+
+    #[tokio::test]
+    async fn a_derived_table_keeps_its_stamp_when_its_old_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new())
+            .unwrap()
+            .with_derived_retention(chrono::Duration::zero());
+        let rows = per_service(3, 10, "old");
+        let schema = rows.schema();
+        let write = |stamp: &'static str| {
+            let (lake, schema, rows) = (&lake, std::sync::Arc::clone(&schema), rows.clone());
+            async move {
+                lake.write_derived("t", schema, vec![rows], stamp)
+                    .await
+                    .unwrap()
+            }
+        };
+        let v0 = write("stamp-0").await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // The second write replaces every file of the first; its clean-up removes them, in two
+        // commits after the write's.
+        let v1 = write("stamp-1").await;
+        let found = lake.open_derived("t").await.unwrap().unwrap();
+        assert_eq!(v1, v0 + 3, "the write and the removal's start and end");
+        assert_eq!(found.table.version(), Some(v1));
+        assert_eq!(found.stamp.as_deref(), Some("stamp-1"));
+        let on_disk = std::fs::read_dir(dir.path().join(DERIVED_DIR).join("t"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".parquet")
+            })
+            .count();
+        assert_eq!(on_disk, found.table.get_file_uris().unwrap().count());
+        // And an incremental replace made on top of it is accepted.
+        let v2 = lake
+            .replace_derived_where("t", schema, vec![], "service IN ('s01')", "stamp-2", v1)
+            .await
+            .unwrap()
+            .expect("on top of the latest version");
+        let rows = derived_rows(&lake, "t").await;
+
+        // A restamp: a commit with the new stamp and the same rows, only on top of the latest.
+        assert_eq!(
+            lake.restamp_derived("t", "stamp-3", v1).await.unwrap(),
+            None
+        );
+        let v3 = lake
+            .restamp_derived("t", "stamp-3", v2)
+            .await
+            .unwrap()
+            .expect("on top of the latest version");
+        assert_eq!(v3, v2 + 1);
+        let found = lake.open_derived("t").await.unwrap().unwrap();
+        assert_eq!(found.stamp.as_deref(), Some("stamp-3"));
+        assert_eq!(derived_rows(&lake, "t").await, rows);
+        assert_eq!(
+            lake.restamp_derived("absent", "stamp-3", 0).await.unwrap(),
+            None
+        );
     }
 }

@@ -184,57 +184,50 @@ impl Engine {
         } else {
             format!("service IN ({list})")
         };
-        let mut done = Vec::new();
-        for job in jobs.iter().filter(|j| j.name != GRID) {
-            let step = std::time::Instant::now();
-            let predicate = if job.name == "dora_incidents" {
-                format!("{in_services} OR service IS NULL")
-            } else {
-                in_services.clone()
-            };
-            let sql = format!("SELECT * FROM {} WHERE {predicate}", job.name);
-            let batches = conform(&job.schema, restricted.query(&sql).await?)?;
-            let rows = batches.iter().map(RecordBatch::num_rows).sum();
-            let Some(version) = lake
-                .replace_derived_where(
-                    &job.name,
-                    Arc::clone(&job.schema),
-                    batches,
-                    &predicate,
-                    &job.stamp,
-                    job.version,
-                )
-                .await?
-            else {
-                // Another writer changed it since: it holds rows of another state; recompute it
-                // whole (and the rest with it) from this engine.
-                tracing::info!(
-                    table = job.name,
-                    "a derived table changed during the incremental refresh; refreshing in full"
-                );
-                return Ok(None);
-            };
-            tracing::debug!(
-                table = job.name,
-                rows,
-                seconds = step.elapsed().as_secs_f64(),
-                "incremental refresh: replaced"
+        // The tables are replaced together (each in its own commit): their rows are computed
+        // from the same restricted inputs, and their writes read and rewrite different files.
+        let replaced = futures::future::try_join_all(
+            jobs.iter()
+                .filter(|j| j.name != GRID)
+                .map(|job| replace_services(lake, &restricted, job, &in_services)),
+        )
+        .await?;
+        let Some(mut done) = replaced.into_iter().collect::<Option<Vec<Refreshed>>>() else {
+            // Another writer changed one since: it holds rows of another state; recompute it
+            // whole (and the rest with it) from this engine.
+            tracing::info!(
+                "a derived table changed during the incremental refresh; refreshing in full"
             );
-            done.push(Refreshed {
-                name: job.name.clone(),
-                rows,
-                version,
-                seconds: step.elapsed().as_secs_f64(),
-                incremental: true,
-            });
-        }
+            return Ok(None);
+        };
         if let Some(job) = jobs.iter().find(|j| j.name == GRID) {
             let step = std::time::Instant::now();
             let batches = conform(&job.schema, self.grid_from_derived().await?)?;
             let rows = batches.iter().map(RecordBatch::num_rows).sum();
-            let version = lake
-                .write_derived(&job.name, Arc::clone(&job.schema), batches, &job.stamp)
-                .await?;
+            // The grid is every period between two bounds for every name: when neither moved
+            // (most batches) its rows are the ones the table holds, and only its stamp is new.
+            let new: Arc<dyn TableProvider> = memory(Arc::clone(&job.schema), batches.clone())?;
+            let unchanged = grid_outline(new).await? == grid_outline(Arc::clone(&job.old)).await?;
+            let restamped = if unchanged {
+                lake.restamp_derived(&job.name, &job.stamp, job.version)
+                    .await?
+            } else {
+                None
+            };
+            let version = match restamped {
+                Some(version) => version,
+                None => {
+                    lake.write_derived(&job.name, Arc::clone(&job.schema), batches, &job.stamp)
+                        .await?
+                }
+            };
+            tracing::debug!(
+                table = job.name,
+                rows,
+                rewritten = restamped.is_none(),
+                seconds = step.elapsed().as_secs_f64(),
+                "incremental refresh: grid"
+            );
             done.push(Refreshed {
                 name: job.name.clone(),
                 rows,
@@ -444,22 +437,27 @@ impl Engine {
         )
         .await?;
         let deployment_ids = strings(&deployments, "deployment_id");
-        let links = collect_where(
-            &all,
-            "all_deployment_changes",
-            is_in("deployment_id", &deployment_ids),
-        )
-        .await?;
-        let change_ids = strings(&links, "change_id");
-        let changes = collect_where(&all, "all_changes", is_in("change_id", &change_ids)).await?;
+        // The incidents are read while the chain of links and changes is.
+        let shipped = async {
+            let links = collect_where(
+                &all,
+                "all_deployment_changes",
+                is_in("deployment_id", &deployment_ids),
+            )
+            .await?;
+            let change_ids = strings(&links, "change_id");
+            let changes =
+                collect_where(&all, "all_changes", is_in("change_id", &change_ids)).await?;
+            Ok::<_, QueryError>((links, changes))
+        };
         let incidents = collect_where(
             &all,
             "all_incidents",
             is_in("service", services)
                 .or(col("service").is_null())
                 .or(is_in("caused_by_deployment_id", &deployment_ids)),
-        )
-        .await?;
+        );
+        let ((links, changes), incidents) = tokio::try_join!(shipped, incidents)?;
         let ctx = Engine::new_context();
         for (table, rows) in [
             (Table::Deployments, deployments),
@@ -514,6 +512,69 @@ impl Engine {
     }
 }
 
+/// What `dora_period_grid`'s rows are a function of: its first and last day and its names
+/// (scope, name and team), as text.
+async fn grid_outline(grid: Arc<dyn TableProvider>) -> Result<BTreeSet<String>, QueryError> {
+    let ctx = Engine::new_context();
+    ctx.register_table("g", grid)?;
+    let rows = collect(
+        &ctx,
+        "SELECT concat('days ', CAST(min(period_start) AS VARCHAR), ' ', \
+                CAST(max(period_start) AS VARCHAR)) AS s FROM g WHERE period = 'day' \
+         UNION ALL \
+         SELECT DISTINCT concat(scope, ' ', name, CASE WHEN team IS NULL THEN ' -' \
+                ELSE concat(' =', team) END) AS s FROM g",
+    )
+    .await?;
+    Ok(strings(&rows, "s"))
+}
+
+/// Replaces `job`'s rows of the services `in_services` (SQL: `service IN (…)`) with the ones
+/// `restricted` computes; `None` when another writer changed the table since it was read.
+async fn replace_services(
+    lake: &model::Lake,
+    restricted: &Engine,
+    job: &Job,
+    in_services: &str,
+) -> Result<Option<Refreshed>, QueryError> {
+    let step = std::time::Instant::now();
+    let predicate = if job.name == "dora_incidents" {
+        format!("{in_services} OR service IS NULL")
+    } else {
+        in_services.to_owned()
+    };
+    let sql = format!("SELECT * FROM {} WHERE {predicate}", job.name);
+    let batches = conform(&job.schema, restricted.query(&sql).await?)?;
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let Some(version) = lake
+        .replace_derived_where(
+            &job.name,
+            Arc::clone(&job.schema),
+            batches,
+            &predicate,
+            &job.stamp,
+            job.version,
+        )
+        .await?
+    else {
+        tracing::debug!(table = job.name, "changed during the incremental refresh");
+        return Ok(None);
+    };
+    tracing::debug!(
+        table = job.name,
+        rows,
+        seconds = step.elapsed().as_secs_f64(),
+        "incremental refresh: replaced"
+    );
+    Ok(Some(Refreshed {
+        name: job.name.clone(),
+        rows,
+        version,
+        seconds: step.elapsed().as_secs_f64(),
+        incremental: true,
+    }))
+}
+
 /// The service of deployments no rule attributes (`dora_production`).
 const UNATTRIBUTED: &str = "unattributed";
 
@@ -530,14 +591,17 @@ async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Qu
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
-/// The non-null values of a string column.
+/// The non-null values of a string column (of any string type: `concat` gives views).
 fn strings(batches: &[RecordBatch], column: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for batch in batches {
-        if let Some(values) = batch
-            .column_by_name(column)
-            .and_then(|c| c.as_string_opt::<i32>())
-        {
+        let Some(values) = batch.column_by_name(column) else {
+            continue;
+        };
+        let Ok(values) = arrow::compute::cast(values, &DataType::Utf8) else {
+            continue;
+        };
+        if let Some(values) = values.as_string_opt::<i32>() {
             out.extend(values.iter().flatten().map(str::to_owned));
         }
     }

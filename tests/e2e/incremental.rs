@@ -291,7 +291,9 @@ async fn scenario(dir: &Path, seed: u64) {
     let (config, lake) = sample_lake(dir).await;
     let mut rng = Rng(seed);
     let mut deployed = Vec::new();
+    let mut kept = 0;
     for round in 0..8 {
+        let grid_before = grid_files_and_rows(&lake, &config).await;
         let bodies = batch(&mut rng, round, &mut deployed);
         let slices: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
         let summary = ingest::pipeline::ingest_event_bodies(&lake, &slices, "test")
@@ -310,7 +312,30 @@ async fn scenario(dir: &Path, seed: u64) {
         );
         assert_eq!(done.len(), TABLES.len(), "round {round}: {done:?}");
         check_equal(&lake, &config, round).await;
+        // A batch that moves neither the grid's bounds nor its names leaves its rows as they
+        // were: then the refresh restamps the table and keeps its files.
+        let grid_after = grid_files_and_rows(&lake, &config).await;
+        if grid_after.1 == grid_before.1 {
+            assert_eq!(grid_after.0, grid_before.0, "round {round}: grid rewritten");
+            kept += 1;
+        } else {
+            assert_ne!(grid_after.0, grid_before.0, "round {round}: grid kept");
+        }
     }
+    assert!(kept > 0, "no batch left the grid as it was");
+}
+
+/// `dora_period_grid`'s files and its rows as text.
+async fn grid_files_and_rows(lake: &Lake, config: &Config) -> (Vec<String>, Vec<String>) {
+    let grid = lake
+        .open_derived("dora_period_grid")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut files: Vec<String> = grid.table.get_file_uris().unwrap().collect();
+    files.sort();
+    let engine = Engine::open_with(lake, config, true).await.unwrap();
+    (files, rows(&engine, "dora_period_grid").await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -512,6 +512,22 @@ pub const DERIVED_DIR: &str = "_derived";
 /// The commit-metadata key holding a derived table's stamp.
 const STAMP_KEY: &str = "doracost.stamp";
 
+/// Commit properties carrying a derived table's stamp.
+fn stamped(stamp: &str) -> deltalake::kernel::transaction::CommitProperties {
+    deltalake::kernel::transaction::CommitProperties::default().with_metadata([(
+        STAMP_KEY.to_owned(),
+        serde_json::Value::String(stamp.to_owned()),
+    )])
+}
+
+/// Another writer committed first (the commit was made with no retries).
+fn is_conflict(error: &DeltaTableError) -> bool {
+    matches!(
+        error,
+        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)
+    )
+}
+
 /// A derived table as found in the lake.
 #[derive(Debug)]
 pub struct DerivedTable {
@@ -588,7 +604,6 @@ impl Lake {
         batches: Vec<RecordBatch>,
         stamp: &str,
     ) -> Result<u64, LakeError> {
-        use deltalake::kernel::transaction::CommitProperties;
         use deltalake::operations::write::SchemaMode;
         let err = |source| LakeError::Derived {
             name: name.to_owned(),
@@ -599,10 +614,7 @@ impl Lake {
             Some(existing) => existing,
             None => self.new_handle(url)?,
         };
-        let commit = CommitProperties::default().with_metadata([(
-            STAMP_KEY.to_owned(),
-            serde_json::Value::String(stamp.to_owned()),
-        )]);
+        let commit = stamped(stamp);
         let (plan, file_size) =
             derived_plan(schema, batches, self.derived_file_bytes).map_err(|e| err(e.into()))?;
         let written = handle
@@ -632,24 +644,14 @@ impl Lake {
         stamp: &str,
         expected: u64,
     ) -> Result<Option<u64>, LakeError> {
-        use deltalake::kernel::transaction::CommitProperties;
         let err = |source| LakeError::Derived {
             name: name.to_owned(),
             source,
         };
-        let url = self.derived_url(name)?;
-        let Some(handle) = self.load(url).await.map_err(err)? else {
+        let Some(handle) = self.derived_at(name, expected).await? else {
             return Ok(None);
         };
-        if handle.version() != Some(expected) {
-            return Ok(None);
-        }
-        let commit = CommitProperties::default()
-            .with_metadata([(
-                STAMP_KEY.to_owned(),
-                serde_json::Value::String(stamp.to_owned()),
-            )])
-            .with_max_retries(0);
+        let commit = stamped(stamp).with_max_retries(0);
         let (plan, file_size) =
             derived_plan(schema, batches, self.derived_file_bytes).map_err(|e| err(e.into()))?;
         let written = handle
@@ -662,9 +664,7 @@ impl Lake {
             .await;
         let written = match written {
             Ok(written) => written,
-            Err(DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)) => {
-                return Ok(None);
-            }
+            Err(e) if is_conflict(&e) => return Ok(None),
             Err(e) => return Err(err(e)),
         };
         Ok(Some(self.vacuum_derived(name, written, stamp).await))
@@ -679,25 +679,16 @@ impl Lake {
         stamp: &str,
         expected: u64,
     ) -> Result<Option<u64>, LakeError> {
-        use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+        use deltalake::kernel::transaction::CommitBuilder;
         use deltalake::protocol::DeltaOperation;
         let err = |source| LakeError::Derived {
             name: name.to_owned(),
             source,
         };
-        let url = self.derived_url(name)?;
-        let Some(handle) = self.load(url).await.map_err(err)? else {
+        let Some(handle) = self.derived_at(name, expected).await? else {
             return Ok(None);
         };
-        if handle.version() != Some(expected) {
-            return Ok(None);
-        }
-        let commit = CommitProperties::default()
-            .with_metadata([(
-                STAMP_KEY.to_owned(),
-                serde_json::Value::String(stamp.to_owned()),
-            )])
-            .with_max_retries(0);
+        let commit = stamped(stamp).with_max_retries(0);
         let snapshot = handle.snapshot().map_err(err)?;
         let committed = CommitBuilder::from(commit)
             .build(
@@ -710,26 +701,31 @@ impl Lake {
             .await;
         match committed {
             Ok(done) => Ok(Some(done.version())),
-            Err(DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)) => {
-                Ok(None)
-            }
+            Err(e) if is_conflict(&e) => Ok(None),
             Err(e) => Err(err(e)),
         }
     }
-}
 
-impl Lake {
+    /// The derived table `name` at its latest version if that is `expected`; `None` when another
+    /// writer committed to it since, or it does not exist.
+    async fn derived_at(&self, name: &str, expected: u64) -> Result<Option<DeltaTable>, LakeError> {
+        let handle =
+            self.load(self.derived_url(name)?)
+                .await
+                .map_err(|source| LakeError::Derived {
+                    name: name.to_owned(),
+                    source,
+                })?;
+        Ok(handle.filter(|h| h.version() == Some(expected)))
+    }
+
     /// Removes data files a derived table stopped using more than an hour ago (a reader that
     /// opened the previous version a moment ago can still finish); returns the table's version
     /// after it. A removal is two commits of its own (Delta's VACUUM START and END), stamped as
     /// the write before them: the stamp is read from the latest commit ([`Lake::open_derived`]).
     async fn vacuum_derived(&self, name: &str, written: DeltaTable, stamp: &str) -> u64 {
-        use deltalake::kernel::transaction::CommitProperties;
         let version = written.version().unwrap_or_default();
-        let commit = CommitProperties::default().with_metadata([(
-            STAMP_KEY.to_owned(),
-            serde_json::Value::String(stamp.to_owned()),
-        )]);
+        let commit = stamped(stamp);
         match written
             .vacuum()
             .with_retention_period(self.derived_retention)

@@ -13,7 +13,9 @@ use model::{Config, Lake};
 use query::Engine;
 use query::output::{Format, render};
 
-use crate::{Cli, Command, DemoArgs, IngestCommand, OutputFormat, Period, SampleCommand};
+use crate::{
+    Cli, Command, DemoArgs, IngestCommand, LakeCommand, OutputFormat, Period, SampleCommand,
+};
 use query::reports::{BoundQuery, Detail, Scope};
 
 /// Runs one parsed command line.
@@ -23,7 +25,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(ref args) => demo(&cli, args, format).await,
         Command::Ingest(ref args) => {
             let config = load_config(cli.config.as_deref())?;
-            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
             let summary = match &args.source {
                 IngestCommand::Events { files } => {
                     let files =
@@ -72,7 +74,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Refresh => {
             let config = load_config(cli.config.as_deref())?;
-            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
             let engine = Engine::open(&lake, &config)
                 .await
                 .context("opening the lake")?;
@@ -85,8 +87,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dora(ref args) => {
             let config = load_config(cli.config.as_deref())?;
-            let lake = open_lake(&config, cli.data_dir.as_deref())?;
-            let engine = Engine::open(&lake, &config)
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
+            let engine = open_engine(&lake, &config)
                 .await
                 .context("opening the lake")?;
             note_stale(&engine);
@@ -117,8 +119,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                     .map_err(flag_error)?,
                 month: args.month,
             };
-            let lake = open_lake(&config, cli.data_dir.as_deref())?;
-            let engine = Engine::open(&lake, &config)
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
+            let engine = open_engine(&lake, &config)
                 .await
                 .context("opening the lake")?;
             note_stale(&engine);
@@ -131,7 +133,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve(ref args) => {
             let config = load_config(cli.config.as_deref())?;
-            let lake = open_lake(&config, cli.data_dir.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
             let listen = args
                 .listen
                 .clone()
@@ -140,8 +142,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Sql(ref args) => {
             let config = load_config(cli.config.as_deref())?;
-            let lake = open_lake(&config, cli.data_dir.as_deref())?;
-            let engine = Engine::open(&lake, &config)
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
+            let engine = open_engine(&lake, &config)
                 .await
                 .context("opening the lake for SQL")?;
             let format = to_query_format(format);
@@ -149,6 +151,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Some(sql) => run_sql(&engine, sql, format).await,
                 None => repl(&engine, format).await,
             }
+        }
+        Command::Lake(ref command) => {
+            let config = load_config(cli.config.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
+            lake_command(&lake, command, format).await
         }
         Command::Sample(SampleCommand::Generate {
             ref scale,
@@ -253,7 +260,99 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-fn open_lake(config: &Config, data_dir: Option<&str>) -> Result<Lake> {
+/// `doracost lake history|restore|vacuum`.
+async fn lake_command(
+    lake: &Lake,
+    command: &LakeCommand,
+    format: Option<OutputFormat>,
+) -> Result<()> {
+    let json = format == Some(OutputFormat::Json);
+    match command {
+        LakeCommand::History { limit } => {
+            lake.state().await?;
+            let entries = lake.history(Some(*limit)).await?;
+            if json {
+                let rows: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "version": e.version,
+                            "committed_at": e.at.map(|t| t.to_rfc3339()),
+                            "operation": e.operation,
+                            "ingest": e.ingest,
+                            "tables": e.tables,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+                return Ok(());
+            }
+            if entries.is_empty() {
+                println!(
+                    "no commit log yet: the lake was written before it existed (the next ingest starts it)"
+                );
+            }
+            for e in entries {
+                let at = e.at.map_or_else(
+                    || "?".to_owned(),
+                    |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                );
+                let tables: Vec<String> = e
+                    .tables
+                    .iter()
+                    .map(|(t, c)| match model::lake::parse_content_id(c) {
+                        Some((_, v)) => format!("{t}@{v}"),
+                        None => format!("{t}:absent"),
+                    })
+                    .collect();
+                println!(
+                    "{:>6}  {at}  {:<28} {}",
+                    e.version,
+                    e.operation.as_deref().unwrap_or("-"),
+                    tables.join(" ")
+                );
+            }
+            Ok(())
+        }
+        LakeCommand::Restore { to_version } => {
+            let state = lake.restore_to(*to_version).await?;
+            println!(
+                "restored the lake to log entry {to_version} (now entry {}); run `doracost refresh` to recompute the derived tables",
+                state.log_version.unwrap_or_default()
+            );
+            Ok(())
+        }
+        LakeCommand::Vacuum => {
+            lake.state().await?;
+            let done = lake.vacuum().await?;
+            let hours = lake.retention().num_minutes() as f64 / 60.0;
+            for v in &done {
+                println!("{:<20} {} file(s) deleted", v.table, v.files);
+            }
+            println!("kept every file used within the last {hours} hour(s)");
+            Ok(())
+        }
+    }
+}
+
+/// Whether query sessions read the lake's fresh derived tables: not with `DORACOST_DERIVED=off`
+/// (or `0`, `false`), which computes every view from the canonical tables (for comparisons and
+/// benchmarks).
+fn read_derived() -> bool {
+    !std::env::var("DORACOST_DERIVED").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "0" | "false"
+        )
+    })
+}
+
+/// A query session over the lake (read-only), derived tables read unless `DORACOST_DERIVED=off`.
+async fn open_engine(lake: &Lake, config: &Config) -> Result<Engine, query::QueryError> {
+    Engine::open_with(lake, config, read_derived()).await
+}
+
+fn open_lake(config: &Config, data_dir: Option<&str>, pause_after: Option<&str>) -> Result<Lake> {
     let location = data_dir.unwrap_or(&config.lake.path);
     let mut options = HashMap::new();
     for (key, secret) in &config.lake.storage_options {
@@ -262,7 +361,18 @@ fn open_lake(config: &Config, data_dir: Option<&str>) -> Result<Lake> {
             .with_context(|| format!("lake.storage_options.{key}"))?;
         options.insert(key.clone(), value);
     }
-    Ok(Lake::new(location, options)?)
+    let hours = |h: f64, key: &str| {
+        chrono::Duration::try_milliseconds((h * 3_600_000.0) as i64)
+            .filter(|_| h.is_finite() && h >= 0.0)
+            .with_context(|| format!("[lake] {key} = {h}: expected a number of hours, 0 or more"))
+    };
+    Ok(Lake::new(location, options)?
+        .with_retention(hours(config.lake.retention_hours, "retention_hours")?)
+        .with_derived_retention(hours(
+            config.lake.derived_retention_hours,
+            "derived_retention_hours",
+        )?)
+        .with_pause_after(pause_after.map(str::to_owned)))
 }
 
 fn files_or_configured(
@@ -648,7 +758,7 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
         refresh_after_ingest(&demo_config(cli, &sample_dir)?, &lake, shown).await;
     }
     let config = demo_config(cli, &sample_dir)?;
-    let engine = Engine::open(&lake, &config).await?;
+    let engine = open_engine(&lake, &config).await?;
     let format = to_query_format(format);
     println!();
     run_sql(&engine, DEMO_SUMMARY_SQL, format).await?;
@@ -662,7 +772,7 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
 /// `doracost serve` (and the end of `doracost demo`): the server over the lake until SIGINT or
 /// SIGTERM; the first line on stdout names the address it serves on.
 async fn serve(config: Config, lake: Lake, listen: &str) -> Result<()> {
-    let options = server::ServerOptions::from_config(&config.server)?;
+    let options = server::ServerOptions::from_config(&config.server, read_derived())?;
     let listener = server::bind(listen, options.token.is_some()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
     let state = server::AppState::new(config, lake, options);

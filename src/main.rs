@@ -24,6 +24,10 @@ pub struct Cli {
     /// request's span) for log collectors. `DORACOST_LOG` sets the level (e.g. `info`, `debug`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// For the kill tests: lake writes stop for good right after this step (a table's commit, by
+    /// its name, or `_commits`, the commit log's entry), so a test can kill the process there.
+    #[arg(long, global = true, hide = true, value_name = "STEP")]
+    pub pause_after: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -71,6 +75,29 @@ pub enum Command {
     /// The sample organisation.
     #[command(subcommand)]
     Sample(SampleCommand),
+    /// The lake's commit log, Delta's time travel as backup and rollback, and file clean-up.
+    #[command(subcommand)]
+    Lake(LakeCommand),
+}
+
+/// `doracost lake …`
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// The lake's commits, newest first: each ingest's log entry and the table versions it left.
+    History {
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Bring every table back to what one log entry named (a new entry: it can be undone the
+    /// same way). Within `[lake] retention_hours` only.
+    Restore {
+        /// The log entry's version, from `doracost lake history`.
+        #[arg(long, value_name = "VERSION")]
+        to_version: u64,
+    },
+    /// Delete the data files the tables stopped using more than `[lake] retention_hours` ago.
+    Vacuum,
 }
 
 /// `doracost demo`
@@ -277,6 +304,18 @@ fn main() -> ExitCode {
     // Both rustls crypto backends are linked (ring via object_store, aws-lc-rs via the AWS SDK), so
     // rustls cannot choose one itself: pick the one the AWS SDK uses. Fails only if already set.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The query sessions' memory pool (the library reads no environment itself).
+    if let Ok(text) = std::env::var("DORACOST_MEMORY_LIMIT") {
+        match query::engine::parse_size(&text) {
+            Some(bytes) => query::engine::set_memory_limit(bytes),
+            None => {
+                eprintln!(
+                    "error: DORACOST_MEMORY_LIMIT={text:?} is not a size like 12G, 800M or 1000000"
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

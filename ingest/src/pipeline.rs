@@ -91,7 +91,7 @@ pub async fn ingest_events(
     let files = expand_paths(paths, &[".ndjson", ".jsonl", ".json", ".csv"])?;
     let batches = crate::events::read_event_files(&files, Utc::now(), progress)?;
     let touched = batches.touched();
-    let outcomes = lake.apply(event_writes(batches)).await?;
+    let outcomes = lake.apply("ingest events", event_writes(batches)).await?;
     Ok(IngestSummary {
         source: "events",
         files,
@@ -109,7 +109,7 @@ pub async fn ingest_event_bodies(
 ) -> Result<IngestSummary, PipelineError> {
     let batches = crate::events::read_event_bodies(bodies, origin, Utc::now())?;
     let touched = batches.touched();
-    let outcomes = lake.apply(event_writes(batches)).await?;
+    let outcomes = lake.apply(origin, event_writes(batches)).await?;
     Ok(IngestSummary {
         source: "events",
         files: Vec::new(),
@@ -197,10 +197,13 @@ async fn replace_cost_slices(
         batches.extend(slice.batches);
     }
     let outcomes = lake
-        .apply(vec![TableWrite::ReplaceCostSlices {
-            slices: keys,
-            batches,
-        }])
+        .apply(
+            &format!("ingest {source}"),
+            vec![TableWrite::ReplaceCostSlices {
+                slices: keys,
+                batches,
+            }],
+        )
         .await?;
     Ok(IngestSummary {
         source,

@@ -54,6 +54,23 @@ pub struct LakeConfig {
     /// Object-store options (e.g. `aws_region`); secret values as `{ env = "…" }` references.
     #[serde(default)]
     pub storage_options: BTreeMap<String, SecretRef>,
+    /// How long the canonical tables keep the data files they stopped using (default 168: a
+    /// week): `doracost lake vacuum` deletes only older ones, so readers and `lake restore` can
+    /// go back this far.
+    #[serde(default = "default_retention_hours")]
+    pub retention_hours: f64,
+    /// The same for the derived tables, cleaned after each refresh (default 1): longer than any
+    /// query of an engine opened before a refresh.
+    #[serde(default = "default_derived_retention_hours")]
+    pub derived_retention_hours: f64,
+}
+
+fn default_retention_hours() -> f64 {
+    168.0
+}
+
+fn default_derived_retention_hours() -> f64 {
+    1.0
 }
 
 fn default_lake_path() -> String {
@@ -65,6 +82,8 @@ impl Default for LakeConfig {
         LakeConfig {
             path: default_lake_path(),
             storage_options: BTreeMap::new(),
+            retention_hours: default_retention_hours(),
+            derived_retention_hours: default_derived_retention_hours(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The lake: one Delta table per canonical table, under a root that is a local folder or an
-//! object-store URL (DESIGN §3). Every write is a Delta commit, so it lands whole or not at all;
-//! a write to several tables restores the ones already committed when a later one fails.
+//! object-store URL (DESIGN §3). Every write is a Delta commit per table, made visible to
+//! readers all together by one entry of the lake's commit log ([`crate::commits`]): a write lands
+//! whole or not at all, a killed one included. Readers never create or change anything.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,6 +14,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
+use crate::commits::{COMMITS_DIR, LakeState, ingest_commit, new_ingest_id};
 use crate::schema::Table;
 
 /// A lake failure, naming the table.
@@ -44,6 +46,33 @@ pub enum LakeError {
         #[source]
         source: DeltaTableError,
     },
+    /// Reading or writing the lake's commit log (`_commits`) failed.
+    #[error("the lake's commit log `_commits`: {source}")]
+    Log {
+        /// The cause.
+        #[source]
+        source: DeltaTableError,
+    },
+    /// Nothing was ever written at the location (a reader never creates a lake).
+    #[error("no doracost lake at {location}: run an ingest or `doracost demo` first")]
+    NoLake {
+        /// The lake's root.
+        location: String,
+    },
+    /// Another writer committed to a table this write was about to commit to.
+    #[error("the lake changed under this ingest (another writer committed to `{table}`); rerun it")]
+    Changed {
+        /// The table.
+        table: String,
+    },
+    /// The lake's write lock could not be taken.
+    #[error("the lake's write lock at {location}: {message}")]
+    Lock {
+        /// The lake's root.
+        location: String,
+        /// What failed.
+        message: String,
+    },
     /// Rows handed to the lake do not fit the table's schema.
     #[error("table `{table}`: {message}")]
     Schema {
@@ -70,6 +99,10 @@ pub struct Lake {
     derived_file_bytes: u64,
     /// How long a derived table's replaced files stay for the readers that opened it before.
     derived_retention: chrono::Duration,
+    /// How long the canonical tables keep the files they stopped using (`lake vacuum`).
+    retention: chrono::Duration,
+    /// A write step after which a write stops for good (see [`Lake::with_pause_after`]).
+    pause_after: Option<String>,
 }
 
 /// One (source, billing account, invoice month) slice of `costs`.
@@ -103,6 +136,20 @@ pub enum TableWrite {
 }
 
 impl TableWrite {
+    /// The same write, its rows checked against (and cast to) the table's schema.
+    fn conformed(self) -> Result<TableWrite, LakeError> {
+        Ok(match self {
+            TableWrite::Upsert { table, batches } => TableWrite::Upsert {
+                table,
+                batches: conform(table, batches)?,
+            },
+            TableWrite::ReplaceCostSlices { slices, batches } => TableWrite::ReplaceCostSlices {
+                slices,
+                batches: conform(Table::Costs, batches)?,
+            },
+        })
+    }
+
     fn table(&self) -> Table {
         match self {
             TableWrite::Upsert { table, .. } => *table,
@@ -184,18 +231,16 @@ impl Lake {
             };
             Url::from_directory_path(&absolute).map_err(|()| bad("not an absolute path".into()))?
         };
-        if root.scheme() == "file" {
-            let path = root
-                .to_file_path()
-                .map_err(|()| bad("not a local path".into()))?;
-            std::fs::create_dir_all(&path)
-                .map_err(|e| bad(format!("cannot create the folder: {e}")))?;
+        if root.scheme() == "file" && root.to_file_path().is_err() {
+            return Err(bad("not a local path".into()));
         }
         Ok(Lake {
             root,
             storage_options,
             derived_file_bytes: DERIVED_FILE_BYTES,
             derived_retention: chrono::Duration::hours(1),
+            pause_after: None,
+            retention: chrono::Duration::days(7),
         })
     }
 
@@ -211,6 +256,34 @@ impl Lake {
     pub fn with_derived_retention(mut self, retention: chrono::Duration) -> Lake {
         self.derived_retention = retention;
         self
+    }
+
+    /// The same lake, whose writes stop for good (awaiting forever) right after the step
+    /// `step`: a table's commit (its name) or the commit log's entry (`_commits`). For the tests
+    /// that kill a writer at exactly that point (`doracost --pause-after`); it says so on stderr.
+    pub fn with_pause_after(mut self, step: Option<String>) -> Lake {
+        self.pause_after = step;
+        self
+    }
+
+    async fn pause_point(&self, step: &str) {
+        if self.pause_after.as_deref() == Some(step) {
+            eprintln!("doracost: paused after {step}");
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// The same lake, keeping the files its canonical tables stopped using for `retention`
+    /// rather than 7 days: what `lake vacuum` spares, and how far back readers and `lake restore`
+    /// can go.
+    pub fn with_retention(mut self, retention: chrono::Duration) -> Lake {
+        self.retention = retention;
+        self
+    }
+
+    /// How long the canonical tables keep the files they stopped using.
+    pub fn retention(&self) -> chrono::Duration {
+        self.retention
     }
 
     /// The lake's root URL.
@@ -229,7 +302,7 @@ impl Lake {
     }
 
     /// The URL of the folder `relative` (no trailing slash) under the root.
-    fn folder_url(&self, relative: &str) -> Result<Url, LakeError> {
+    pub(crate) fn folder_url(&self, relative: &str) -> Result<Url, LakeError> {
         self.root
             .join(&format!("{relative}/"))
             .map_err(|e| LakeError::Location {
@@ -246,7 +319,7 @@ impl Lake {
     }
 
     /// The Delta table at `url` at its latest version, or `None` when it has never been written.
-    async fn load(&self, url: Url) -> Result<Option<DeltaTable>, DeltaTableError> {
+    pub(crate) async fn load(&self, url: Url) -> Result<Option<DeltaTable>, DeltaTableError> {
         if url.scheme() == "file" {
             // A local table without a log was never written; asking Delta would only log an error.
             let log = url.to_file_path().map(|p| p.join("_delta_log"));
@@ -265,7 +338,7 @@ impl Lake {
 
     /// An uninitialised handle on the table folder `url` (created when local), for a first
     /// write.
-    fn new_handle(&self, url: Url) -> Result<DeltaTable, LakeError> {
+    pub(crate) fn new_handle(&self, url: Url) -> Result<DeltaTable, LakeError> {
         if let Ok(path) = url.to_file_path() {
             std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
                 location: url.to_string(),
@@ -281,9 +354,15 @@ impl Lake {
             })
     }
 
-    /// Opens a table, creating it empty with its canonical schema when missing.
-    pub async fn open_or_create(&self, table: Table) -> Result<DeltaTable, LakeError> {
-        if let Some(existing) = self.open_existing(table).await? {
+    /// A handle on `table` for a write: `existing`, or the table created empty with its
+    /// canonical schema (a commit of `ingest`) when it was never written.
+    async fn writable(
+        &self,
+        table: Table,
+        existing: Option<DeltaTable>,
+        ingest: &str,
+    ) -> Result<DeltaTable, LakeError> {
+        if let Some(existing) = existing {
             return Ok(existing);
         }
         let handle = self.new_handle(self.table_url(table)?)?;
@@ -301,207 +380,359 @@ impl Lake {
             .create()
             .with_table_name(table.name())
             .with_columns(fields)
-            .with_save_mode(SaveMode::Ignore)
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .with_commit_properties(ingest_commit(ingest))
             .await
-            .map_err(delta(table))
+            .map_err(|e| changed(table, e))
     }
 
-    /// Creates every table that is missing, so that queries see empty tables rather than none.
-    pub async fn ensure_all(&self) -> Result<(), LakeError> {
-        for table in Table::ALL {
-            self.open_or_create(table).await?;
+    /// Applies writes to several tables as one unit: readers see all of them or none (see
+    /// [`crate::commits`]). Under the lake's write lock, a table a killed writer left beyond the
+    /// commit log is rolled back first; each write is then a Delta commit on the version found,
+    /// and the log entry naming every table's new version comes last. When a write fails (or
+    /// another writer got in), the tables already committed are restored to the versions they had
+    /// before. `operation` names the write in the log (`ingest events`, `webhook`, …).
+    pub async fn apply(
+        &self,
+        operation: &str,
+        writes: Vec<TableWrite>,
+    ) -> Result<Vec<WriteOutcome>, LakeError> {
+        // Rows that do not fit are refused before the lake is touched.
+        let writes = writes
+            .into_iter()
+            .map(TableWrite::conformed)
+            .collect::<Result<Vec<_>, _>>()?;
+        let lock = self.lock().await?;
+        let result = self.apply_locked(operation, writes).await;
+        lock.release().await;
+        result
+    }
+
+    async fn apply_locked(
+        &self,
+        operation: &str,
+        writes: Vec<TableWrite>,
+    ) -> Result<Vec<WriteOutcome>, LakeError> {
+        let ingest = new_ingest_id();
+        let mut log = self.open_log().await?;
+        let logged = match &log {
+            Some(log) => Some(crate::commits::latest_entry(log).await?),
+            None => None,
+        };
+        let mut handles = self.recover(logged.as_ref(), &ingest).await?;
+        let before = contents_of(&handles);
+        if log.is_none() {
+            // A lake written before the log existed (or a new one): its tables as they are now
+            // are the state a reader sees, and what a killed write goes back to.
+            self.commit_log(None, &before, &ingest, "adopt").await?;
+            log = self.open_log().await?;
+        } else if logged.as_ref().is_some_and(|l| l.tables != before) {
+            // Rolled back: logged as its own entry, so that the next writer starts clean.
+            self.commit_log(log.as_ref(), &before, &ingest, "roll back a killed write")
+                .await?;
+            log = self.open_log().await?;
         }
-        Ok(())
-    }
-
-    /// Applies writes to several tables as one unit: each is a Delta commit, and when one fails the
-    /// tables already committed in this call are restored to the versions they had before it.
-    pub async fn apply(&self, writes: Vec<TableWrite>) -> Result<Vec<WriteOutcome>, LakeError> {
-        let mut done: Vec<(Table, Option<u64>)> = Vec::new();
+        let base: HashMap<Table, Option<u64>> = handles
+            .iter()
+            .map(|(t, h)| (*t, h.as_ref().and_then(DeltaTable::version)))
+            .collect();
         let mut outcomes = Vec::new();
+        let mut failure = None;
         for write in writes {
             let table = write.table();
-            let before = self.open_existing(table).await?.and_then(|t| t.version());
-            match self.apply_one(write).await {
-                Ok(outcome) => {
-                    if outcome.version != before {
-                        done.push((table, before));
-                    }
+            let existing = handles.get(&table).cloned().flatten();
+            match self.apply_one(write, existing, &ingest).await {
+                Ok((outcome, handle)) => {
+                    handles.insert(table, Some(handle));
                     outcomes.push(outcome);
+                    self.pause_point(table.name()).await;
                 }
                 Err(err) => {
-                    for (table, version) in done.into_iter().rev() {
-                        if let Err(restore_err) = self.restore(table, version).await {
-                            tracing::error!(table = table.name(), error = %restore_err, "restore after a failed write failed");
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            let after = contents_of(&handles);
+            if after == before {
+                return Ok(outcomes);
+            }
+            match self
+                .commit_log(log.as_ref(), &after, &ingest, operation)
+                .await
+            {
+                Ok(_) => {
+                    self.pause_point(COMMITS_DIR).await;
+                    return Ok(outcomes);
+                }
+                Err(err) => failure = Some(err),
+            }
+        }
+        for (table, handle) in &handles {
+            let version = handle.as_ref().and_then(DeltaTable::version);
+            let was = base.get(table).copied().flatten();
+            if version != was
+                && let Some(handle) = self.open_existing(*table).await.ok().flatten()
+                && let Err(restore_err) = self.roll_back(*table, handle, was, &ingest).await
+            {
+                tracing::error!(table = table.name(), error = %restore_err, "restore after a failed write failed; the next write of the lake restores it");
+            }
+        }
+        Err(failure.unwrap_or_else(|| LakeError::Changed {
+            table: COMMITS_DIR.to_owned(),
+        }))
+    }
+
+    /// Every canonical table at its latest version, each one a killed writer left beyond the
+    /// logged state `logged` rolled back to it first.
+    pub(crate) async fn recover(
+        &self,
+        logged: Option<&LakeState>,
+        ingest: &str,
+    ) -> Result<HashMap<Table, Option<DeltaTable>>, LakeError> {
+        let opened =
+            futures::future::try_join_all(Table::ALL.map(|t| self.open_existing(t))).await?;
+        let mut handles = HashMap::new();
+        for (table, handle) in Table::ALL.into_iter().zip(opened) {
+            let handle = match (logged, handle) {
+                (Some(state), Some(handle)) => {
+                    let want = state.content(table);
+                    let latest = content_id(&handle);
+                    if latest == want {
+                        Some(handle)
+                    } else {
+                        match parse_content_id(want) {
+                            // Created by a killed writer.
+                            None => Some(self.roll_back(table, handle, None, ingest).await?),
+                            Some((id, version))
+                                if parse_content_id(&latest)
+                                    .is_some_and(|(i, v)| i == id && v > version) =>
+                            {
+                                tracing::warn!(
+                                    table = table.name(),
+                                    from = handle.version(),
+                                    to = version,
+                                    "rolling back the commits of a write that did not finish"
+                                );
+                                Some(self.roll_back(table, handle, Some(version), ingest).await?)
+                            }
+                            _ => {
+                                tracing::warn!(
+                                    table = table.name(),
+                                    "the table was changed outside doracost; taking it as it is"
+                                );
+                                Some(handle)
+                            }
                         }
                     }
-                    return Err(err);
                 }
-            }
+                (_, handle) => handle,
+            };
+            handles.insert(table, handle);
         }
-        Ok(outcomes)
+        Ok(handles)
     }
 
-    async fn restore(&self, table: Table, version: Option<u64>) -> Result<(), LakeError> {
-        let Some(handle) = self.open_existing(table).await? else {
-            return Ok(());
-        };
-        match version {
-            Some(v) => {
-                handle
-                    .restore()
-                    .with_version_to_restore(v)
-                    .await
-                    .map_err(delta(table))?;
-            }
-            // The table did not exist before: empty it (its schema stays).
-            None => {
-                handle.delete().await.map_err(delta(table))?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn apply_one(&self, write: TableWrite) -> Result<WriteOutcome, LakeError> {
-        match write {
-            TableWrite::Upsert { table, batches } => self.upsert(table, batches).await,
-            TableWrite::ReplaceCostSlices { slices, batches } => {
-                self.replace_cost_slices(&slices, batches).await
-            }
-        }
-    }
-
-    /// Inserts new keys and updates rows whose content changed; identical rows are left alone, so
-    /// ingesting the same input twice changes nothing (DESIGN §3).
-    pub async fn upsert(
+    /// Brings `handle` (at its latest version) back to the content of `version` in a new commit;
+    /// `None`: empties it (it did not exist). Returns the table after.
+    pub(crate) async fn roll_back(
         &self,
         table: Table,
-        batches: Vec<RecordBatch>,
-    ) -> Result<WriteOutcome, LakeError> {
-        let batches = conform(table, batches)?;
-        let rows_in: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let handle = self.open_or_create(table).await?;
-        let mut outcome = WriteOutcome {
-            table: table.name(),
-            rows_in,
-            version: handle.version(),
-            version_before: handle.version(),
-            ..Default::default()
-        };
-        if rows_in == 0 {
-            return Ok(outcome);
-        }
-        let empty = handle
-            .snapshot()
-            .map(|s| s.log_data().num_files() == 0)
-            .unwrap_or(true);
-        if empty {
-            // Nothing to match against: a plain append is the same result, much faster.
-            let written = handle
-                .write(batches)
-                .with_save_mode(SaveMode::Append)
+        handle: DeltaTable,
+        version: Option<u64>,
+        ingest: &str,
+    ) -> Result<DeltaTable, LakeError> {
+        let restored = match version {
+            Some(v) => handle
+                .restore()
+                .with_version_to_restore(v)
+                .with_commit_properties(ingest_commit(ingest))
                 .await
-                .map_err(delta(table))?;
-            outcome.inserted = rows_in;
-            outcome.version = written.version();
-            return Ok(outcome);
-        }
-        let ctx = SessionContext::new();
-        let source = ctx
-            .read_batches(batches)
-            .map_err(|e| delta(table)(e.into()))?;
-        let schema = table.schema();
-        let on = table
-            .key()
-            .iter()
-            .map(|k| format!("dc_target.\"{k}\" = dc_source.\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let content: Vec<&str> = schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .filter(|name| *name != "ingested_at" && !table.key().contains(name))
-            .collect();
-        let changed = content
-            .iter()
-            .map(|c| format!("(dc_target.\"{c}\" IS DISTINCT FROM dc_source.\"{c}\")"))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let (written, metrics) = handle
-            .merge(source, on)
-            .with_source_alias("dc_source")
-            .with_target_alias("dc_target")
-            .when_matched_update(|update| {
-                let mut update = update.predicate(changed.clone());
-                for c in &columns {
-                    update = update.update(c.as_str(), format!("dc_source.\"{c}\""));
-                }
-                update
-            })
-            .and_then(|m| {
-                m.when_not_matched_insert(|insert| {
-                    let mut insert = insert;
-                    for c in &columns {
-                        insert = insert.set(c.as_str(), format!("dc_source.\"{c}\""));
-                    }
-                    insert
-                })
-            })
-            .map_err(delta(table))?
-            .await
-            .map_err(delta(table))?;
-        outcome.inserted = metrics.num_target_rows_inserted;
-        outcome.updated = metrics.num_target_rows_updated;
-        outcome.version = written.version();
-        Ok(outcome)
+                .map(|(t, _)| t),
+            None => handle
+                .delete()
+                .with_commit_properties(ingest_commit(ingest))
+                .await
+                .map(|(t, _)| t),
+        };
+        restored.map_err(|e| changed(table, e))
     }
 
-    /// Replaces whole (source, account, month) slices of `costs` in one commit.
-    pub async fn replace_cost_slices(
+    async fn apply_one(
         &self,
-        slices: &[CostSliceKey],
-        batches: Vec<RecordBatch>,
-    ) -> Result<WriteOutcome, LakeError> {
-        let table = Table::Costs;
-        let batches = conform(table, batches)?;
-        let rows_in: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let handle = self.open_or_create(table).await?;
-        let mut outcome = WriteOutcome {
-            table: table.name(),
-            rows_in,
-            version: handle.version(),
-            version_before: handle.version(),
-            ..Default::default()
-        };
-        if slices.is_empty() {
-            return Ok(outcome);
+        write: TableWrite,
+        existing: Option<DeltaTable>,
+        ingest: &str,
+    ) -> Result<(WriteOutcome, DeltaTable), LakeError> {
+        match write {
+            TableWrite::Upsert { table, batches } => {
+                let handle = self.writable(table, existing, ingest).await?;
+                upsert(table, handle, batches, ingest).await
+            }
+            TableWrite::ReplaceCostSlices { slices, batches } => {
+                let handle = self.writable(Table::Costs, existing, ingest).await?;
+                replace_cost_slices(handle, &slices, batches, ingest).await
+            }
         }
-        let predicate = slices
-            .iter()
-            .map(|s| {
-                format!(
-                    "(\"source\" = {} AND \"billing_account\" = {} AND \"invoice_month\" = {})",
-                    sql_string(&s.source),
-                    sql_string(&s.billing_account),
-                    sql_string(&s.invoice_month)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let written = handle
-            .write(Vec::new())
-            .with_input_plan(partitioned_scan(table, batches)?)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(predicate)
-            .await
-            .map_err(delta(table))?;
-        outcome.inserted = rows_in;
-        outcome.replaced_slices = slices.len();
-        outcome.version = written.version();
-        Ok(outcome)
     }
+}
+
+/// Every table's content id (`absent` for none).
+pub(crate) fn contents_of(
+    handles: &HashMap<Table, Option<DeltaTable>>,
+) -> std::collections::BTreeMap<String, String> {
+    handles
+        .iter()
+        .map(|(t, h)| {
+            let id = h.as_ref().map_or_else(|| "absent".to_owned(), content_id);
+            (t.name().to_owned(), id)
+        })
+        .collect()
+}
+
+/// [`LakeError::Changed`] for a commit another writer beat, else the Delta error.
+fn changed(table: Table, error: DeltaTableError) -> LakeError {
+    if is_conflict(&error) {
+        LakeError::Changed {
+            table: table.name().to_owned(),
+        }
+    } else {
+        delta(table)(error)
+    }
+}
+
+/// Inserts new keys and updates rows whose content changed; identical rows are left alone, so
+/// ingesting the same input twice changes nothing (DESIGN §3).
+async fn upsert(
+    table: Table,
+    handle: DeltaTable,
+    batches: Vec<RecordBatch>,
+    ingest: &str,
+) -> Result<(WriteOutcome, DeltaTable), LakeError> {
+    let rows_in: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut outcome = WriteOutcome {
+        table: table.name(),
+        rows_in,
+        version: handle.version(),
+        version_before: handle.version(),
+        ..Default::default()
+    };
+    if rows_in == 0 {
+        return Ok((outcome, handle));
+    }
+    let empty = handle
+        .snapshot()
+        .map(|s| s.log_data().num_files() == 0)
+        .unwrap_or(true);
+    if empty {
+        // Nothing to match against: a plain append is the same result, much faster.
+        let written = handle
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(ingest_commit(ingest))
+            .await
+            .map_err(|e| changed(table, e))?;
+        outcome.inserted = rows_in;
+        outcome.version = written.version();
+        return Ok((outcome, written));
+    }
+    let ctx = SessionContext::new();
+    let source = ctx
+        .read_batches(batches)
+        .map_err(|e| delta(table)(e.into()))?;
+    let schema = table.schema();
+    let on = table
+        .key()
+        .iter()
+        .map(|k| format!("dc_target.\"{k}\" = dc_source.\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let content: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|name| *name != "ingested_at" && !table.key().contains(name))
+        .collect();
+    let changed_rows = content
+        .iter()
+        .map(|c| format!("(dc_target.\"{c}\" IS DISTINCT FROM dc_source.\"{c}\")"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let (written, metrics) = handle
+        .merge(source, on)
+        .with_source_alias("dc_source")
+        .with_target_alias("dc_target")
+        .with_commit_properties(ingest_commit(ingest))
+        .when_matched_update(|update| {
+            let mut update = update.predicate(changed_rows.clone());
+            for c in &columns {
+                update = update.update(c.as_str(), format!("dc_source.\"{c}\""));
+            }
+            update
+        })
+        .and_then(|m| {
+            m.when_not_matched_insert(|insert| {
+                let mut insert = insert;
+                for c in &columns {
+                    insert = insert.set(c.as_str(), format!("dc_source.\"{c}\""));
+                }
+                insert
+            })
+        })
+        .map_err(delta(table))?
+        .await
+        .map_err(|e| changed(table, e))?;
+    outcome.inserted = metrics.num_target_rows_inserted;
+    outcome.updated = metrics.num_target_rows_updated;
+    outcome.version = written.version();
+    Ok((outcome, written))
+}
+
+/// Replaces whole (source, account, month) slices of `costs` in one commit.
+async fn replace_cost_slices(
+    handle: DeltaTable,
+    slices: &[CostSliceKey],
+    batches: Vec<RecordBatch>,
+    ingest: &str,
+) -> Result<(WriteOutcome, DeltaTable), LakeError> {
+    let table = Table::Costs;
+    let rows_in: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut outcome = WriteOutcome {
+        table: table.name(),
+        rows_in,
+        version: handle.version(),
+        version_before: handle.version(),
+        ..Default::default()
+    };
+    if slices.is_empty() {
+        return Ok((outcome, handle));
+    }
+    let predicate = slices
+        .iter()
+        .map(|s| {
+            format!(
+                "(\"source\" = {} AND \"billing_account\" = {} AND \"invoice_month\" = {})",
+                sql_string(&s.source),
+                sql_string(&s.billing_account),
+                sql_string(&s.invoice_month)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let written = handle
+        .write(Vec::new())
+        .with_input_plan(partitioned_scan(table, batches)?)
+        .with_save_mode(SaveMode::Overwrite)
+        .with_replace_where(predicate)
+        .with_commit_properties(ingest_commit(ingest))
+        .await
+        .map_err(|e| changed(table, e))?;
+    outcome.inserted = rows_in;
+    outcome.replaced_slices = slices.len();
+    outcome.version = written.version();
+    Ok((outcome, written))
 }
 
 /// The folder under the lake's root that holds derived tables: the per-row metric views computed
@@ -521,7 +752,7 @@ fn stamped(stamp: &str) -> deltalake::kernel::transaction::CommitProperties {
 }
 
 /// Another writer committed first (the commit was made with no retries).
-fn is_conflict(error: &DeltaTableError) -> bool {
+pub(crate) fn is_conflict(error: &DeltaTableError) -> bool {
     matches!(
         error,
         DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)
@@ -543,20 +774,18 @@ impl Lake {
         self.folder_url(&format!("{DERIVED_DIR}/{name}"))
     }
 
-    /// What identifies the lake's content now: each canonical table's and each of the named
-    /// derived tables' content id (see [`content_id`]; `absent` for a table never written). Two
-    /// equal answers mean nothing was committed in between.
+    /// What identifies the lake's content as readers see it now: each canonical table's content
+    /// id in the commit log's latest entry (see [`content_id`]; `absent` for a table never
+    /// written) and each of the named derived tables' latest. Two equal answers mean nothing a
+    /// reader can see was committed in between.
     pub async fn content(
         &self,
         derived: &[String],
     ) -> Result<std::collections::BTreeMap<String, String>, LakeError> {
+        let state = self.state().await?;
         let mut content = std::collections::BTreeMap::new();
         for table in Table::ALL {
-            let id = match self.open_existing(table).await? {
-                Some(handle) => content_id(&handle),
-                None => "absent".to_owned(),
-            };
-            content.insert(table.name().to_owned(), id);
+            content.insert(table.name().to_owned(), state.content(table).to_owned());
         }
         for name in derived {
             let id = match self.load(self.derived_url(name)?).await.map_err(|source| {
@@ -864,6 +1093,24 @@ pub fn content_id(table: &DeltaTable) -> String {
     format!("{id}@{version}")
 }
 
+/// The Arrow schema a Delta provider of `table` scans with (the canonical schema through Delta's
+/// types): what a reader registers, empty, for a table not yet written.
+pub fn read_schema(table: Table) -> Result<arrow::datatypes::SchemaRef, LakeError> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+    let bad = |message: String| LakeError::Schema {
+        table: table.name(),
+        message,
+    };
+    let kernel: StructType = table
+        .schema()
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| bad(e.to_string()))?;
+    let arrow: arrow::datatypes::Schema =
+        (&kernel).try_into_arrow().map_err(|e| bad(e.to_string()))?;
+    Ok(std::sync::Arc::new(arrow))
+}
+
 /// The Delta table id and version of a [`content_id`]; `None` for a table never written.
 pub fn parse_content_id(content: &str) -> Option<(&str, u64)> {
     let (id, version) = content.rsplit_once('@')?;
@@ -922,6 +1169,45 @@ mod tests {
 
     use super::*;
     use deltalake::datafusion::prelude::SessionContext;
+
+    /// One-table writes, through the commit log as every write.
+    impl Lake {
+        async fn upsert(
+            &self,
+            table: Table,
+            batches: Vec<RecordBatch>,
+        ) -> Result<WriteOutcome, LakeError> {
+            let mut done = self
+                .apply("test", vec![TableWrite::Upsert { table, batches }])
+                .await?;
+            Ok(done.remove(0))
+        }
+
+        async fn replace_cost_slices(
+            &self,
+            slices: &[CostSliceKey],
+            batches: Vec<RecordBatch>,
+        ) -> Result<WriteOutcome, LakeError> {
+            let write = TableWrite::ReplaceCostSlices {
+                slices: slices.to_vec(),
+                batches,
+            };
+            let mut done = self.apply("test", vec![write]).await?;
+            Ok(done.remove(0))
+        }
+
+        /// Every table created empty.
+        async fn ensure_all(&self) -> Result<(), LakeError> {
+            let writes = Table::ALL
+                .into_iter()
+                .map(|table| TableWrite::Upsert {
+                    table,
+                    batches: Vec::new(),
+                })
+                .collect();
+            self.apply("test", writes).await.map(|_| ())
+        }
+    }
 
     /// Rows in a table's schema from NDJSON (arrow-json reads timestamps, decimals, lists, maps).
     fn rows(table: Table, ndjson: &str) -> RecordBatch {
@@ -1134,16 +1420,19 @@ mod tests {
         // which Delta only finds once the data files are written.
         let restated = TWO_DEPLOYS.replace("\"failure\"", "\"cancelled\"");
         let result = lake
-            .apply(vec![
-                TableWrite::Upsert {
-                    table: Table::Deployments,
-                    batches: vec![rows(Table::Deployments, &restated)],
-                },
-                TableWrite::ReplaceCostSlices {
-                    slices: vec![slice("111", "2024-09")],
-                    batches: vec![cost_rows("999", "2024-10", &["5"])],
-                },
-            ])
+            .apply(
+                "test",
+                vec![
+                    TableWrite::Upsert {
+                        table: Table::Deployments,
+                        batches: vec![rows(Table::Deployments, &restated)],
+                    },
+                    TableWrite::ReplaceCostSlices {
+                        slices: vec![slice("111", "2024-09")],
+                        batches: vec![cost_rows("999", "2024-10", &["5"])],
+                    },
+                ],
+            )
             .await;
         assert!(result.is_err(), "the mismatched slice must fail");
 
@@ -1185,6 +1474,161 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("incidents"), "{err}");
+    }
+
+    /// The rows of `table` a reader sees: at the version the commit log names.
+    async fn visible(lake: &Lake, table: Table) -> usize {
+        let state = lake.state().await.unwrap();
+        let Some(handle) = lake.open_at(table, &state).await.unwrap() else {
+            return 0;
+        };
+        let ctx = SessionContext::new();
+        handle.update_datafusion_session(&ctx.state()).unwrap();
+        ctx.register_table("t", handle.table_provider().await.unwrap())
+            .unwrap();
+        let batches = ctx
+            .sql("SELECT * FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    const THIRD_DEPLOY: &str = r#"{"deployment_id":"events:deployment:3","source":"events","ingested_at":"2025-01-01T00:00:00Z","service":"checkout","repo":"acme/checkout","environment":"production","ref":"main","commit_sha":"ccc","started_at":"2025-01-03T09:00:00Z","finished_at":"2025-01-03T09:10:00Z","status":"success","is_rollback":false,"url":null,"commits_listed":true}"#;
+
+    #[tokio::test]
+    async fn a_commit_beyond_the_log_is_invisible_and_the_next_writer_rolls_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        lake.upsert(
+            Table::Deployments,
+            vec![rows(Table::Deployments, TWO_DEPLOYS)],
+        )
+        .await
+        .unwrap();
+        let logged = lake.state().await.unwrap();
+
+        // What a writer killed before its log entry leaves: a table commit (and a whole new table)
+        // the log does not name.
+        let handle = lake
+            .open_existing(Table::Deployments)
+            .await
+            .unwrap()
+            .unwrap();
+        handle
+            .write(vec![rows(Table::Deployments, THIRD_DEPLOY)])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .unwrap();
+        let orphan_table = lake
+            .writable(Table::Incidents, None, "killed")
+            .await
+            .unwrap();
+        assert!(orphan_table.version().is_some());
+        assert_eq!(lake.state().await.unwrap(), logged, "the log did not move");
+        assert_eq!(visible(&lake, Table::Deployments).await, 2);
+        assert_eq!(
+            lake.open_at(Table::Incidents, &logged)
+                .await
+                .unwrap()
+                .map(|t| t.version()),
+            None,
+            "a table the log does not name reads as absent"
+        );
+        let all = lake.content(&[]).await.unwrap();
+        assert_eq!(all["deployments"], logged.content(Table::Deployments));
+
+        // The next write, of another table, first rolls the deployments back.
+        lake.replace_cost_slices(
+            &[slice("111", "2024-09")],
+            vec![cost_rows("111", "2024-09", &["1"])],
+        )
+        .await
+        .unwrap();
+        assert_eq!(visible(&lake, Table::Deployments).await, 2);
+        let latest = read_back(&lake, Table::Deployments, "deployment_id").await;
+        assert_eq!(
+            latest.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            2,
+            "the orphan commit was rolled back, not only hidden"
+        );
+        assert_eq!(visible(&lake, Table::Costs).await, 1);
+        let history = lake.history(None).await.unwrap();
+        let operations: Vec<&str> = history
+            .iter()
+            .filter_map(|e| e.operation.as_deref())
+            .collect();
+        assert_eq!(
+            operations,
+            ["test", "roll back a killed write", "test", "adopt"],
+            "newest first"
+        );
+        assert_eq!(history[0].version, 3);
+    }
+
+    #[tokio::test]
+    async fn a_reader_of_a_missing_lake_gets_an_error_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("no-such-lake");
+        let lake = Lake::new(location.to_str().unwrap(), HashMap::new()).unwrap();
+        let err = lake.state().await.unwrap_err();
+        assert!(
+            err.to_string().starts_with("no doracost lake at file://")
+                && err
+                    .to_string()
+                    .ends_with("run an ingest or `doracost demo` first"),
+            "{err}"
+        );
+        assert!(lake.content(&[]).await.is_err());
+        assert!(!location.exists(), "nothing was created");
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_is_not_alone_fails_cleanly_and_restores_its_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        lake.upsert(
+            Table::Deployments,
+            vec![rows(Table::Deployments, TWO_DEPLOYS)],
+        )
+        .await
+        .unwrap();
+        lake.replace_cost_slices(
+            &[slice("111", "2024-09")],
+            vec![cost_rows("111", "2024-09", &["1"])],
+        )
+        .await
+        .unwrap();
+        let before = lake.state().await.unwrap();
+        // Another process commits to `costs` without the lock, after this write loaded it: a
+        // stale handle stands for the writer that loaded first.
+        let stale = lake.open_existing(Table::Costs).await.unwrap().unwrap();
+        lake.open_existing(Table::Costs)
+            .await
+            .unwrap()
+            .unwrap()
+            .write(vec![cost_rows("222", "2024-09", &["9"])])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .unwrap();
+        let err = replace_cost_slices(
+            stale,
+            &[slice("111", "2024-09")],
+            conform(Table::Costs, vec![cost_rows("111", "2024-09", &["2"])]).unwrap(),
+            "late",
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "the lake changed under this ingest (another writer committed to `costs`); rerun it"
+            ),
+            "{err}"
+        );
+        assert_eq!(lake.state().await.unwrap(), before);
+        assert_eq!(visible(&lake, Table::Costs).await, 1);
     }
 
     /// A derived table's rows of `count` services (`s00`, `s01`, …) and a few with none.

@@ -2,11 +2,13 @@
 //! exact money, and the lake of Delta tables with its idempotent writes. It knows nothing of sources,
 //! queries or servers.
 
+pub mod commits;
 pub mod config;
 pub mod lake;
 pub mod money;
 pub mod schema;
 
+pub use commits::{LakeState, LogEntry};
 pub use config::Config;
 pub use lake::{CostSliceKey, DerivedTable, Lake, LakeError, TableWrite, Touched, WriteOutcome};
 pub use schema::Table;

@@ -35,17 +35,6 @@ use crate::config_tables::ViewStatement;
 /// behaviour, the stamp's recipe).
 pub const FORMAT: &str = "doracost-derived-1";
 
-/// Whether sessions read derived tables: `DORACOST_DERIVED=off` (or `0`, `false`) computes every
-/// view live, for comparisons and benchmarks.
-pub fn read_enabled() -> bool {
-    !std::env::var("DORACOST_DERIVED").is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "off" | "0" | "false"
-        )
-    })
-}
-
 /// The lake a session reads, as the derived tables need it.
 pub struct LakeSide<'a> {
     /// The lake.
@@ -55,7 +44,7 @@ pub struct LakeSide<'a> {
     pub contents: BTreeMap<String, String>,
     /// The session the Delta providers scan with.
     pub state: Arc<SessionState>,
-    /// Read derived tables whose stamp matches ([`read_enabled`]).
+    /// Read derived tables whose stamp matches (else compute every view live).
     pub read: bool,
 }
 
@@ -68,7 +57,7 @@ pub enum DerivedStatus {
     Stale,
     /// It was never written: the session computes the view live.
     Missing,
-    /// Not read (`DORACOST_DERIVED=off`): the session computes the view live.
+    /// Not read (the session was opened not to): it computes the view live.
     Ignored,
 }
 

@@ -67,10 +67,11 @@ pub struct Refreshed {
 }
 
 impl Engine {
-    /// Registers every lake table (empty ones included), the config tables and the metric views,
-    /// reading fresh derived tables unless `DORACOST_DERIVED=off`.
+    /// Registers every lake table (empty ones included) at the versions of the lake's commit
+    /// log, the config tables and the metric views, reading fresh derived tables. Creates and
+    /// changes nothing; a location with no lake is an error.
     pub async fn open(lake: &Lake, config: &Config) -> Result<Engine, QueryError> {
-        Engine::open_with(lake, config, crate::derived::read_enabled()).await
+        Engine::open_with(lake, config, true).await
     }
 
     /// [`Engine::open`], reading the lake's fresh derived tables when `read_derived`, computing
@@ -84,10 +85,23 @@ impl Engine {
         // One snapshot of the session: its object-store registry is shared with `ctx`, and the
         // providers read their scan options (plain Utf8, pushdown) from it.
         let state = Arc::new(ctx.state());
+        // The tables as the lake's commit log names them (never created here: a reader).
+        let lake_state = lake.state().await?;
+        let opened =
+            futures::future::try_join_all(Table::ALL.map(|t| lake.open_at(t, &lake_state))).await?;
         let mut contents = std::collections::BTreeMap::new();
-        for table in Table::ALL {
-            let handle = lake.open_or_create(table).await?;
-            contents.insert(table.name().to_owned(), model::lake::content_id(&handle));
+        for (table, handle) in Table::ALL.into_iter().zip(opened) {
+            contents.insert(
+                table.name().to_owned(),
+                lake_state.content(table).to_owned(),
+            );
+            let Some(handle) = handle else {
+                // Not written yet: empty, in the schema a Delta scan of it would have.
+                let schema = model::lake::read_schema(table)?;
+                let empty = datafusion::datasource::MemTable::try_new(schema, vec![Vec::new()])?;
+                ctx.register_table(table.name(), Arc::new(empty))?;
+                continue;
+            };
             handle
                 .update_datafusion_session(state.as_ref())
                 .map_err(|e| QueryError::Register {
@@ -120,8 +134,8 @@ impl Engine {
     /// tables yet.
     ///
     /// Its memory pool is first come, first served (sorts and aggregates spill to the temp folder
-    /// when it is full; DataFusion names the largest consumers when a query runs out); the limit is `DORACOST_MEMORY_LIMIT` (`12G`, `800M`,
-    /// bytes) or half of this machine's memory. An operator that cannot spill fails with
+    /// when it is full; DataFusion names the largest consumers when a query runs out); the limit is the one set with [`set_memory_limit`] (the
+    /// CLI's `DORACOST_MEMORY_LIMIT`) or half of this machine's memory. An operator that cannot spill fails with
     /// "Resources exhausted" instead of the process being killed.
     pub fn new_context() -> SessionContext {
         let session = SessionConfig::new()
@@ -287,16 +301,21 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// The session memory limit in bytes: `DORACOST_MEMORY_LIMIT` (`12G`, `800M`, `64K` or bytes)
-/// when set and valid, else half of the machine's memory (`/proc/meminfo`), else 4 GiB.
+static MEMORY_LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Sets the memory limit in bytes of every session this process opens from now on (the CLI
+/// passes `DORACOST_MEMORY_LIMIT`, see [`parse_size`]); only the first call counts.
+pub fn set_memory_limit(bytes: usize) {
+    if MEMORY_LIMIT.set(bytes).is_err() {
+        tracing::debug!("the memory limit was set already; kept");
+    }
+}
+
+/// The session memory limit in bytes: the one set with [`set_memory_limit`], else half of the
+/// machine's memory (`/proc/meminfo`), else 4 GiB.
 fn memory_limit() -> usize {
-    if let Ok(text) = std::env::var("DORACOST_MEMORY_LIMIT") {
-        match parse_size(&text) {
-            Some(bytes) => return bytes,
-            None => {
-                tracing::warn!("DORACOST_MEMORY_LIMIT={text:?} is not a size like 12G; ignored")
-            }
-        }
+    if let Some(bytes) = MEMORY_LIMIT.get() {
+        return *bytes;
     }
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -309,7 +328,7 @@ fn memory_limit() -> usize {
 }
 
 /// `12G`, `800M`, `64K`, `1000` (bytes), case-insensitive, an optional trailing `B`.
-fn parse_size(text: &str) -> Option<usize> {
+pub fn parse_size(text: &str) -> Option<usize> {
     let t = text.trim().to_ascii_uppercase();
     let t = t.strip_suffix('B').unwrap_or(&t);
     let (digits, shift) = match t.chars().last()? {

@@ -37,8 +37,11 @@ pub struct ServerOptions {
 
 impl ServerOptions {
     /// The options `[server]` sets, the token resolved from its secret reference; the derived
-    /// tables read unless `DORACOST_DERIVED=off`, as every engine does.
-    pub fn from_config(server: &model::config::ServerConfig) -> Result<ServerOptions, StartError> {
+    /// tables read when `read_derived` (the CLI's `DORACOST_DERIVED`).
+    pub fn from_config(
+        server: &model::config::ServerConfig,
+        read_derived: bool,
+    ) -> Result<ServerOptions, StartError> {
         let seconds = |key: &'static str, value: f64| {
             Duration::try_from_secs_f64(value)
                 .ok()
@@ -64,7 +67,7 @@ impl ServerOptions {
         Ok(ServerOptions {
             poll_interval: seconds("poll_seconds", server.poll_seconds)?,
             request_timeout: seconds("request_timeout_seconds", server.request_timeout_seconds)?,
-            read_derived: query::derived::read_enabled(),
+            read_derived,
             token,
         })
     }

@@ -31,6 +31,16 @@ fn a_config_mistake_names_the_key_and_line() {
 #[test]
 fn sql_refuses_writes_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("one.ndjson"),
+        r#"{"type":"deployment","id":"1","service":"checkout","environment":"production","commit_sha":"abc","finished_at":"2025-01-01T00:00:00Z","status":"success"}"#,
+    )
+    .unwrap();
+    crate::support::ok(
+        dir.path(),
+        &["ingest", "--no-refresh", "events", "one.ndjson"],
+    );
+    let before = crate::support::fingerprint(dir.path());
     for statement in [
         "DROP TABLE deployments",
         "INSERT INTO deployments SELECT * FROM deployments",
@@ -43,4 +53,27 @@ fn sql_refuses_writes_and_says_so() {
             "{statement}: {err}"
         );
     }
+    assert_eq!(
+        crate::support::fingerprint(dir.path()),
+        before,
+        "the lake is as it was"
+    );
+}
+
+#[test]
+fn a_read_of_a_missing_lake_errors_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--data-dir", "typo", "sql", "SELECT 1"][..],
+        &["--data-dir", "typo", "dora"][..],
+        &["--data-dir", "typo", "costs"][..],
+    ] {
+        let err = fails(dir.path(), args);
+        assert!(
+            err.contains("no doracost lake at file://")
+                && err.contains("typo/: run an ingest or `doracost demo` first"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!dir.path().join("typo").exists(), "nothing was created");
 }

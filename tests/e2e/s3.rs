@@ -6,19 +6,24 @@ use std::net::TcpStream;
 
 use crate::support::{Moto, csv_rows, doracost, http, shared_data, start_moto, succeeded, units};
 
+fn s3_command(moto: &Moto) -> std::process::Command {
+    let mut cmd = doracost();
+    cmd.env(
+        "AWS_ENDPOINT_URL",
+        format!("http://127.0.0.1:{}", moto.port),
+    )
+    .env("AWS_ALLOW_HTTP", "true")
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "test")
+    .env("AWS_REGION", "us-east-1")
+    .env_remove("AWS_PROFILE")
+    .env_remove("AWS_SESSION_TOKEN")
+    .current_dir(std::env::temp_dir());
+    cmd
+}
+
 fn s3_doracost(moto: &Moto, args: &[&str]) -> std::process::Output {
-    doracost()
-        .env(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", moto.port),
-        )
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .current_dir(std::env::temp_dir())
+    s3_command(moto)
         .args(args)
         .output()
         .expect("the binary runs")
@@ -92,5 +97,42 @@ fn a_lake_on_s3_takes_ingests_and_answers_sql() {
     assert!(
         listing.contains("lake/_derived/cost_allocated/_delta_log/00000000000000000001.json"),
         "the second ingest rewrote it: {listing}"
+    );
+}
+
+#[test]
+fn two_ingests_at_once_into_a_lake_on_s3_both_land_or_say_rerun() {
+    let moto = start_moto();
+    assert_eq!(http(moto.port, "PUT", "/doracost-race").unwrap(), 200);
+    let tmp = tempfile::tempdir().unwrap();
+    crate::support::ok(
+        tmp.path(),
+        &["sample", "generate", "--scale", "small", "--out", "sample"],
+    );
+    crate::atomic::concurrent_rounds(tmp.path(), "s3://doracost-race/lake", &|| s3_command(&moto));
+}
+
+#[test]
+fn a_read_of_a_missing_lake_on_s3_errors_and_creates_nothing() {
+    let moto = start_moto();
+    assert_eq!(http(moto.port, "PUT", "/doracost-empty").unwrap(), 200);
+    for args in [
+        &["--data-dir", "s3://doracost-empty/typo", "sql", "SELECT 1"][..],
+        &["--data-dir", "s3://doracost-empty/typo", "dora"][..],
+    ] {
+        let out = s3_doracost(&moto, args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no doracost lake at s3://doracost-empty/typo/: run an ingest or `doracost demo` first"),
+            "{stderr}"
+        );
+    }
+    let (status, listing) =
+        crate::support::http_json(moto.port, "GET", "/doracost-empty?list-type=2", "").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        !listing.contains("<Key>"),
+        "objects were created: {listing}"
     );
 }

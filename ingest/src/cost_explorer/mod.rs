@@ -293,7 +293,7 @@ pub(crate) async fn ingest_with_client(
             )?],
         });
     }
-    let outcomes = lake.apply(writes).await?;
+    let outcomes = lake.apply("ingest cost-explorer", writes).await?;
     Ok(CostExplorerSummary {
         window,
         pages,

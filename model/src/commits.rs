@@ -127,7 +127,7 @@ impl Lake {
         if let Some(log) = self.open_log().await? {
             return latest_entry(&log).await;
         }
-        let latest = self.latest_contents().await?;
+        let latest = crate::lake::contents_of(&self.open_all().await?);
         if latest.values().all(|c| c == "absent") {
             return Err(LakeError::NoLake {
                 location: self.root().to_string(),
@@ -137,20 +137,6 @@ impl Lake {
             tables: latest,
             log_version: None,
         })
-    }
-
-    /// Every canonical table's content id at its latest version, read side by side.
-    async fn latest_contents(&self) -> Result<BTreeMap<String, String>, LakeError> {
-        let opened =
-            futures::future::try_join_all(Table::ALL.map(|t| self.open_existing(t))).await?;
-        Ok(Table::ALL
-            .iter()
-            .zip(opened)
-            .map(|(t, h)| {
-                let id = h.as_ref().map_or_else(|| "absent".to_owned(), content_id);
-                (t.name().to_owned(), id)
-            })
-            .collect())
     }
 
     /// `table` as `state` names it: `None` when absent. A table whose Delta id is not the
@@ -262,7 +248,7 @@ impl Lake {
                 .with_save_mode(deltalake::protocol::SaveMode::ErrorIfExists)
                 .with_commit_properties(properties)
                 .await
-                .map_err(|e| changed_or(COMMITS_DIR, e))?;
+                .map_err(|e| crate::lake::on_conflict(COMMITS_DIR, e, log_error))?;
             return Ok(created.version().unwrap_or_default());
         };
         let snapshot = log.snapshot().map_err(log_error)?;
@@ -275,7 +261,7 @@ impl Lake {
                 },
             )
             .await
-            .map_err(|e| changed_or(COMMITS_DIR, e))?;
+            .map_err(|e| crate::lake::on_conflict(COMMITS_DIR, e, log_error))?;
         Ok(done.version())
     }
 
@@ -343,17 +329,6 @@ pub(crate) async fn latest_entry(log: &DeltaTable) -> Result<LakeState, LakeErro
         tables,
         log_version: log.version(),
     })
-}
-
-/// [`LakeError::Changed`] for a commit that lost to another writer, else the Delta error.
-pub(crate) fn changed_or(table: &str, error: deltalake::DeltaTableError) -> LakeError {
-    if crate::lake::is_conflict(&error) {
-        LakeError::Changed {
-            table: table.to_owned(),
-        }
-    } else {
-        LakeError::Log { source: error }
-    }
 }
 
 /// The lake's write lock, held until [`WriteLock::release`] (or the process ends).

@@ -491,10 +491,9 @@ impl Lake {
         logged: Option<&LakeState>,
         ingest: &str,
     ) -> Result<HashMap<Table, Option<DeltaTable>>, LakeError> {
-        let opened =
-            futures::future::try_join_all(Table::ALL.map(|t| self.open_existing(t))).await?;
-        let mut handles = HashMap::new();
-        for (table, handle) in Table::ALL.into_iter().zip(opened) {
+        let mut handles = self.open_all().await?;
+        for table in Table::ALL {
+            let handle = handles.remove(&table).flatten();
             let handle = match (logged, handle) {
                 (Some(state), Some(handle)) => {
                     let want = state.content(table);
@@ -532,6 +531,13 @@ impl Lake {
             handles.insert(table, handle);
         }
         Ok(handles)
+    }
+
+    /// Every canonical table at its latest version (`None`: never written), opened side by side.
+    pub(crate) async fn open_all(&self) -> Result<HashMap<Table, Option<DeltaTable>>, LakeError> {
+        let opened =
+            futures::future::try_join_all(Table::ALL.map(|t| self.open_existing(t))).await?;
+        Ok(Table::ALL.into_iter().zip(opened).collect())
     }
 
     /// Brings `handle` (at its latest version) back to the content of `version` in a new commit;
@@ -591,15 +597,24 @@ pub(crate) fn contents_of(
         .collect()
 }
 
-/// [`LakeError::Changed`] for a commit another writer beat, else the Delta error.
-fn changed(table: Table, error: DeltaTableError) -> LakeError {
+/// [`LakeError::Changed`] for a commit to `table` that another writer beat, else `other`.
+pub(crate) fn on_conflict(
+    table: &str,
+    error: DeltaTableError,
+    other: impl FnOnce(DeltaTableError) -> LakeError,
+) -> LakeError {
     if is_conflict(&error) {
         LakeError::Changed {
-            table: table.name().to_owned(),
+            table: table.to_owned(),
         }
     } else {
-        delta(table)(error)
+        other(error)
     }
+}
+
+/// [`on_conflict`] for a canonical table, its other errors named by it.
+fn changed(table: Table, error: DeltaTableError) -> LakeError {
+    on_conflict(table.name(), error, delta(table))
 }
 
 /// Inserts new keys and updates rows whose content changed; identical rows are left alone, so
@@ -1219,18 +1234,17 @@ mod tests {
 
     async fn read_back(lake: &Lake, table: Table, order_by: &str) -> Vec<RecordBatch> {
         let handle = lake.open_existing(table).await.unwrap().unwrap();
+        let batches = select(&handle, &format!("SELECT * FROM t ORDER BY {order_by}")).await;
+        batches.iter().map(|b| canonical(table, b)).collect()
+    }
+
+    /// `sql` over `handle` registered as `t`.
+    async fn select(handle: &DeltaTable, sql: &str) -> Vec<RecordBatch> {
         let ctx = SessionContext::new();
         handle.update_datafusion_session(&ctx.state()).unwrap();
         ctx.register_table("t", handle.table_provider().await.unwrap())
             .unwrap();
-        let batches = ctx
-            .sql(&format!("SELECT * FROM t ORDER BY {order_by}"))
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        batches.iter().map(|b| canonical(table, b)).collect()
+        ctx.sql(sql).await.unwrap().collect().await.unwrap()
     }
 
     /// DataFusion reads strings as `Utf8View`; cast back to the canonical types to compare.
@@ -1482,17 +1496,7 @@ mod tests {
         let Some(handle) = lake.open_at(table, &state).await.unwrap() else {
             return 0;
         };
-        let ctx = SessionContext::new();
-        handle.update_datafusion_session(&ctx.state()).unwrap();
-        ctx.register_table("t", handle.table_provider().await.unwrap())
-            .unwrap();
-        let batches = ctx
-            .sql("SELECT * FROM t")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let batches = select(&handle, "SELECT * FROM t").await;
         batches.iter().map(RecordBatch::num_rows).sum()
     }
 

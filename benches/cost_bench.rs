@@ -36,7 +36,7 @@ fn main() {
         "costs",
         "FOCUS ingest",
         |lake| async move {
-            ingest::pipeline::ingest_focus(&lake, &[costs], &mut ingest::progress::NoProgress)
+            ingest::pipeline::ingest_focus(&lake, &[costs], Box::new(ingest::progress::NoProgress))
                 .await
                 .expect("ingest")
         },

@@ -44,9 +44,13 @@ fn main() {
         "deployments",
         "events ingest",
         |lake| async move {
-            ingest::pipeline::ingest_events(&lake, &[events], &mut ingest::progress::NoProgress)
-                .await
-                .expect("ingest")
+            ingest::pipeline::ingest_events(
+                &lake,
+                &[events],
+                Box::new(ingest::progress::NoProgress),
+            )
+            .await
+            .expect("ingest")
         },
     );
     let common::Bench {

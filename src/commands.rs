@@ -26,12 +26,22 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ingest(ref args) => {
             let config = load_config(cli.config.as_deref())?;
             let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
+            let chunk = |default: usize| {
+                args.chunk_rows
+                    .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+            };
             let summary = match &args.source {
                 IngestCommand::Events { files } => {
                     let files =
                         files_or_configured(files, config.sources.events.as_ref(), "events")?;
-                    let mut bar = Bar::over(&files);
-                    let result = ingest::pipeline::ingest_events(&lake, &files, &mut bar).await;
+                    let bar = Bar::over(&files);
+                    let result = ingest::pipeline::ingest_events_in_chunks(
+                        &lake,
+                        &files,
+                        Box::new(bar.clone()),
+                        chunk(ingest::pipeline::EVENT_CHUNK_ROWS),
+                    )
+                    .await;
                     bar.0.finish_and_clear();
                     result
                 }
@@ -47,17 +57,28 @@ pub async fn run(cli: Cli) -> Result<()> {
                         currency: default_currency.clone(),
                         provider: default_provider.clone(),
                     };
-                    let mut bar = Bar::over(&files);
-                    let result =
-                        ingest::pipeline::ingest_focus_with(&lake, &files, &defaults, &mut bar)
-                            .await;
+                    let bar = Bar::over(&files);
+                    let result = ingest::pipeline::ingest_focus_with(
+                        &lake,
+                        &files,
+                        &defaults,
+                        Box::new(bar.clone()),
+                        chunk(ingest::pipeline::COST_CHUNK_ROWS),
+                    )
+                    .await;
                     bar.0.finish_and_clear();
                     result
                 }
                 IngestCommand::Cur { files } => {
                     let files = files_or_configured(files, config.sources.cur.as_ref(), "cur")?;
-                    let mut bar = Bar::over(&files);
-                    let result = ingest::pipeline::ingest_cur(&lake, &files, &mut bar).await;
+                    let bar = Bar::over(&files);
+                    let result = ingest::pipeline::ingest_cur(
+                        &lake,
+                        &files,
+                        Box::new(bar.clone()),
+                        chunk(ingest::pipeline::COST_CHUNK_ROWS),
+                    )
+                    .await;
                     bar.0.finish_and_clear();
                     result
                 }
@@ -469,7 +490,9 @@ async fn ingest_cost_explorer(
     Ok(None)
 }
 
-/// A progress bar over the total size of `files`, on stderr, hidden when stderr is not a terminal.
+/// A progress bar over the total size of `files`, on stderr, hidden when stderr is not a terminal;
+/// a clone draws the same bar (the reading thread holds one).
+#[derive(Clone)]
 struct Bar(ProgressBar, u64);
 
 impl Progress for Bar {
@@ -544,6 +567,9 @@ async fn finish_ingest(
     };
     if let Some(mut report) = report {
         report["derived_tables"] = refreshed;
+        // The process's peak so far: the ingest's and the refresh's (`ingest_peak_rss_bytes`: the
+        // ingest's alone).
+        report["peak_rss_bytes"] = peak_rss_bytes().into();
         println!("{report}");
     }
     Ok(())
@@ -627,9 +653,12 @@ fn print_ingest(
 ) -> Option<serde_json::Value> {
     if format == Some(OutputFormat::Json) {
         let tables: Vec<_> = summary.outcomes.iter().map(outcome_json).collect();
-        return Some(
-            serde_json::json!({ "source": summary.source, "files": summary.files, "tables": tables }),
-        );
+        return Some(serde_json::json!({
+            "source": summary.source,
+            "files": summary.files,
+            "tables": tables,
+            "ingest_peak_rss_bytes": peak_rss_bytes(),
+        }));
     }
     println!(
         "ingested {} file(s) from {}:",
@@ -737,12 +766,11 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
             out_dir: sample_dir.clone(),
         })
         .context("generating the sample organisation")?;
-        let mut quiet = ingest::progress::NoProgress;
-        let events =
-            ingest::pipeline::ingest_events(&lake, &[sample_dir.join("events")], &mut quiet)
-                .await
-                .map_err(pipeline_error)?;
-        let bills = ingest::pipeline::ingest_focus(&lake, &[sample_dir.join("costs")], &mut quiet)
+        let quiet = || Box::new(ingest::progress::NoProgress);
+        let events = ingest::pipeline::ingest_events(&lake, &[sample_dir.join("events")], quiet())
+            .await
+            .map_err(pipeline_error)?;
+        let bills = ingest::pipeline::ingest_focus(&lake, &[sample_dir.join("costs")], quiet())
             .await
             .map_err(pipeline_error)?;
         let quiet = format.is_some_and(|f| f != OutputFormat::Table);

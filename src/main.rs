@@ -127,6 +127,10 @@ pub struct IngestArgs {
     /// once at the end with `doracost refresh`; until then queries compute the views).
     #[arg(long, global = true)]
     pub no_refresh: bool,
+    /// Rows read before each commit of a chunk (default: 500,000 for events, 1,048,576 for
+    /// bills); tests make small inputs take many chunks with it.
+    #[arg(long, global = true, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_rows: Option<u64>,
     /// The source.
     #[command(subcommand)]
     pub source: IngestCommand,
@@ -281,7 +285,9 @@ fn parse_currency(text: &str) -> Result<String, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A server logs each request (info); a command only its warnings.
+    // A server logs each request (info); a command only its warnings. delta-rs warns on every
+    // MERGE that it derived a file metric itself ("Missing target skipped-file metric"): noise
+    // for our users, so its merge logs only errors.
     let serving = match &cli.command {
         Command::Serve(_) => true,
         Command::Demo(args) => !args.no_serve,
@@ -289,9 +295,9 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DORACOST_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if serving {
-            "warn,doracost=info,server=info,query=info,model=info,ingest=info"
+            "warn,deltalake_core::operations::merge=error,doracost=info,server=info,query=info,model=info,ingest=info"
         } else {
-            "warn"
+            "warn,deltalake_core::operations::merge=error"
         })
     });
     let logs = tracing_subscriber::fmt()

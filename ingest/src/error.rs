@@ -46,6 +46,9 @@ pub enum IngestError {
         /// What was expected and what was found.
         message: String,
     },
+    /// The lake write a streamed read was feeding stopped (its own error says why).
+    #[error("the write to the lake stopped")]
+    Stopped,
     /// Building Arrow arrays failed (a bug, or data no schema can hold).
     #[error("{path}: {source}")]
     Arrow {

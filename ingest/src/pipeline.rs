@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use model::{CostSliceKey, Lake, LakeError, Table, TableWrite, Touched, WriteOutcome};
+use model::{Lake, LakeError, Table, TableWrite, Touched, WriteOutcome};
 
 use crate::IngestError;
 use crate::progress::Progress;
@@ -29,7 +29,8 @@ pub struct IngestSummary {
     pub files: Vec<PathBuf>,
     /// What each table received.
     pub outcomes: Vec<WriteOutcome>,
-    /// The event keys written (empty for bills).
+    /// The event keys written: webhook bodies only (empty for files, after which everything
+    /// derived is recomputed, and for bills).
     pub touched: Touched,
 }
 
@@ -82,22 +83,106 @@ fn collect_dir(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Resul
     Ok(())
 }
 
-/// `doracost ingest events`: deployments, changes and incidents, upserted by key.
+/// Rows of `ingest events` read before they are committed: chunks of about this many rows (a
+/// deployment, a change, a link, an incident each count one) are merged into the lake one after
+/// another, so memory stays bounded whatever the input's size (issue 12).
+pub const EVENT_CHUNK_ROWS: usize = 500_000;
+
+/// The same for bills: rows of `ingest focus`/`ingest cur` per committed chunk.
+pub const COST_CHUNK_ROWS: usize = 1 << 20;
+
+/// `doracost ingest events`: deployments, changes and incidents, upserted by key. The files are
+/// read on a blocking thread in chunks of [`EVENT_CHUNK_ROWS`] while the previous chunk is
+/// merged; the whole read is still one unit of the lake (see `Lake::apply_stream`). The summary's
+/// `touched` is empty: after a file ingest everything derived is recomputed.
 pub async fn ingest_events(
     lake: &Lake,
     paths: &[PathBuf],
-    progress: &mut dyn Progress,
+    progress: Box<dyn Progress>,
+) -> Result<IngestSummary, PipelineError> {
+    ingest_events_in_chunks(lake, paths, progress, EVENT_CHUNK_ROWS).await
+}
+
+/// [`ingest_events`] with chunks of `chunk_rows` rows (the CLI's hidden `--chunk-rows`, with
+/// which tests make a small input take many chunks).
+pub async fn ingest_events_in_chunks(
+    lake: &Lake,
+    paths: &[PathBuf],
+    progress: Box<dyn Progress>,
+    chunk_rows: usize,
 ) -> Result<IngestSummary, PipelineError> {
     let files = expand_paths(paths, &[".ndjson", ".jsonl", ".json", ".csv"])?;
-    let batches = crate::events::read_event_files(&files, Utc::now(), progress)?;
-    let touched = batches.touched();
-    let outcomes = lake.apply("ingest events", event_writes(batches)).await?;
+    let read = files.clone();
+    let at = Utc::now();
+    let outcomes = stream_into_lake(lake, "ingest events", move |mut send| {
+        let mut progress = progress;
+        crate::events::stream_event_files(
+            &read,
+            at,
+            progress.as_mut(),
+            chunk_rows,
+            Box::new(move |batches| send(event_writes(batches))),
+        )
+    })
+    .await?;
     Ok(IngestSummary {
         source: "events",
         files,
         outcomes,
-        touched,
+        touched: Touched::default(),
     })
+}
+
+/// Where a reader hands a group of writes for the lake.
+type GroupSink = Box<dyn FnMut(Vec<TableWrite>) -> Result<(), IngestError> + Send>;
+
+/// Runs `read` on a blocking thread, committing each group of writes it hands on while it reads
+/// the next one (at most one group waits between them), all as one unit of the lake. When the
+/// read fails, everything committed is rolled back and its error returned; when the lake fails,
+/// the read stops at its next group.
+async fn stream_into_lake<F>(
+    lake: &Lake,
+    operation: &str,
+    read: F,
+) -> Result<Vec<WriteOutcome>, PipelineError>
+where
+    F: FnOnce(GroupSink) -> Result<(), IngestError> + Send + 'static,
+{
+    use std::sync::{Arc, Mutex};
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<TableWrite>>(1);
+    let send: GroupSink = Box::new(move |group| {
+        sender
+            .blocking_send(group)
+            .map_err(|_| IngestError::Stopped)
+    });
+    let reader = tokio::task::spawn_blocking(move || read(send));
+    let failed: Arc<Mutex<Option<IngestError>>> = Arc::default();
+    let state = (receiver, Some(reader), Arc::clone(&failed));
+    let groups = futures::stream::unfold(state, |(mut receiver, reader, failed)| async move {
+        if let Some(group) = receiver.recv().await {
+            return Some((Ok(group), (receiver, reader, failed)));
+        }
+        // The reader is done: it read everything, or it failed.
+        let message = match reader?.await {
+            Ok(Ok(())) => return None,
+            Ok(Err(error)) => {
+                let message = error.to_string();
+                if let Ok(mut slot) = failed.lock() {
+                    *slot = Some(error);
+                }
+                message
+            }
+            Err(join) => format!("the reader stopped: {join}"),
+        };
+        Some((Err(LakeError::Input { message }), (receiver, None, failed)))
+    });
+    match lake.apply_stream(operation, Box::pin(groups)).await {
+        Ok(outcomes) => Ok(outcomes),
+        Err(error) => {
+            let input = failed.lock().ok().and_then(|mut slot| slot.take());
+            Err(input.map_or_else(|| error.into(), PipelineError::Input))
+        }
+    }
 }
 
 /// `POST /api/v1/events`: webhook bodies (each checked with `events::read_event_json` first),
@@ -140,75 +225,90 @@ fn event_writes(batches: crate::events::EventBatches) -> Vec<TableWrite> {
     ]
 }
 
-/// `doracost ingest focus`: FOCUS bills, each (account, month) slice replaced whole.
+/// `doracost ingest focus`: FOCUS bills, each (account, month) slice replaced whole, read and
+/// committed in chunks of [`COST_CHUNK_ROWS`] as one unit (see [`ingest_events`]).
 pub async fn ingest_focus(
     lake: &Lake,
     paths: &[PathBuf],
-    progress: &mut dyn Progress,
+    progress: Box<dyn Progress>,
 ) -> Result<IngestSummary, PipelineError> {
     ingest_focus_with(
         lake,
         paths,
         &crate::focus::FocusDefaults::default(),
         progress,
+        COST_CHUNK_ROWS,
     )
     .await
 }
 
-/// [`ingest_focus`], with `defaults` for the columns a file lacks (`--default-…` flags).
+/// [`ingest_focus`], with `defaults` for the columns a file lacks (`--default-…` flags), in
+/// chunks of `chunk_rows` rows.
 pub async fn ingest_focus_with(
     lake: &Lake,
     paths: &[PathBuf],
     defaults: &crate::focus::FocusDefaults,
-    progress: &mut dyn Progress,
+    progress: Box<dyn Progress>,
+    chunk_rows: usize,
 ) -> Result<IngestSummary, PipelineError> {
     let files = expand_paths(paths, &[".csv", ".parquet"])?;
-    let slices = crate::focus::read_focus_files_with(&files, defaults, Utc::now(), progress)?;
-    replace_cost_slices(lake, "focus", files, slices).await
+    let read = files.clone();
+    let defaults = defaults.clone();
+    let at = Utc::now();
+    let outcomes = stream_into_lake(lake, "ingest focus", move |send| {
+        let mut progress = progress;
+        crate::focus::stream_focus_files(
+            &read,
+            &defaults,
+            at,
+            progress.as_mut(),
+            chunk_rows,
+            cost_sink(send),
+        )
+    })
+    .await?;
+    Ok(cost_summary("focus", files, outcomes))
 }
 
 /// `doracost ingest cur`: AWS Cost and Usage Reports (CUR 2.0 or legacy), each (payer account,
-/// month) slice replaced whole.
+/// month) slice replaced whole, read and committed in chunks of `chunk_rows` rows as
+/// [`ingest_focus`] does.
 pub async fn ingest_cur(
     lake: &Lake,
     paths: &[PathBuf],
-    progress: &mut dyn Progress,
+    progress: Box<dyn Progress>,
+    chunk_rows: usize,
 ) -> Result<IngestSummary, PipelineError> {
     let files = expand_paths(paths, &[".csv", ".csv.gz", ".parquet"])?;
-    let slices = crate::cur::read_cur_files(&files, Utc::now(), progress)?;
-    replace_cost_slices(lake, "cur", files, slices).await
+    let read = files.clone();
+    let at = Utc::now();
+    let outcomes = stream_into_lake(lake, "ingest cur", move |send| {
+        let mut progress = progress;
+        crate::cur::stream_cur_files(&read, at, progress.as_mut(), chunk_rows, cost_sink(send))
+    })
+    .await?;
+    Ok(cost_summary("cur", files, outcomes))
 }
 
-/// Commits bill slices in one unit: each replaces the lake's slice of the same key.
-async fn replace_cost_slices(
-    lake: &Lake,
+/// A bill chunk as the lake's write: its new slices replaced, its rows appended.
+fn cost_sink(mut send: GroupSink) -> crate::focus::CostSink {
+    Box::new(move |chunk: crate::focus::CostChunk| {
+        send(vec![TableWrite::ReplaceCostSlices {
+            slices: chunk.slices,
+            batches: chunk.batches,
+        }])
+    })
+}
+
+fn cost_summary(
     source: &'static str,
     files: Vec<PathBuf>,
-    slices: Vec<crate::focus::CostSlice>,
-) -> Result<IngestSummary, PipelineError> {
-    let mut keys = Vec::with_capacity(slices.len());
-    let mut batches = Vec::new();
-    for slice in slices {
-        keys.push(CostSliceKey {
-            source: slice.source,
-            billing_account: slice.billing_account,
-            invoice_month: slice.invoice_month,
-        });
-        batches.extend(slice.batches);
-    }
-    let outcomes = lake
-        .apply(
-            &format!("ingest {source}"),
-            vec![TableWrite::ReplaceCostSlices {
-                slices: keys,
-                batches,
-            }],
-        )
-        .await?;
-    Ok(IngestSummary {
+    outcomes: Vec<WriteOutcome>,
+) -> IngestSummary {
+    IngestSummary {
         source,
         files,
         outcomes,
         touched: Touched::default(),
-    })
+    }
 }

@@ -317,17 +317,49 @@ fn entry_tables(info: &deltalake::kernel::CommitInfo) -> BTreeMap<String, String
         .unwrap_or_default()
 }
 
-/// The state the log's latest entry names.
+/// The state the entry of the log's loaded version names. Read from that version's own commit
+/// file: `DeltaTable::history` lists every commit from a start on, whatever version the table
+/// was loaded at, so on an older version (a restore's target) it would give the latest entry.
 pub(crate) async fn latest_entry(log: &DeltaTable) -> Result<LakeState, LakeError> {
-    let last: Vec<deltalake::kernel::CommitInfo> = log
-        .history(Some(1))
-        .try_collect()
+    let Some(version) = log.version() else {
+        return Ok(LakeState {
+            tables: BTreeMap::new(),
+            log_version: None,
+        });
+    };
+    let bytes = log
+        .log_store()
+        .read_commit_entry(version)
         .await
         .map_err(log_error)?;
-    let tables = last.first().map(entry_tables).unwrap_or_default();
+    let info = bytes.as_deref().and_then(commit_info_of);
     Ok(LakeState {
-        tables,
-        log_version: log.version(),
+        tables: info.as_ref().map(entry_tables).unwrap_or_default(),
+        log_version: Some(version),
+    })
+}
+
+/// A restore that found files of its target deleted says so in words (delta-rs: "Find missing
+/// file … when restore"); other errors stay as they are.
+fn vacuumed(table: Table, version: u64, error: LakeError) -> LakeError {
+    if error.to_string().contains("missing file") {
+        LakeError::Schema {
+            table: table.name(),
+            message: format!(
+                "log entry {version} reads data files `doracost lake vacuum` has deleted (older than \
+                 [lake] retention_hours): it can no longer be restored; nothing was changed"
+            ),
+        }
+    } else {
+        error
+    }
+}
+
+/// The `commitInfo` action of a commit file (one JSON action per line).
+fn commit_info_of(bytes: &[u8]) -> Option<deltalake::kernel::CommitInfo> {
+    bytes.split(|&b| b == b'\n').find_map(|line| {
+        let action: serde_json::Value = serde_json::from_slice(line).ok()?;
+        serde_json::from_value(action.get("commitInfo")?.clone()).ok()
     })
 }
 
@@ -551,7 +583,8 @@ impl Lake {
                 (Some((id, v)), Some(handle))
                     if parse_content_id(&now).is_some_and(|(i, _)| i == id) =>
                 {
-                    Some(self.roll_back(table, handle, Some(v), &ingest).await?)
+                    let restored = self.roll_back(table, handle, Some(v), &ingest).await;
+                    Some(restored.map_err(|e| vacuumed(table, version, e))?)
                 }
                 _ => {
                     return Err(LakeError::Schema {

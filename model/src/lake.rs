@@ -73,6 +73,13 @@ pub enum LakeError {
         /// What failed.
         message: String,
     },
+    /// The input of a streamed write failed while the write ran (see [`Lake::apply_stream`]);
+    /// what was committed was rolled back.
+    #[error("the input failed: {message}")]
+    Input {
+        /// What failed.
+        message: String,
+    },
     /// Rows handed to the lake do not fit the table's schema.
     #[error("table `{table}`: {message}")]
     Schema {
@@ -202,6 +209,17 @@ pub struct WriteOutcome {
     /// The version the write started from (equal to `version` when nothing was written; one less
     /// when nothing else committed to the table in between).
     pub version_before: Option<u64>,
+}
+
+impl WriteOutcome {
+    /// Adds a later write's figures to this table's (the same table, one write after the other).
+    fn add(&mut self, later: &WriteOutcome) {
+        self.rows_in += later.rows_in;
+        self.inserted += later.inserted;
+        self.updated += later.updated;
+        self.replaced_slices += later.replaced_slices;
+        self.version = later.version;
+    }
 }
 
 impl Lake {
@@ -402,17 +420,40 @@ impl Lake {
             .into_iter()
             .map(TableWrite::conformed)
             .collect::<Result<Vec<_>, _>>()?;
+        self.apply_stream(operation, futures::stream::iter([Ok(writes)]))
+            .await
+    }
+
+    /// [`Lake::apply`] for writes that arrive in groups while it runs (an ingest that reads its
+    /// files in bounded chunks): each group's writes are committed as they come, on the versions
+    /// the previous group left, and the log entry naming every table's final version is written
+    /// once the stream has ended. Until then readers see the lake as before, so the whole stream
+    /// is one unit. An `Err` item (the input failed) stops the write: everything committed so far
+    /// is rolled back and that error is returned. A group's writes to one table follow the
+    /// earlier groups' (an upsert of a key seen before updates it).
+    pub async fn apply_stream<S>(
+        &self,
+        operation: &str,
+        groups: S,
+    ) -> Result<Vec<WriteOutcome>, LakeError>
+    where
+        S: futures::Stream<Item = Result<Vec<TableWrite>, LakeError>> + Send + Unpin,
+    {
         let lock = self.lock().await?;
-        let result = self.apply_locked(operation, writes).await;
+        let result = self.apply_locked(operation, groups).await;
         lock.release().await;
         result
     }
 
-    async fn apply_locked(
+    async fn apply_locked<S>(
         &self,
         operation: &str,
-        writes: Vec<TableWrite>,
-    ) -> Result<Vec<WriteOutcome>, LakeError> {
+        mut groups: S,
+    ) -> Result<Vec<WriteOutcome>, LakeError>
+    where
+        S: futures::Stream<Item = Result<Vec<TableWrite>, LakeError>> + Send + Unpin,
+    {
+        use futures::StreamExt;
         let ingest = new_ingest_id();
         let mut log = self.open_log().await?;
         let logged = match &log {
@@ -436,20 +477,41 @@ impl Lake {
             .iter()
             .map(|(t, h)| (*t, h.as_ref().and_then(DeltaTable::version)))
             .collect();
-        let mut outcomes = Vec::new();
+        let mut outcomes: Vec<WriteOutcome> = Vec::new();
+        // The bill slices this write replaces so far: its rows must lie in them.
+        let mut replaced = std::collections::BTreeSet::new();
         let mut failure = None;
-        for write in writes {
-            let table = write.table();
-            let existing = handles.get(&table).cloned().flatten();
-            match self.apply_one(write, existing, &ingest).await {
-                Ok((outcome, handle)) => {
-                    handles.insert(table, Some(handle));
-                    outcomes.push(outcome);
-                    self.pause_point(table.name()).await;
-                }
+        'groups: while let Some(group) = groups.next().await {
+            let group = match group {
+                Ok(group) => group,
                 Err(err) => {
                     failure = Some(err);
                     break;
+                }
+            };
+            for write in group {
+                let table = write.table();
+                let existing = handles.get(&table).cloned().flatten();
+                let applied = match write.conformed() {
+                    Ok(write) => {
+                        self.apply_one(write, existing, &ingest, &mut replaced)
+                            .await
+                    }
+                    Err(err) => Err(err),
+                };
+                match applied {
+                    Ok((outcome, handle)) => {
+                        handles.insert(table, Some(handle));
+                        match outcomes.iter_mut().find(|o| o.table == outcome.table) {
+                            Some(sum) => sum.add(&outcome),
+                            None => outcomes.push(outcome),
+                        }
+                        self.pause_point(table.name()).await;
+                    }
+                    Err(err) => {
+                        failure = Some(err);
+                        break 'groups;
+                    }
                 }
             }
         }
@@ -570,6 +632,7 @@ impl Lake {
         write: TableWrite,
         existing: Option<DeltaTable>,
         ingest: &str,
+        replaced: &mut std::collections::BTreeSet<CostSliceKey>,
     ) -> Result<(WriteOutcome, DeltaTable), LakeError> {
         match write {
             TableWrite::Upsert { table, batches } => {
@@ -577,11 +640,60 @@ impl Lake {
                 upsert(table, handle, batches, ingest).await
             }
             TableWrite::ReplaceCostSlices { slices, batches } => {
+                replaced.extend(slices.iter().cloned());
+                outside_slices(replaced, &batches)?;
                 let handle = self.writable(Table::Costs, existing, ingest).await?;
                 replace_cost_slices(handle, &slices, batches, ingest).await
             }
         }
     }
+}
+
+/// Refuses bill rows outside the slices their write replaces (a re-ingest would count them twice).
+fn outside_slices(
+    replaced: &std::collections::BTreeSet<CostSliceKey>,
+    batches: &[RecordBatch],
+) -> Result<(), LakeError> {
+    use arrow::array::AsArray;
+    let column = |batch: &RecordBatch, name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>().cloned())
+            .ok_or_else(|| LakeError::Schema {
+                table: Table::Costs.name(),
+                message: format!("no string column `{name}`"),
+            })
+    };
+    for batch in batches {
+        let (source, account, month) = (
+            column(batch, "source")?,
+            column(batch, "billing_account")?,
+            column(batch, "invoice_month")?,
+        );
+        let mut last: Option<(&str, &str, &str)> = None;
+        for row in 0..batch.num_rows() {
+            let key = (source.value(row), account.value(row), month.value(row));
+            if last == Some(key) {
+                continue;
+            }
+            let found = replaced.contains(&CostSliceKey {
+                source: key.0.to_owned(),
+                billing_account: key.1.to_owned(),
+                invoice_month: key.2.to_owned(),
+            });
+            if !found {
+                return Err(LakeError::Schema {
+                    table: Table::Costs.name(),
+                    message: format!(
+                        "a row of bill slice ({}, {}, {}) lies outside the slices this write replaces",
+                        key.0, key.1, key.2
+                    ),
+                });
+            }
+            last = Some(key);
+        }
+    }
+    Ok(())
 }
 
 /// Every table's content id (`absent` for none).
@@ -669,11 +781,16 @@ async fn upsert(
         .map(|f| f.name().as_str())
         .filter(|name| *name != "ingested_at" && !table.key().contains(name))
         .collect();
-    let changed_rows = content
-        .iter()
-        .map(|c| format!("(dc_target.\"{c}\" IS DISTINCT FROM dc_source.\"{c}\")"))
-        .collect::<Vec<_>>()
-        .join(" OR ");
+    let (changed_rows, values) = if table == Table::Changes {
+        merged_fields(&content)
+    } else {
+        let changed_rows = content
+            .iter()
+            .map(|c| format!("(dc_target.\"{c}\" IS DISTINCT FROM dc_source.\"{c}\")"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        (changed_rows, HashMap::new())
+    };
     let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let (written, metrics) = handle
         .merge(source, on)
@@ -683,7 +800,11 @@ async fn upsert(
         .when_matched_update(|update| {
             let mut update = update.predicate(changed_rows.clone());
             for c in &columns {
-                update = update.update(c.as_str(), format!("dc_source.\"{c}\""));
+                let value = values
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| format!("dc_source.\"{c}\""));
+                update = update.update(c.as_str(), value);
             }
             update
         })
@@ -705,7 +826,41 @@ async fn upsert(
     Ok((outcome, written))
 }
 
-/// Replaces whole (source, account, month) slices of `costs` in one commit.
+/// A change's fields merge rather than replace (the same commit is listed by several
+/// deployments, some naming only its sha): within one ingest (the target row has the source's
+/// `ingested_at`: an earlier chunk of the same read) the first non-null value stays, as
+/// within one batch; from a later ingest a non-null value replaces and a null never erases.
+/// Returns the "row changed" predicate and each content column's new value.
+fn merged_fields(content: &[&str]) -> (String, HashMap<String, String>) {
+    const SAME: &str = "dc_target.\"ingested_at\" = dc_source.\"ingested_at\"";
+    let changed = content
+        .iter()
+        .map(|c| {
+            format!(
+                "(CASE WHEN {SAME} THEN dc_target.\"{c}\" IS NULL AND dc_source.\"{c}\" IS NOT NULL \
+                 ELSE dc_source.\"{c}\" IS NOT NULL AND dc_source.\"{c}\" IS DISTINCT FROM dc_target.\"{c}\" END)"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let values = content
+        .iter()
+        .map(|c| {
+            (
+                (*c).to_owned(),
+                format!(
+                    "CASE WHEN {SAME} THEN COALESCE(dc_target.\"{c}\", dc_source.\"{c}\") \
+                     ELSE COALESCE(dc_source.\"{c}\", dc_target.\"{c}\") END"
+                ),
+            )
+        })
+        .collect();
+    (changed, values)
+}
+
+/// Replaces whole (source, account, month) slices of `costs`: the slices' rows are deleted (one
+/// commit, none when the table holds no row of them), then `batches` appended (another). Rows of
+/// a slice an earlier group of the same write replaced may be among `batches`: they append to it.
 async fn replace_cost_slices(
     handle: DeltaTable,
     slices: &[CostSliceKey],
@@ -721,33 +876,50 @@ async fn replace_cost_slices(
         version_before: handle.version(),
         ..Default::default()
     };
-    if slices.is_empty() {
-        return Ok((outcome, handle));
+    let mut handle = handle;
+    let empty = handle
+        .snapshot()
+        .map(|s| s.log_data().num_files() == 0)
+        .unwrap_or(true);
+    if !slices.is_empty() && !empty {
+        let predicate = slices
+            .iter()
+            .map(|s| {
+                format!(
+                    "(\"source\" = {} AND \"billing_account\" = {} AND \"invoice_month\" = {})",
+                    sql_string(&s.source),
+                    sql_string(&s.billing_account),
+                    sql_string(&s.invoice_month)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let (deleted, metrics) = handle
+            .delete()
+            .with_predicate(predicate)
+            .with_commit_properties(ingest_commit(ingest))
+            .await
+            .map_err(|e| changed(table, e))?;
+        handle = deleted;
+        tracing::debug!(
+            rows = metrics.num_deleted_rows,
+            slices = slices.len(),
+            "bill slices deleted before their new rows"
+        );
     }
-    let predicate = slices
-        .iter()
-        .map(|s| {
-            format!(
-                "(\"source\" = {} AND \"billing_account\" = {} AND \"invoice_month\" = {})",
-                sql_string(&s.source),
-                sql_string(&s.billing_account),
-                sql_string(&s.invoice_month)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let written = handle
-        .write(Vec::new())
-        .with_input_plan(partitioned_scan(table, batches)?)
-        .with_save_mode(SaveMode::Overwrite)
-        .with_replace_where(predicate)
-        .with_commit_properties(ingest_commit(ingest))
-        .await
-        .map_err(|e| changed(table, e))?;
+    if rows_in > 0 {
+        handle = handle
+            .write(Vec::new())
+            .with_input_plan(partitioned_scan(table, batches)?)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(ingest_commit(ingest))
+            .await
+            .map_err(|e| changed(table, e))?;
+    }
     outcome.inserted = rows_in;
     outcome.replaced_slices = slices.len();
-    outcome.version = written.version();
-    Ok((outcome, written))
+    outcome.version = handle.version();
+    Ok((outcome, handle))
 }
 
 /// The folder under the lake's root that holds derived tables: the per-row metric views computed

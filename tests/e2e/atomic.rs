@@ -313,3 +313,254 @@ fn two_ingests_at_once_into_a_local_lake_both_land_or_say_rerun() {
     );
     concurrent_rounds(dir, "lake", &doracost);
 }
+
+/// The Delta commits of a table (its log's JSON entries).
+fn commits_of(dir: &Path, table: &str) -> usize {
+    std::fs::read_dir(dir.join(table).join("_delta_log"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        })
+        .count()
+}
+
+/// Issue 12, bounded memory: an ingest read in many small chunks, each merged into the ones
+/// before (a change listed again in a later chunk, a bill slice spread over several), reaches
+/// exactly the state of the same ingest in one chunk; ingesting it again in chunks changes
+/// nothing; and a kill after the first chunk's commits, mid-file, leaves nothing a reader sees.
+#[test]
+fn an_ingest_in_many_chunks_is_one_unit_with_the_state_of_one_chunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &["sample", "generate", "--scale", "small", "--out", "sample"],
+    );
+    let with = |lake: &str, args: &[&str]| {
+        let mut all = vec!["--config", "sample/doracost.toml", "--data-dir", lake];
+        all.extend_from_slice(args);
+        ok(dir, &all)
+    };
+    // Rows already in the lake, so that the first chunk merges too.
+    with(
+        "base",
+        &[
+            "ingest",
+            "events",
+            "sample/events/devlake-deployments.json",
+            "sample/events/devlake-incidents.json",
+        ],
+    );
+    with(
+        "base",
+        &["ingest", "focus", "sample/costs/focus-2025-05.csv"],
+    );
+    let before = snapshot(dir, "base");
+    copy_dir(&dir.join("base"), &dir.join("one"));
+    copy_dir(&dir.join("base"), &dir.join("many"));
+    copy_dir(&dir.join("base"), &dir.join("killed"));
+    let base_commits = commits_of(&dir.join("base"), "deployments");
+
+    with(
+        "one",
+        &["ingest", "--no-refresh", "events", "sample/events"],
+    );
+    with("one", &["ingest", "--no-refresh", "focus", "sample/costs"]);
+    let events = [
+        "ingest",
+        "--no-refresh",
+        "--chunk-rows",
+        "2000",
+        "events",
+        "sample/events",
+    ];
+    let bills = [
+        "ingest",
+        "--no-refresh",
+        "--chunk-rows",
+        "1000",
+        "focus",
+        "sample/costs",
+    ];
+    with("many", &events);
+    with("many", &bills);
+    let chunked = commits_of(&dir.join("many"), "deployments") - base_commits;
+    assert!(chunked >= 5, "the events took {chunked} chunks");
+    let bill_commits = commits_of(&dir.join("many"), "costs");
+    assert!(bill_commits >= 10, "the bills took {bill_commits} commits");
+    let one = snapshot(dir, "one");
+    assert_ne!(one, before);
+    assert!(
+        snapshot(dir, "many") == one,
+        "many chunks did not reach the state of one chunk"
+    );
+    // Again, in chunks: nothing changes.
+    with("many", &events);
+    with("many", &bills);
+    assert!(
+        snapshot(dir, "many") == one,
+        "a chunked re-ingest changed the lake"
+    );
+
+    // Killed once the first chunk's changes are committed: the file is far from read.
+    let mut child = doracost()
+        .current_dir(dir)
+        .args(["--config", "sample/doracost.toml", "--data-dir", "killed"])
+        .args(["--pause-after", "changes"])
+        .args(events)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    wait_for_pause(&mut child, "changes");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        snapshot(dir, "killed") == before,
+        "a reader sees the first chunk of a killed ingest"
+    );
+    with("killed", &events);
+    with("killed", &bills);
+    assert!(
+        snapshot(dir, "killed") == one,
+        "the rerun did not complete it"
+    );
+}
+
+/// The log entries `lake history --format json` lists (newest first): (version, operation).
+fn history(dir: &Path, config: &str) -> Vec<(u64, String)> {
+    let out = ok(
+        dir,
+        &["--config", config, "--data-dir", "lake", "--format", "json"]
+            .into_iter()
+            .chain(["lake", "history", "--limit", "100"])
+            .collect::<Vec<_>>(),
+    );
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&out).expect("a JSON array");
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e["version"].as_u64().unwrap(),
+                e["operation"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 12, item 5: `lake history` lists every ingest; `lake restore --to-version N` brings the
+/// lake back to entry N as a reader sees it (and can be undone the same way); `lake vacuum` deletes
+/// only files older than the retention and never one the latest state reads; a restore to an
+/// entry whose files were vacuumed fails and changes nothing a reader sees.
+#[test]
+fn the_lake_goes_back_to_an_earlier_entry_and_vacuum_keeps_what_readers_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &["sample", "generate", "--scale", "small", "--out", "sample"],
+    );
+    let config = "sample/doracost.toml";
+    let with = |args: &[&str]| {
+        let mut all = vec!["--config", config, "--data-dir", "lake"];
+        all.extend_from_slice(args);
+        ok(dir, &all)
+    };
+    with(&[
+        "ingest",
+        "--no-refresh",
+        "events",
+        "sample/events/devlake-deployments.json",
+        "sample/events/devlake-incidents.json",
+    ]);
+    let first = snapshot(dir, "lake");
+    with(&INGEST);
+    with(&["ingest", "focus", "sample/costs/focus-2025-05.csv"]);
+    let last = snapshot(dir, "lake");
+    assert_ne!(first, last);
+
+    let entries = history(dir, config);
+    let operations: Vec<&str> = entries.iter().map(|(_, o)| o.as_str()).collect();
+    assert_eq!(
+        operations,
+        ["ingest focus", "ingest events", "ingest events", "adopt"],
+        "newest first"
+    );
+    let (first_entry, latest_entry) = (entries[2].0, entries[0].0);
+
+    with(&["lake", "restore", "--to-version", &first_entry.to_string()]);
+    let restored = snapshot(dir, "lake");
+    let extra: Vec<_> = restored
+        .iter()
+        .filter(|r| !first.contains(r))
+        .take(3)
+        .collect();
+    let missing: Vec<_> = first
+        .iter()
+        .filter(|r| !restored.contains(r))
+        .take(3)
+        .collect();
+    assert!(
+        restored == first,
+        "not the first ingest's state: {} rows for {}; extra {extra:?}, missing {missing:?}",
+        restored.len(),
+        first.len()
+    );
+    assert_eq!(
+        history(dir, config)[0].1,
+        format!("restore to {first_entry}")
+    );
+    with(&["lake", "restore", "--to-version", &latest_entry.to_string()]);
+    assert!(snapshot(dir, "lake") == last, "the restore was not undone");
+
+    // The bill again: its slice's old file is replaced, so something is left for vacuum.
+    with(&["ingest", "focus", "sample/costs/focus-2025-05.csv"]);
+    assert!(
+        snapshot(dir, "lake") == last,
+        "the same bill again changed the lake"
+    );
+    // The default retention (168 h) keeps everything this young lake ever wrote.
+    let kept = with(&["lake", "vacuum"]);
+    assert!(
+        kept.lines()
+            .filter(|l| l.contains("file(s) deleted"))
+            .all(|l| l.contains(" 0 file(s)")),
+        "{kept}"
+    );
+    // With no retention, the bill's replaced file goes; the latest state reads on.
+    let text = std::fs::read_to_string(dir.join(config)).unwrap();
+    std::fs::write(
+        dir.join("sample/zero.toml"),
+        text.replacen("[lake]\n", "[lake]\nretention_hours = 0\n", 1),
+    )
+    .unwrap();
+    let zero = |args: &[&str]| {
+        let mut all = vec!["--config", "sample/zero.toml", "--data-dir", "lake"];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = zero(&["lake", "vacuum"]);
+    let vacuumed = ok(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let deleted: u64 = vacuumed
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    assert!(deleted > 0, "{vacuumed}");
+    assert!(
+        snapshot(dir, "lake") == last,
+        "vacuum took files a reader reads"
+    );
+    // The entry before the bill came again read that file: it cannot be restored any more.
+    let args = zero(&["lake", "restore", "--to-version", &latest_entry.to_string()]);
+    let error = crate::support::fails(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        error.contains("can no longer be restored") && error.contains("vacuum"),
+        "{error}"
+    );
+    assert!(
+        snapshot(dir, "lake") == last,
+        "a failed restore changed what readers see"
+    );
+    eprintln!("vacuum: {deleted} file(s); restore after it: {error}");
+}

@@ -271,7 +271,7 @@ async fn sample_lake(dir: &Path) -> (Config, Lake) {
     ingest::pipeline::ingest_events(
         &lake,
         &[dir.join("sample/events")],
-        &mut ingest::progress::NoProgress,
+        Box::new(ingest::progress::NoProgress),
     )
     .await
     .unwrap();

@@ -162,7 +162,7 @@ mod tests {
                 assert_eq!(column, cur::SP_EFFECTIVE_COST);
                 assert!(message.contains("SavingsPlanCoveredUsage"), "{message}");
             }
-            AppendError::Arrow(e) => panic!("{e}"),
+            other => panic!("{other:?}"),
         }
         // Plain usage never asks.
         assert_eq!(

@@ -66,6 +66,37 @@ pub fn read_cur_files(
     })
 }
 
+/// Reads CUR files as [`read_cur_files`] does, in bounded memory: rows go to `sink` in chunks of
+/// about `chunk_rows` rows as they are read (see `focus::stream_focus_files`).
+pub fn stream_cur_files(
+    paths: &[PathBuf],
+    ingested_at: DateTime<Utc>,
+    progress: &mut dyn Progress,
+    chunk_rows: usize,
+    sink: crate::focus::CostSink,
+) -> Result<(), IngestError> {
+    let mut slices = Slices::streaming(CUR_BILL, ingested_at.timestamp_micros(), chunk_rows, sink);
+    for path in paths {
+        match Format::of(path)? {
+            Format::Csv { gzip } => csv_file::read(path, gzip, &mut slices, progress)?,
+            Format::Parquet => parquet_file::read(path, &mut slices, progress)?,
+        }
+    }
+    slices.finish_stream().map_err(|e| match e {
+        AppendError::Sink(error) => error,
+        AppendError::Arrow(source) => IngestError::Arrow {
+            path: paths.last().cloned().unwrap_or_default(),
+            source,
+        },
+        AppendError::Value { column, message } => IngestError::invalid(
+            paths.last().cloned().unwrap_or_default(),
+            None,
+            Some(column),
+            message,
+        ),
+    })
+}
+
 /// The file formats a CUR export comes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -123,5 +154,6 @@ fn located(path: &Path, columns: &ColumnMap, at: RowAt, error: AppendError) -> I
             path: path.to_owned(),
             source,
         },
+        AppendError::Sink(error) => error,
     }
 }

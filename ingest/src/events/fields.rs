@@ -31,6 +31,11 @@ pub(super) struct Place<'a> {
 }
 
 impl<'a> Place<'a> {
+    /// The input the record comes from.
+    pub(super) fn origin(&self) -> &'a Path {
+        self.origin
+    }
+
     /// The top of a record at `origin`, `line`.
     pub(super) fn root(origin: &'a Path, line: Option<u64>) -> Self {
         Place {

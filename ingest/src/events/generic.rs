@@ -61,6 +61,18 @@ pub(super) fn read_record(
     out: &mut Collector,
     ingested_at: i64,
 ) -> Result<(), IngestError> {
+    read_one(value, place, kind, ids, out, ingested_at)?;
+    out.record_done(place.origin())
+}
+
+fn read_one(
+    value: &Json<'_>,
+    place: &Place<'_>,
+    kind: Option<Kind>,
+    ids: &IdKeys,
+    out: &mut Collector,
+    ingested_at: i64,
+) -> Result<(), IngestError> {
     let fields = Fields::new(value, place, "record")?;
     if let Some(shape) = devlake::shape_of(&fields, kind.is_some()) {
         return devlake::read(&fields, shape, out, ingested_at);

@@ -26,6 +26,7 @@ use crate::error::IngestError;
 use crate::progress::{CountingReader, Progress};
 use fields::{Place, describe};
 use generic::{JSON_IDS, Kind};
+pub use rows::ChunkSink;
 use rows::Collector;
 
 /// Canonical rows from event files, deduplicated by key within the batch.
@@ -81,6 +82,30 @@ pub fn read_event_files(
     }
     let origin = paths.first().cloned().unwrap_or_default();
     finish(out, at, origin)
+}
+
+/// Reads event files as [`read_event_files`] does, in bounded memory: the rows go to `sink` in
+/// chunks of about `chunk_rows` rows (whole records; each chunk deduplicated in itself), the last
+/// one when the files are read. A sink error stops the read and is returned.
+pub fn stream_event_files(
+    paths: &[PathBuf],
+    ingested_at: chrono::DateTime<chrono::Utc>,
+    progress: &mut dyn Progress,
+    chunk_rows: usize,
+    sink: ChunkSink,
+) -> Result<(), IngestError> {
+    let at = ingested_at.timestamp_micros();
+    let mut out = Collector::streaming(chunk_rows, at, sink);
+    for path in paths {
+        read_file(path, &mut out, at, progress)?;
+    }
+    if out.skipped_issues > 0 {
+        tracing::info!(
+            skipped = out.skipped_issues,
+            "DevLake issues that are not incidents were skipped"
+        );
+    }
+    out.flush(paths.last().map_or(Path::new(""), PathBuf::as_path))
 }
 
 /// The same from one in-memory JSON body (a webhook POST): NDJSON, array, object, or a DevLake payload.

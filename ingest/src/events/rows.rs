@@ -198,9 +198,21 @@ impl Hasher for FxHasher {
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 type FastSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
-/// Rows of one read, deduplicated by key, in order of first appearance.
+/// Where a streamed read hands each full chunk of rows (see [`Collector::streaming`]).
+pub type ChunkSink = Box<dyn FnMut(EventBatches) -> Result<(), crate::IngestError> + Send>;
+
+/// Rows of one read, deduplicated by key, in order of first appearance; with a sink, handed on
+/// in chunks of about `chunk_rows` rows, each deduplicated in itself (the lake's upsert merges a
+/// chunk's rows into the earlier chunks' as it merges two ingests, a change's fields included).
 #[derive(Default)]
 pub(super) struct Collector {
+    /// Rows held: deployments, changes, their links and incidents.
+    rows: usize,
+    /// Hand the rows to `sink` once `rows` reaches this (0: never; all at the end).
+    chunk_rows: usize,
+    sink: Option<ChunkSink>,
+    /// The `ingested_at` of every row (microseconds), for the chunks' batches.
+    ingested_at: i64,
     deployments: Vec<DeploymentRow>,
     deployment_at: FastMap<String, usize>,
     changes: Vec<ChangeRow>,
@@ -214,8 +226,57 @@ pub(super) struct Collector {
 }
 
 impl Collector {
+    /// A collector that hands its rows to `sink` in chunks of about `chunk_rows` rows, whole
+    /// records only (see [`Collector::record_done`]); what is left goes with [`Collector::flush`].
+    pub(super) fn streaming(chunk_rows: usize, ingested_at: i64, sink: ChunkSink) -> Collector {
+        Collector {
+            chunk_rows,
+            sink: Some(sink),
+            ingested_at,
+            ..Collector::default()
+        }
+    }
+
+    /// A record has been read whole: a full chunk goes to the sink now.
+    pub(super) fn record_done(
+        &mut self,
+        origin: &std::path::Path,
+    ) -> Result<(), crate::IngestError> {
+        if self.chunk_rows > 0 && self.rows >= self.chunk_rows {
+            self.flush(origin)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the rows held to the sink (nothing without one, or with no rows).
+    pub(super) fn flush(&mut self, origin: &std::path::Path) -> Result<(), crate::IngestError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let Some(mut sink) = self.sink.take() else {
+            return Ok(());
+        };
+        let next = Collector {
+            chunk_rows: self.chunk_rows,
+            ingested_at: self.ingested_at,
+            skipped_issues: self.skipped_issues,
+            ..Collector::default()
+        };
+        let full = std::mem::replace(self, next);
+        let batches = full
+            .finish(self.ingested_at)
+            .map_err(|source| crate::IngestError::Arrow {
+                path: origin.to_owned(),
+                source,
+            });
+        let sent = batches.and_then(&mut sink);
+        self.sink = Some(sink);
+        sent
+    }
+
     /// Adds a deployment; a later record of the same key replaces the earlier one in place.
     pub(super) fn deployment(&mut self, row: DeploymentRow) {
+        self.rows += 1 + row.shipped.len();
         match self.deployment_at.get(&row.deployment_id) {
             Some(&i) => self.deployments[i] = row,
             None => {
@@ -235,6 +296,7 @@ impl Collector {
                 i
             }
             None => {
+                self.rows += 1;
                 let i = self.changes.len();
                 self.change_at.insert(row.change_id.clone(), i);
                 self.changes.push(row);
@@ -245,11 +307,13 @@ impl Collector {
 
     /// Records that `deployment_id` shipped change `change` (a standalone change record said so).
     pub(super) fn link(&mut self, deployment_id: String, change: usize, source: String) {
+        self.rows += 1;
         self.links.push((deployment_id, change, source));
     }
 
     /// Adds an incident; a later record of the same key replaces the earlier one in place.
     pub(super) fn incident(&mut self, row: IncidentRow) {
+        self.rows += 1;
         match self.incident_at.get(&row.incident_id) {
             Some(&i) => self.incidents[i] = row,
             None => {

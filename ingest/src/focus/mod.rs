@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use crate::error::IngestError;
 use crate::progress::Progress;
 use slices::{AppendError, BillSource, Slices};
+pub use slices::{CostChunk, CostSink};
 
 /// The `source` of every row this module reads.
 pub const SOURCE: &str = "focus";
@@ -102,6 +103,31 @@ pub fn read_focus_files_with(
     })
 }
 
+/// Reads FOCUS bills as [`read_focus_files_with`] does, in bounded memory: rows go to `sink` in
+/// chunks of about `chunk_rows` rows as they are read, each chunk naming the slices that begin in
+/// it, so that a writer replaces a slice before the first rows of it land.
+pub fn stream_focus_files(
+    paths: &[PathBuf],
+    defaults: &FocusDefaults,
+    ingested_at: DateTime<Utc>,
+    progress: &mut dyn Progress,
+    chunk_rows: usize,
+    sink: slices::CostSink,
+) -> Result<(), IngestError> {
+    let mut slices =
+        Slices::streaming(FOCUS_BILL, ingested_at.timestamp_micros(), chunk_rows, sink);
+    for path in paths {
+        match Format::of(path)? {
+            Format::Csv => csv_file::read(path, defaults, &mut slices, progress)?,
+            Format::Parquet => parquet_file::read(path, defaults, &mut slices, progress)?,
+        }
+    }
+    let last = paths.last().cloned().unwrap_or_default();
+    slices
+        .finish_stream()
+        .map_err(|e| located(&last, None, None, e))
+}
+
 /// The file formats a FOCUS export comes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -147,5 +173,6 @@ fn located(
             path: path.to_owned(),
             source,
         },
+        AppendError::Sink(error) => error,
     }
 }

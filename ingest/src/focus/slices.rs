@@ -77,6 +77,54 @@ pub(crate) enum AppendError {
     },
     /// Arrow refused a batch (a bug, or data no schema can hold).
     Arrow(ArrowError),
+    /// The sink of a streamed read refused a chunk (the lake write stopped).
+    Sink(crate::IngestError),
+}
+
+/// What a streamed read hands on each time it holds enough rows: the slices first seen since
+/// the previous chunk (a writer replaces them before it appends rows of them) and rows of any
+/// slice seen so far, in the schema of `model::schema::costs()`.
+#[derive(Debug)]
+pub struct CostChunk {
+    /// Slices that begin in this chunk (or before it, with no rows handed on yet).
+    pub slices: Vec<model::CostSliceKey>,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Where a streamed bill read hands its chunks.
+pub type CostSink = Box<dyn FnMut(CostChunk) -> Result<(), crate::IngestError> + Send>;
+
+/// The streaming side of [`Slices`]: finished batches wait here until a chunk is full.
+struct Stream {
+    chunk_rows: usize,
+    sink: CostSink,
+    ready: Vec<RecordBatch>,
+    /// Rows appended since the last chunk went out.
+    held_rows: usize,
+    /// How many of the slices (in order of first appearance) went out with a chunk already.
+    announced: usize,
+}
+
+impl Stream {
+    /// Hands on the ready rows and the slices not announced yet.
+    fn emit(&mut self, bill: &BillSource, slices: &[SliceBuilder]) -> Result<(), AppendError> {
+        let new = slices[self.announced..]
+            .iter()
+            .map(|s| model::CostSliceKey {
+                source: bill.name.to_owned(),
+                billing_account: s.billing_account.clone(),
+                invoice_month: s.invoice_month.clone(),
+            })
+            .collect();
+        self.announced = slices.len();
+        self.held_rows = 0;
+        let chunk = CostChunk {
+            slices: new,
+            batches: std::mem::take(&mut self.ready),
+        };
+        (self.sink)(chunk).map_err(AppendError::Sink)
+    }
 }
 
 impl AppendError {
@@ -111,6 +159,10 @@ pub(crate) struct Slices {
     last: Option<usize>,
     /// The last `BillingPeriodStart` seen and its (year, month), to skip the calendar arithmetic.
     last_period: Option<(i64, (i32, u32))>,
+    /// Set for a streamed read ([`Slices::streaming`]).
+    stream: Option<Stream>,
+    /// Rows per batch: [`BATCH_ROWS`], or a streamed read's chunk when that is smaller.
+    batch_rows: usize,
 }
 
 impl Slices {
@@ -122,7 +174,47 @@ impl Slices {
             slices: Vec::new(),
             last: None,
             last_period: None,
+            stream: None,
+            batch_rows: BATCH_ROWS,
         }
+    }
+
+    /// Slices that hand their rows to `sink` in chunks of about `chunk_rows` rows as they are
+    /// read, rather than keeping them: [`Slices::finish_stream`] hands on the rest.
+    pub fn streaming(
+        bill: BillSource,
+        ingested_at: i64,
+        chunk_rows: usize,
+        sink: CostSink,
+    ) -> Self {
+        Slices {
+            stream: Some(Stream {
+                chunk_rows,
+                sink,
+                ready: Vec::new(),
+                held_rows: 0,
+                announced: 0,
+            }),
+            batch_rows: chunk_rows.clamp(1, BATCH_ROWS),
+            ..Slices::new(bill, ingested_at)
+        }
+    }
+
+    /// Ends a streamed read: every row not handed on yet goes in a last chunk.
+    pub fn finish_stream(mut self) -> Result<(), AppendError> {
+        let Some(mut stream) = self.stream.take() else {
+            return Ok(());
+        };
+        for slice in &mut self.slices {
+            if slice.rows.len > 0 {
+                slice.flush(0).map_err(AppendError::Arrow)?;
+            }
+            stream.ready.append(&mut slice.batches);
+        }
+        if stream.ready.is_empty() && stream.announced == self.slices.len() {
+            return Ok(());
+        }
+        stream.emit(&self.bill, &self.slices)
     }
 
     /// Adds `row` at the end of its slice.
@@ -150,8 +242,24 @@ impl Slices {
         self.last = Some(index);
         let slice = &mut self.slices[index];
         slice.rows.append(row, &self.bill, &mut slice.cost_id)?;
-        if slice.rows.len == BATCH_ROWS {
-            slice.flush(BATCH_ROWS).map_err(AppendError::Arrow)?;
+        if slice.rows.len == self.batch_rows {
+            slice.flush(self.batch_rows).map_err(AppendError::Arrow)?;
+        }
+        if let Some(stream) = &mut self.stream {
+            stream.held_rows += 1;
+            if stream.held_rows >= stream.chunk_rows {
+                // Every slice's rows so far, the partly built batches too: however many slices
+                // a bill has, no more than a chunk of rows is held.
+                for slice in &mut self.slices {
+                    if slice.rows.len > 0 {
+                        slice
+                            .flush(self.batch_rows.min(FIRST_BATCH_CAPACITY))
+                            .map_err(AppendError::Arrow)?;
+                    }
+                    stream.ready.append(&mut slice.batches);
+                }
+                stream.emit(&self.bill, &self.slices)?;
+            }
         }
         Ok(())
     }

@@ -89,7 +89,7 @@ fn collect_dir(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Resul
 pub const EVENT_CHUNK_ROWS: usize = 500_000;
 
 /// The same for bills: rows of `ingest focus`/`ingest cur` per committed chunk.
-pub const COST_CHUNK_ROWS: usize = 1 << 20;
+pub const COST_CHUNK_ROWS: usize = 1 << 19;
 
 /// `doracost ingest events`: deployments, changes and incidents, upserted by key. The files are
 /// read on a blocking thread in chunks of [`EVENT_CHUNK_ROWS`] while the previous chunk is

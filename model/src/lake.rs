@@ -764,22 +764,51 @@ async fn upsert(
         outcome.version = written.version();
         return Ok((outcome, written));
     }
-    let ctx = SessionContext::new();
-    let source = ctx
-        .read_batches(batches)
-        .map_err(|e| delta(table)(e.into()))?;
-    let schema = table.schema();
-    let on = table
-        .key()
+    // A merge by key in bounded memory (delta-rs's MERGE holds every target row it scans until
+    // the scan ends, to learn which files changed): one pass over the target finds the rows
+    // whose keys the batch holds (a join with the batch on the build side), then the batch is
+    // compared with those alone. New rows are appended; changed ones replace theirs (a delete
+    // of their keys, then the append). Identical rows are left alone.
+    let err = |e: deltalake::datafusion::error::DataFusionError| delta(table)(e.into());
+    let keys = table.key();
+    let on = keys
         .iter()
         .map(|k| format!("dc_target.\"{k}\" = dc_source.\"{k}\""))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let content: Vec<&str> = schema
-        .fields()
+    let schema = table.schema();
+    let source =
+        deltalake::datafusion::datasource::MemTable::try_new(schema.clone(), vec![batches])
+            .map_err(err)?;
+    let source = std::sync::Arc::new(source);
+    // The chunk stays the join's build side: by bytes a compressed table can look smaller than
+    // the chunk in memory, and a swap would build a hash table of the whole table.
+    let mut config = deltalake::datafusion::prelude::SessionConfig::new();
+    config.options_mut().optimizer.join_reordering = false;
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("dc_source", source.clone())
+        .map_err(err)?;
+    ctx.register_table("dc_target", handle.table_provider().await.map_err(err)?)
+        .map_err(err)?;
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let target_columns = columns
         .iter()
-        .map(|f| f.name().as_str())
-        .filter(|name| *name != "ingested_at" && !table.key().contains(name))
+        .map(|c| format!("dc_target.\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let matched = ctx
+        .sql(&format!(
+            "SELECT {target_columns} FROM dc_source JOIN dc_target ON {on}"
+        ))
+        .await
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)?;
+    let content: Vec<&str> = columns
+        .iter()
+        .map(String::as_str)
+        .filter(|name| *name != "ingested_at" && !keys.contains(name))
         .collect();
     let (changed_rows, values) = if table == Table::Changes {
         merged_fields(&content)
@@ -791,39 +820,133 @@ async fn upsert(
             .join(" OR ");
         (changed_rows, HashMap::new())
     };
-    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let (written, metrics) = handle
-        .merge(source, on)
-        .with_source_alias("dc_source")
-        .with_target_alias("dc_target")
-        .with_commit_properties(ingest_commit(ingest))
-        .when_matched_update(|update| {
-            let mut update = update.predicate(changed_rows.clone());
-            for c in &columns {
+    let found = matched.iter().map(RecordBatch::num_rows).sum::<usize>();
+    // As the table's schema (Delta reads may give other string or timestamp types).
+    let matched = matched
+        .into_iter()
+        .map(|batch| {
+            let columns = schema
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(field, column)| arrow::compute::cast(column, field.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(schema.clone(), columns)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.into()))?;
+    let compare = SessionContext::new();
+    compare.register_table("dc_source", source).map_err(err)?;
+    let matched =
+        deltalake::datafusion::datasource::MemTable::try_new(schema.clone(), vec![matched])
+            .map_err(err)?;
+    compare
+        .register_table("dc_target", std::sync::Arc::new(matched))
+        .map_err(err)?;
+    let new_rows = compare
+        .sql(&format!(
+            "SELECT * FROM dc_source WHERE NOT EXISTS (SELECT 1 FROM dc_target WHERE {on})"
+        ))
+        .await
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)?;
+    let mut rows = new_rows;
+    let inserted: usize = rows.iter().map(RecordBatch::num_rows).sum();
+    let mut updated = 0;
+    let mut handle = handle;
+    if found > 0 {
+        let select = columns
+            .iter()
+            .map(|c| {
                 let value = values
                     .get(c)
                     .cloned()
                     .unwrap_or_else(|| format!("dc_source.\"{c}\""));
-                update = update.update(c.as_str(), value);
-            }
-            update
-        })
-        .and_then(|m| {
-            m.when_not_matched_insert(|insert| {
-                let mut insert = insert;
-                for c in &columns {
-                    insert = insert.set(c.as_str(), format!("dc_source.\"{c}\""));
-                }
-                insert
+                format!("{value} AS \"{c}\"")
             })
-        })
-        .map_err(delta(table))?
-        .await
-        .map_err(|e| changed(table, e))?;
-    outcome.inserted = metrics.num_target_rows_inserted;
-    outcome.updated = metrics.num_target_rows_updated;
-    outcome.version = written.version();
-    Ok((outcome, written))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let changed_batches = compare
+            .sql(&format!(
+                "SELECT {select} FROM dc_source JOIN dc_target ON {on} WHERE {changed_rows}"
+            ))
+            .await
+            .map_err(err)?
+            .collect()
+            .await
+            .map_err(err)?;
+        updated = changed_batches.iter().map(RecordBatch::num_rows).sum();
+        if updated > 0 {
+            let (deleted, _) = handle
+                .delete()
+                .with_predicate(key_in(table, &changed_batches)?)
+                .with_commit_properties(ingest_commit(ingest))
+                .await
+                .map_err(|e| changed(table, e))?;
+            handle = deleted;
+            rows.extend(changed_batches);
+        }
+    }
+    let rows = conform(table, rows)?;
+    if !rows.is_empty() {
+        handle = handle
+            .write(Vec::new())
+            .with_input_plan(partitioned_scan(table, rows)?)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(ingest_commit(ingest))
+            .await
+            .map_err(|e| changed(table, e))?;
+    }
+    outcome.inserted = inserted;
+    outcome.updated = updated;
+    outcome.version = handle.version();
+    Ok((outcome, handle))
+}
+
+/// `key IN (the keys of rows)`: one column's list, or for a key of several columns their
+/// values joined by a separator no id holds (U+001F).
+fn key_in(
+    table: Table,
+    rows: &[RecordBatch],
+) -> Result<deltalake::datafusion::prelude::Expr, LakeError> {
+    use arrow::array::AsArray;
+    use deltalake::datafusion::prelude::{col, concat, lit};
+    let keys = table.key();
+    let mut values = std::collections::BTreeSet::new();
+    for batch in rows {
+        let columns = keys
+            .iter()
+            .map(|k| {
+                batch
+                    .column_by_name(k)
+                    .and_then(|c| c.as_string_opt::<i32>().cloned())
+                    .ok_or_else(|| LakeError::Schema {
+                        table: table.name(),
+                        message: format!("key column `{k}` is not text"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let parts: Vec<&str> = columns.iter().map(|c| c.value(row)).collect();
+            values.insert(parts.join("\u{1f}"));
+        }
+    }
+    let list: Vec<_> = values.into_iter().map(lit).collect();
+    let key = if keys.len() == 1 {
+        col(keys[0])
+    } else {
+        let mut parts = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if i > 0 {
+                parts.push(lit("\u{1f}"));
+            }
+            parts.push(col(*k));
+        }
+        concat(parts)
+    };
+    Ok(key.in_list(list, false))
 }
 
 /// A change's fields merge rather than replace (the same commit is listed by several
@@ -1084,6 +1207,46 @@ impl Lake {
             Err(e) => return Err(err(e)),
         };
         Ok(Some(self.vacuum_derived(name, written, stamp).await))
+    }
+
+    /// Appends `batches` to a derived table in one commit stamped with `stamp`, made only on top
+    /// of version `expected`: `Ok(None)`, with nothing written, when another writer committed to
+    /// it since. A refresh in parts writes its first part with [`Lake::write_derived`], the
+    /// others with this, under a stamp no reader takes for fresh, and stamps the whole with
+    /// [`Lake::restamp_derived`] last.
+    pub async fn append_derived(
+        &self,
+        name: &str,
+        schema: arrow::datatypes::SchemaRef,
+        batches: Vec<RecordBatch>,
+        stamp: &str,
+        expected: u64,
+    ) -> Result<Option<u64>, LakeError> {
+        let err = |source| LakeError::Derived {
+            name: name.to_owned(),
+            source,
+        };
+        let Some(handle) = self.derived_at(name, expected).await? else {
+            return Ok(None);
+        };
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(Some(expected));
+        }
+        let commit = stamped(stamp).with_max_retries(0);
+        let (plan, file_size) =
+            derived_plan(schema, batches, self.derived_file_bytes).map_err(|e| err(e.into()))?;
+        let written = handle
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_target_file_size(file_size)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(commit)
+            .await;
+        match written {
+            Ok(written) => Ok(written.version()),
+            Err(e) if is_conflict(&e) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
     }
 
     /// Stamps a derived table's rows, unchanged, as computed from `stamp` (a commit of no data

@@ -50,6 +50,10 @@ pub struct Engine {
     config: Config,
 }
 
+/// Deployments per part of a refresh in parts (`Engine::refresh_derived_in_parts`): a part of
+/// the large sample organisation's 1.1M deployments then peaks at a few hundred MB.
+pub const REFRESH_PART_DEPLOYMENTS: usize = 100_000;
+
 /// One derived table written by [`Engine::refresh_derived`].
 #[derive(Debug, Clone)]
 pub struct Refreshed {
@@ -206,15 +210,32 @@ impl Engine {
     /// ignored) and writes it as the lake's derived table, stamped with what it was computed
     /// from. A session over in-memory tables has nothing to refresh.
     pub async fn refresh_derived(&self) -> Result<Vec<Refreshed>, QueryError> {
+        self.refresh_derived_in_parts(REFRESH_PART_DEPLOYMENTS)
+            .await
+    }
+
+    /// [`Engine::refresh_derived`], the per-service DORA tables of a lake with more than
+    /// `part_deployments` deployments computed in parts of about that many (see
+    /// `Engine::refresh_in_parts`), so that memory does not grow with the lake.
+    pub async fn refresh_derived_in_parts(
+        &self,
+        part_deployments: usize,
+    ) -> Result<Vec<Refreshed>, QueryError> {
         let Some(lake) = &self.lake else {
             return Ok(Vec::new());
         };
         let state = self.ctx.state();
-        let mut done = Vec::new();
+        let mut done = self
+            .refresh_in_parts(part_deployments)
+            .await?
+            .unwrap_or_default();
         for view in &self.derived {
             let Some(live) = &view.live else {
                 continue;
             };
+            if done.iter().any(|d| d.name == view.name) {
+                continue;
+            }
             let started = std::time::Instant::now();
             let batches = live.batches(&state).await?;
             let rows = batches.iter().map(RecordBatch::num_rows).sum();

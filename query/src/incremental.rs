@@ -7,7 +7,7 @@
 //! **When.** Every stale derived table is one of [`PER_SERVICE`] or `dora_period_grid`, and each
 //! holds exactly the full refresh of the lake state right before the ingest: its stamp equals the
 //! one the views have over that state (the engine's own state with each table the ingest wrote
-//! one version back, see [`EventChange`]). The engine must be opened right after the ingest (its
+//! back at the version the ingest started from, see [`EventChange`]). The engine must be opened right after the ingest (its
 //! tables at the versions the ingest committed).
 //!
 //! **Which services** (`S`). The services of the deployments the ingest touched (directly, through
@@ -109,7 +109,7 @@ impl Engine {
         let (Some(lake), Some(recipe)) = (self.lake(), self.recipe()) else {
             return Ok(None);
         };
-        // The state right before the change: the engine's, each written table one commit back.
+        // The state right before the change: the engine's, each written table at the version the ingest started from.
         let mut before = self.contents().clone();
         for (table, &(from, to)) in &change.versions {
             let Some(content) = before.get_mut(table) else {
@@ -118,7 +118,9 @@ impl Engine {
             let Some((id, version)) = model::lake::parse_content_id(content) else {
                 return Ok(None);
             };
-            if version != to || to != from + 1 {
+            // Every commit between `from` and `to` is the ingest's own (one or two per table: it
+            // held the lake's write lock from `from` on).
+            if version != to || to <= from {
                 return Ok(None);
             }
             *content = format!("{id}@{from}");
@@ -476,6 +478,170 @@ impl Engine {
             }
         }
         Ok(ctx)
+    }
+
+    /// Refreshes the stale per-service DORA derived tables (and then `dora_period_grid`) in
+    /// parts, so that memory is bounded by a part rather than by the lake: the services, in name
+    /// order, packed into groups of about `batch_deployments` deployments each; each group's rows
+    /// computed as the incremental refresh computes a set of services' rows (from the canonical
+    /// rows they read alone: every per-row view partitions by service), the first group's
+    /// written over the table and the others appended, under a stamp no reader takes for fresh,
+    /// and the table stamped last. `Ok(None)` when the lake is small enough for one part, when
+    /// no per-service table is stale, or when another writer changed a table meanwhile: then
+    /// nothing is stamped fresh and the caller refreshes whole.
+    pub(crate) async fn refresh_in_parts(
+        &self,
+        batch_deployments: usize,
+    ) -> Result<Option<Vec<Refreshed>>, QueryError> {
+        let Some(lake) = self.lake() else {
+            return Ok(None);
+        };
+        let jobs: Vec<(&str, &str, SchemaRef)> = self
+            .derived()
+            .iter()
+            .filter(|v| PER_SERVICE.contains(&v.name.as_str()))
+            .filter_map(|v| Some((v.name.as_str(), v.stamp.as_str(), v.live.as_ref()?.schema())))
+            .collect();
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+        let groups = self.service_groups(batch_deployments).await?;
+        if groups.len() < 2 {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let mut versions: HashMap<&str, u64> = HashMap::new();
+        let mut rows: HashMap<&str, usize> = HashMap::new();
+        for (i, services) in groups.iter().enumerate() {
+            let restricted =
+                Engine::with_tables(self.restricted_session(services).await?, self.config())
+                    .await?;
+            let in_services = is_in("service", services);
+            for (name, stamp, schema) in &jobs {
+                let mut wanted = in_services.clone();
+                if *name == "dora_incidents" && i == 0 {
+                    // Incidents with no service: read by every group, kept from the first.
+                    wanted = wanted.or(col("service").is_null());
+                }
+                let frame = restricted.context().table(*name).await?.filter(wanted)?;
+                let batches = conform(schema, frame.collect().await?)?;
+                *rows.entry(name).or_default() +=
+                    batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+                let partial = format!("partial {stamp}");
+                let version = match versions.get(name) {
+                    None => Some(
+                        lake.write_derived(name, Arc::clone(schema), batches, &partial)
+                            .await?,
+                    ),
+                    Some(&expected) => {
+                        lake.append_derived(name, Arc::clone(schema), batches, &partial, expected)
+                            .await?
+                    }
+                };
+                let Some(version) = version else {
+                    tracing::info!(
+                        table = name,
+                        "a derived table changed during the refresh in parts; refreshing whole"
+                    );
+                    return Ok(None);
+                };
+                versions.insert(name, version);
+            }
+            tracing::debug!(
+                part = i + 1,
+                of = groups.len(),
+                services = services.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "refresh in parts"
+            );
+        }
+        let mut done = Vec::new();
+        for (name, stamp, _) in &jobs {
+            let Some(version) = lake.restamp_derived(name, stamp, versions[name]).await? else {
+                return Ok(None);
+            };
+            done.push(Refreshed {
+                name: (*name).to_owned(),
+                rows: rows[name],
+                version,
+                seconds: started.elapsed().as_secs_f64(),
+                incremental: false,
+            });
+        }
+        if let Some(grid) = self.derived().iter().find(|v| v.name == GRID) {
+            if let Some(live) = &grid.live {
+                let step = std::time::Instant::now();
+                let batches = conform(&live.schema(), self.grid_from_derived().await?)?;
+                let rows = batches.iter().map(RecordBatch::num_rows).sum();
+                let version = lake
+                    .write_derived(GRID, live.schema(), batches, &grid.stamp)
+                    .await?;
+                done.push(Refreshed {
+                    name: GRID.to_owned(),
+                    rows,
+                    version,
+                    seconds: step.elapsed().as_secs_f64(),
+                    incremental: false,
+                });
+            }
+        }
+        Ok(Some(done))
+    }
+
+    /// Every service a per-row view can name (the config's, those deployments and incidents
+    /// name, and `unattributed`), in name order, packed into groups of about `batch_deployments`
+    /// deployments (a service with more is a group of its own).
+    async fn service_groups(
+        &self,
+        batch_deployments: usize,
+    ) -> Result<Vec<BTreeSet<String>>, QueryError> {
+        let counts = collect(
+            self.context(),
+            "SELECT CAST(service AS VARCHAR) AS service, CAST(count(*) AS BIGINT) AS n FROM deployments \
+             WHERE service IS NOT NULL GROUP BY service \
+             UNION ALL SELECT DISTINCT CAST(service AS VARCHAR), CAST(0 AS BIGINT) FROM incidents \
+             WHERE service IS NOT NULL",
+        )
+        .await?;
+        let mut weights: BTreeMap<String, usize> = BTreeMap::new();
+        for batch in &counts {
+            let cast = |i: usize, to: &DataType| {
+                arrow::compute::cast(batch.column(i), to)
+                    .map_err(|e| QueryError::Views(format!("service counts: {e}")))
+            };
+            let (names, n) = (cast(0, &DataType::Utf8)?, cast(1, &DataType::Int64)?);
+            let (Some(names), Some(n)) = (
+                names.as_string_opt::<i32>(),
+                n.as_primitive_opt::<arrow::datatypes::Int64Type>(),
+            ) else {
+                return Err(QueryError::Views(
+                    "service counts of unexpected types".into(),
+                ));
+            };
+            for row in 0..batch.num_rows() {
+                *weights.entry(names.value(row).to_owned()).or_default() +=
+                    usize::try_from(n.value(row)).unwrap_or(0);
+            }
+        }
+        // Deployments that name no service count for the services owning their repo; in
+        // weight they are left out (the groups are a memory bound, not a partition of rows).
+        for service in &self.config().services {
+            weights.entry(service.name.clone()).or_default();
+        }
+        weights.entry(UNATTRIBUTED.to_owned()).or_default();
+        let mut groups = vec![BTreeSet::new()];
+        let mut weight = 0;
+        for (service, n) in weights {
+            if weight > 0 && weight + n > batch_deployments {
+                groups.push(BTreeSet::new());
+                weight = 0;
+            }
+            weight += n;
+            if let Some(group) = groups.last_mut() {
+                group.insert(service);
+            }
+        }
+        Ok(groups)
     }
 
     /// `dora_period_grid` computed from the lake's (just written) `dora_deployments`, which has

@@ -796,15 +796,12 @@ async fn upsert(
         .map(|c| format!("dc_target.\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let matched = ctx
-        .sql(&format!(
-            "SELECT {target_columns} FROM dc_source JOIN dc_target ON {on}"
-        ))
-        .await
-        .map_err(err)?
-        .collect()
-        .await
-        .map_err(err)?;
+    let matched = collect_sql(
+        &ctx,
+        &format!("SELECT {target_columns} FROM dc_source JOIN dc_target ON {on}"),
+    )
+    .await
+    .map_err(err)?;
     let content: Vec<&str> = columns
         .iter()
         .map(String::as_str)
@@ -843,16 +840,12 @@ async fn upsert(
     compare
         .register_table("dc_target", std::sync::Arc::new(matched))
         .map_err(err)?;
-    let new_rows = compare
-        .sql(&format!(
-            "SELECT * FROM dc_source WHERE NOT EXISTS (SELECT 1 FROM dc_target WHERE {on})"
-        ))
-        .await
-        .map_err(err)?
-        .collect()
-        .await
-        .map_err(err)?;
-    let mut rows = new_rows;
+    let mut rows = collect_sql(
+        &compare,
+        &format!("SELECT * FROM dc_source WHERE NOT EXISTS (SELECT 1 FROM dc_target WHERE {on})"),
+    )
+    .await
+    .map_err(err)?;
     let inserted: usize = rows.iter().map(RecordBatch::num_rows).sum();
     let mut updated = 0;
     let mut handle = handle;
@@ -868,15 +861,12 @@ async fn upsert(
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let changed_batches = compare
-            .sql(&format!(
-                "SELECT {select} FROM dc_source JOIN dc_target ON {on} WHERE {changed_rows}"
-            ))
-            .await
-            .map_err(err)?
-            .collect()
-            .await
-            .map_err(err)?;
+        let changed_batches = collect_sql(
+            &compare,
+            &format!("SELECT {select} FROM dc_source JOIN dc_target ON {on} WHERE {changed_rows}"),
+        )
+        .await
+        .map_err(err)?;
         updated = changed_batches.iter().map(RecordBatch::num_rows).sum();
         if updated > 0 {
             let (deleted, _) = handle
@@ -903,6 +893,14 @@ async fn upsert(
     outcome.updated = updated;
     outcome.version = handle.version();
     Ok((outcome, handle))
+}
+
+/// The rows of one query.
+async fn collect_sql(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, deltalake::datafusion::error::DataFusionError> {
+    ctx.sql(sql).await?.collect().await
 }
 
 /// `key IN (the keys of rows)`: one column's list, or for a key of several columns their

@@ -75,6 +75,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `doracost` with the sample's config on lake folder `lake` under `dir`; its stdout.
+fn in_lake(dir: &Path, lake: &str, args: &[&str]) -> String {
+    let mut all = vec!["--config", "sample/doracost.toml", "--data-dir", lake];
+    all.extend_from_slice(args);
+    ok(dir, &all)
+}
+
+/// The sample's DevLake payloads: the lake before the ingests under test.
+const DEVLAKE: [&str; 4] = [
+    "ingest",
+    "events",
+    "sample/events/devlake-deployments.json",
+    "sample/events/devlake-incidents.json",
+];
+
 const INGEST: [&str; 4] = [
     "ingest",
     "events",
@@ -121,21 +136,9 @@ fn a_killed_ingest_leaves_nothing_a_reader_can_see_and_a_rerun_completes_it() {
         dir,
         &["sample", "generate", "--scale", "small", "--out", "sample"],
     );
-    let with = |lake: &str, args: &[&str]| {
-        let mut all = vec!["--config", "sample/doracost.toml", "--data-dir", lake];
-        all.extend_from_slice(args);
-        ok(dir, &all)
-    };
+    let with = |lake: &str, args: &[&str]| in_lake(dir, lake, args);
     // The lake before: some events and two months of bills.
-    with(
-        "base",
-        &[
-            "ingest",
-            "events",
-            "sample/events/devlake-deployments.json",
-            "sample/events/devlake-incidents.json",
-        ],
-    );
+    with("base", &DEVLAKE);
     with(
         "base",
         &[
@@ -337,21 +340,9 @@ fn an_ingest_in_many_chunks_is_one_unit_with_the_state_of_one_chunk() {
         dir,
         &["sample", "generate", "--scale", "small", "--out", "sample"],
     );
-    let with = |lake: &str, args: &[&str]| {
-        let mut all = vec!["--config", "sample/doracost.toml", "--data-dir", lake];
-        all.extend_from_slice(args);
-        ok(dir, &all)
-    };
+    let with = |lake: &str, args: &[&str]| in_lake(dir, lake, args);
     // Rows already in the lake, so that the first chunk merges too.
-    with(
-        "base",
-        &[
-            "ingest",
-            "events",
-            "sample/events/devlake-deployments.json",
-            "sample/events/devlake-incidents.json",
-        ],
-    );
+    with("base", &DEVLAKE);
     with(
         "base",
         &["ingest", "focus", "sample/costs/focus-2025-05.csv"],
@@ -462,11 +453,7 @@ fn the_lake_goes_back_to_an_earlier_entry_and_vacuum_keeps_what_readers_read() {
         &["sample", "generate", "--scale", "small", "--out", "sample"],
     );
     let config = "sample/doracost.toml";
-    let with = |args: &[&str]| {
-        let mut all = vec!["--config", config, "--data-dir", "lake"];
-        all.extend_from_slice(args);
-        ok(dir, &all)
-    };
+    let with = |args: &[&str]| in_lake(dir, "lake", args);
     with(&[
         "ingest",
         "--no-refresh",

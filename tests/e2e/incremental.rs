@@ -386,14 +386,7 @@ async fn a_refresh_in_parts_equals_the_views() {
         ingest::pipeline::ingest_event_bodies(&lake, &slices, "test")
             .await
             .unwrap();
-        let before = lake
-            .open_derived("dora_deployments")
-            .await
-            .unwrap()
-            .unwrap()
-            .table
-            .version()
-            .unwrap();
+        let before = derived_version(&lake, "dora_deployments").await;
         let done = Engine::open(&lake, &config)
             .await
             .unwrap()
@@ -401,14 +394,7 @@ async fn a_refresh_in_parts_equals_the_views() {
             .await
             .unwrap();
         assert!(done.iter().all(|d| !d.incremental));
-        let after = lake
-            .open_derived("dora_deployments")
-            .await
-            .unwrap()
-            .unwrap()
-            .table
-            .version()
-            .unwrap();
+        let after = derived_version(&lake, "dora_deployments").await;
         assert!(
             after >= before + 4,
             "round {round}: dora_deployments written in {} commits",
@@ -416,4 +402,10 @@ async fn a_refresh_in_parts_equals_the_views() {
         );
         check_equal(&lake, &config, round).await;
     }
+}
+
+/// The Delta version of derived table `name`.
+async fn derived_version(lake: &Lake, name: &str) -> u64 {
+    let found = lake.open_derived(name).await.unwrap().unwrap();
+    found.table.version().unwrap()
 }

@@ -15,6 +15,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
 use crate::commits::{COMMITS_DIR, LakeState, ingest_commit, new_ingest_id};
+use crate::key_index::{KeyIndex, Seen, row_hashes};
 use crate::schema::Table;
 
 /// A lake failure, naming the table.
@@ -480,6 +481,8 @@ impl Lake {
         let mut outcomes: Vec<WriteOutcome> = Vec::new();
         // The bill slices this write replaces so far: its rows must lie in them.
         let mut replaced = std::collections::BTreeSet::new();
+        // The tables the write upserted into so far, with their key index (see `upsert`).
+        let mut indexes = HashMap::new();
         let mut failure = None;
         'groups: while let Some(group) = groups.next().await {
             let group = match group {
@@ -494,7 +497,7 @@ impl Lake {
                 let existing = handles.get(&table).cloned().flatten();
                 let applied = match write.conformed() {
                     Ok(write) => {
-                        self.apply_one(write, existing, &ingest, &mut replaced)
+                        self.apply_one(write, existing, &ingest, &mut replaced, &mut indexes)
                             .await
                     }
                     Err(err) => Err(err),
@@ -633,11 +636,12 @@ impl Lake {
         existing: Option<DeltaTable>,
         ingest: &str,
         replaced: &mut std::collections::BTreeSet<CostSliceKey>,
+        indexes: &mut HashMap<Table, Option<KeyIndex>>,
     ) -> Result<(WriteOutcome, DeltaTable), LakeError> {
         match write {
             TableWrite::Upsert { table, batches } => {
                 let handle = self.writable(table, existing, ingest).await?;
-                upsert(table, handle, batches, ingest).await
+                upsert(table, handle, batches, ingest, indexes).await
             }
             TableWrite::ReplaceCostSlices { slices, batches } => {
                 replaced.extend(slices.iter().cloned());
@@ -730,12 +734,17 @@ fn changed(table: Table, error: DeltaTableError) -> LakeError {
 }
 
 /// Inserts new keys and updates rows whose content changed; identical rows are left alone, so
-/// ingesting the same input twice changes nothing (DESIGN §3).
+/// ingesting the same input twice changes nothing (DESIGN §3). `indexes`: per table this write
+/// upserted into before, its key index if it has one (see [`crate::key_index`]). A write's first
+/// upsert into a table merges by key, with an index only if the table is empty (an index of
+/// nothing costs nothing), so a one-chunk write never builds one; its second builds the index
+/// from the table, and every later chunk is matched against it.
 async fn upsert(
     table: Table,
     handle: DeltaTable,
     batches: Vec<RecordBatch>,
     ingest: &str,
+    indexes: &mut HashMap<Table, Option<KeyIndex>>,
 ) -> Result<(WriteOutcome, DeltaTable), LakeError> {
     let rows_in: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut outcome = WriteOutcome {
@@ -752,23 +761,176 @@ async fn upsert(
         .snapshot()
         .map(|s| s.log_data().num_files() == 0)
         .unwrap_or(true);
-    if empty {
-        // Nothing to match against: a plain append is the same result, much faster.
-        let written = handle
-            .write(batches)
+    let columns = RowColumns::of(table);
+    match indexes.get(&table) {
+        None => {
+            indexes.insert(table, empty.then(KeyIndex::default));
+        }
+        Some(None) => {
+            let index = build_index(table, &handle, &columns).await?;
+            indexes.insert(table, Some(index));
+        }
+        Some(Some(_)) => {}
+    }
+    // With an index, rows of keys the table lacks need no merge and identical rows no write.
+    let (fresh, fresh_hashes, rest) = match indexes.get(&table).and_then(Option::as_ref) {
+        Some(index) => split_by_index(table, index, &columns, batches)?,
+        None if empty => (batches, Vec::new(), Vec::new()),
+        None => (Vec::new(), Vec::new(), batches),
+    };
+    let merged = if rest.iter().any(|b| b.num_rows() > 0) {
+        match_target(table, &handle, rest).await?
+    } else {
+        Merged::default()
+    };
+    let mut handle = handle;
+    if !merged.changed.is_empty() {
+        let (deleted, _) = handle
+            .delete()
+            .with_predicate(key_in(table, &merged.changed)?)
+            .with_commit_properties(ingest_commit(ingest))
+            .await
+            .map_err(|e| changed(table, e))?;
+        handle = deleted;
+    }
+    let fresh = conform(table, fresh)?;
+    let new = conform(table, merged.new)?;
+    let updated = conform(table, merged.changed)?;
+    let count = |rows: &[RecordBatch]| rows.iter().map(RecordBatch::num_rows).sum::<usize>();
+    outcome.inserted = count(&fresh) + count(&new);
+    outcome.updated = count(&updated);
+    if let Some(index) = indexes.get_mut(&table).and_then(Option::as_mut) {
+        index.record(fresh_hashes, false);
+        index.record(columns.hashes(table, &new)?, false);
+        index.record(columns.hashes(table, &updated)?, true);
+    }
+    let rows: Vec<RecordBatch> = fresh.into_iter().chain(new).chain(updated).collect();
+    if !rows.is_empty() {
+        handle = handle
+            .write(Vec::new())
+            .with_input_plan(partitioned_scan(table, rows)?)
             .with_save_mode(SaveMode::Append)
             .with_commit_properties(ingest_commit(ingest))
             .await
             .map_err(|e| changed(table, e))?;
-        outcome.inserted = rows_in;
-        outcome.version = written.version();
-        return Ok((outcome, written));
     }
-    // A merge by key in bounded memory (delta-rs's MERGE holds every target row it scans until
-    // the scan ends, to learn which files changed): one pass over the target finds the rows
-    // whose keys the batch holds (a join with the batch on the build side), then the batch is
-    // compared with those alone. New rows are appended; changed ones replace theirs (a delete
-    // of their keys, then the append). Identical rows are left alone.
+    outcome.version = handle.version();
+    Ok((outcome, handle))
+}
+
+/// The column positions a table's rows are indexed by: its key, and its content (every other
+/// column but `ingested_at`, which a re-ingest of the same row does not change).
+struct RowColumns {
+    key: Vec<usize>,
+    content: Vec<usize>,
+}
+
+impl RowColumns {
+    fn of(table: Table) -> Self {
+        let keys = table.key();
+        let (mut key, mut content) = (Vec::new(), Vec::new());
+        for (i, field) in table.schema().fields().iter().enumerate() {
+            if keys.contains(&field.name().as_str()) {
+                key.push(i);
+            } else if field.name() != "ingested_at" {
+                content.push(i);
+            }
+        }
+        RowColumns { key, content }
+    }
+
+    fn hashes(&self, table: Table, rows: &[RecordBatch]) -> Result<Vec<(u64, u64)>, LakeError> {
+        let mut out = Vec::new();
+        for batch in rows {
+            out.extend(
+                row_hashes(batch, &self.key, &self.content)
+                    .map_err(|e| delta(table)(e.into()))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The index of every row `handle` holds: one streamed scan.
+async fn build_index(
+    table: Table,
+    handle: &DeltaTable,
+    columns: &RowColumns,
+) -> Result<KeyIndex, LakeError> {
+    use futures::StreamExt;
+    let err = |e: deltalake::datafusion::error::DataFusionError| delta(table)(e.into());
+    let schema = table.schema();
+    let ctx = SessionContext::new();
+    ctx.register_table("dc_target", handle.table_provider().await.map_err(err)?)
+        .map_err(err)?;
+    let select = schema
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stream = ctx
+        .sql(&format!("SELECT {select} FROM dc_target"))
+        .await
+        .map_err(err)?
+        .execute_stream()
+        .await
+        .map_err(err)?;
+    let mut rows = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = as_schema(&schema, batch.map_err(err)?).map_err(|e| err(e.into()))?;
+        rows.extend(columns.hashes(table, std::slice::from_ref(&batch))?);
+    }
+    Ok(KeyIndex::from_rows(rows))
+}
+
+/// Splits rows by what `index` knows of them: rows of keys the table lacks (with their hashes),
+/// and rows to merge by key; rows identical to the table's are dropped.
+#[allow(clippy::type_complexity)]
+fn split_by_index(
+    table: Table,
+    index: &KeyIndex,
+    columns: &RowColumns,
+    batches: Vec<RecordBatch>,
+) -> Result<(Vec<RecordBatch>, Vec<(u64, u64)>, Vec<RecordBatch>), LakeError> {
+    let err = |e: arrow::error::ArrowError| delta(table)(DeltaTableError::from(e));
+    let (mut fresh, mut fresh_hashes, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for batch in batches {
+        let hashes = columns.hashes(table, std::slice::from_ref(&batch))?;
+        let seen: Vec<Seen> = hashes.iter().map(|(k, c)| index.seen(*k, *c)).collect();
+        let mask = |want: Seen| {
+            arrow::array::BooleanArray::from(seen.iter().map(|s| *s == want).collect::<Vec<_>>())
+        };
+        fresh.push(arrow::compute::filter_record_batch(&batch, &mask(Seen::New)).map_err(err)?);
+        rest.push(arrow::compute::filter_record_batch(&batch, &mask(Seen::Merge)).map_err(err)?);
+        fresh_hashes.extend(
+            hashes
+                .into_iter()
+                .zip(&seen)
+                .filter(|(_, s)| **s == Seen::New)
+                .map(|(h, _)| h),
+        );
+    }
+    Ok((fresh, fresh_hashes, rest))
+}
+
+/// What a merge by key found: rows of keys the table lacks, and the new content of rows whose
+/// content changed.
+#[derive(Default)]
+struct Merged {
+    new: Vec<RecordBatch>,
+    changed: Vec<RecordBatch>,
+}
+
+/// `batches` merged by key with the table: a merge in bounded memory (delta-rs's MERGE holds
+/// every target row it scans until the scan ends, to learn which files changed). One pass over
+/// the target finds the rows whose keys the batch holds (a join with the batch on the build
+/// side), then the batch is compared with those alone.
+async fn match_target(
+    table: Table,
+    handle: &DeltaTable,
+    batches: Vec<RecordBatch>,
+) -> Result<Merged, LakeError> {
     let err = |e: deltalake::datafusion::error::DataFusionError| delta(table)(e.into());
     let keys = table.key();
     let on = keys
@@ -821,15 +983,7 @@ async fn upsert(
     // As the table's schema (Delta reads may give other string or timestamp types).
     let matched = matched
         .into_iter()
-        .map(|batch| {
-            let columns = schema
-                .fields()
-                .iter()
-                .zip(batch.columns())
-                .map(|(field, column)| arrow::compute::cast(column, field.data_type()))
-                .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(schema.clone(), columns)
-        })
+        .map(|batch| as_schema(&schema, batch))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(e.into()))?;
     let compare = SessionContext::new();
@@ -840,59 +994,50 @@ async fn upsert(
     compare
         .register_table("dc_target", std::sync::Arc::new(matched))
         .map_err(err)?;
-    let mut rows = collect_sql(
+    let new = collect_sql(
         &compare,
         &format!("SELECT * FROM dc_source WHERE NOT EXISTS (SELECT 1 FROM dc_target WHERE {on})"),
     )
     .await
     .map_err(err)?;
-    let inserted: usize = rows.iter().map(RecordBatch::num_rows).sum();
-    let mut updated = 0;
-    let mut handle = handle;
-    if found > 0 {
-        let select = columns
-            .iter()
-            .map(|c| {
-                let value = values
-                    .get(c)
-                    .cloned()
-                    .unwrap_or_else(|| format!("dc_source.\"{c}\""));
-                format!("{value} AS \"{c}\"")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let changed_batches = collect_sql(
-            &compare,
-            &format!("SELECT {select} FROM dc_source JOIN dc_target ON {on} WHERE {changed_rows}"),
-        )
-        .await
-        .map_err(err)?;
-        updated = changed_batches.iter().map(RecordBatch::num_rows).sum();
-        if updated > 0 {
-            let (deleted, _) = handle
-                .delete()
-                .with_predicate(key_in(table, &changed_batches)?)
-                .with_commit_properties(ingest_commit(ingest))
-                .await
-                .map_err(|e| changed(table, e))?;
-            handle = deleted;
-            rows.extend(changed_batches);
-        }
+    if found == 0 {
+        return Ok(Merged {
+            new,
+            changed: Vec::new(),
+        });
     }
-    let rows = conform(table, rows)?;
-    if !rows.is_empty() {
-        handle = handle
-            .write(Vec::new())
-            .with_input_plan(partitioned_scan(table, rows)?)
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(ingest_commit(ingest))
-            .await
-            .map_err(|e| changed(table, e))?;
-    }
-    outcome.inserted = inserted;
-    outcome.updated = updated;
-    outcome.version = handle.version();
-    Ok((outcome, handle))
+    let select = columns
+        .iter()
+        .map(|c| {
+            let value = values
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| format!("dc_source.\"{c}\""));
+            format!("{value} AS \"{c}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let changed = collect_sql(
+        &compare,
+        &format!("SELECT {select} FROM dc_source JOIN dc_target ON {on} WHERE {changed_rows}"),
+    )
+    .await
+    .map_err(err)?;
+    Ok(Merged { new, changed })
+}
+
+/// `batch` with the table's column types (Delta reads may give other string or timestamp types).
+fn as_schema(
+    schema: &arrow::datatypes::SchemaRef,
+    batch: RecordBatch,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| arrow::compute::cast(column, field.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// The rows of one query.
@@ -1698,6 +1843,73 @@ mod tests {
         assert_eq!((third.inserted, third.updated), (0, 1));
         let back = read_back(&lake, Table::Deployments, "deployment_id").await;
         assert_eq!(back.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
+    }
+
+    /// Deployments `n` as ndjson, with `status`.
+    fn deploys(ids: &[(u32, &str)]) -> String {
+        ids.iter()
+            .map(|(n, status)| {
+                format!(
+                    r#"{{"deployment_id":"events:deployment:{n}","source":"events","ingested_at":"2025-01-01T00:00:00Z","service":"checkout","repo":"acme/checkout","environment":"production","ref":"main","commit_sha":"c{n}","started_at":"2025-01-01T09:00:00Z","finished_at":"2025-01-01T09:10:00Z","status":"{status}","is_rollback":false,"url":null,"commits_listed":true}}"#
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn chunks_after_the_first_are_matched_by_the_key_index_as_one_write_would_be() {
+        // The second and later chunks of a write go through the key index: new keys, identical
+        // rows, restated rows and keys restated twice must land as one write of them all.
+        let chunks = [
+            deploys(&[(3, "success")]),
+            deploys(&[(1, "success"), (2, "cancelled"), (5, "failure")]),
+            deploys(&[(4, "success"), (3, "failure"), (2, "cancelled")]),
+            deploys(&[(5, "success"), (6, "success")]),
+        ];
+        let mut outcomes = Vec::new();
+        let mut contents = Vec::new();
+        for chunked in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+            lake.upsert(Table::Deployments, vec![rows(Table::Deployments, TWO_DEPLOYS)])
+                .await
+                .unwrap();
+            let outcome = if chunked {
+                let groups = chunks.iter().map(|c| {
+                    Ok(vec![TableWrite::Upsert {
+                        table: Table::Deployments,
+                        batches: vec![rows(Table::Deployments, c)],
+                    }])
+                });
+                lake.apply_stream("test", futures::stream::iter(groups.collect::<Vec<_>>()))
+                    .await
+                    .unwrap()
+            } else {
+                // One write of each key's last row.
+                let last = deploys(&[
+                    (1, "success"),
+                    (2, "cancelled"),
+                    (3, "failure"),
+                    (4, "success"),
+                    (5, "success"),
+                    (6, "success"),
+                ]);
+                vec![
+                    lake.upsert(Table::Deployments, vec![rows(Table::Deployments, &last)])
+                        .await
+                        .unwrap(),
+                ]
+            };
+            outcomes.push((outcome[0].inserted, outcome[0].updated));
+            let back = read_back(&lake, Table::Deployments, "deployment_id").await;
+            assert_eq!(back.iter().map(RecordBatch::num_rows).sum::<usize>(), 6);
+            contents.push(back);
+        }
+        // Chunked: 3, 5, 4, 6 new; 1, 2, 3 and 5 restated (2 once: its second row is the same
+        // as its first). One write: 3 to 6 new, 1 and 2 restated.
+        assert_eq!(outcomes, vec![(4, 4), (4, 2)]);
+        assert_eq!(contents[0], contents[1]);
     }
 
     #[tokio::test]

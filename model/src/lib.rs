@@ -4,6 +4,7 @@
 
 pub mod commits;
 pub mod config;
+mod key_index;
 pub mod lake;
 pub mod money;
 pub mod schema;

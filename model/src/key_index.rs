@@ -64,31 +64,35 @@ impl KeyIndex {
         }
         rows.sort_unstable_by_key(|(k, _)| *k);
         let rows = shared_marked(rows);
-        let old = std::mem::take(&mut self.entries);
-        let mut merged = Vec::with_capacity(old.len() + rows.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), rows.into_iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (None, None) => break,
-                (Some(_), None) => a.next(),
-                (None, Some(_)) => b.next(),
-                (Some(x), Some(y)) if x.0 < y.0 => a.next(),
-                (Some(x), Some(y)) if x.0 > y.0 => b.next(),
-                (Some(_), Some(_)) => {
-                    let (Some(old), Some(new)) = (a.next(), b.next()) else {
-                        break;
-                    };
-                    let content = if updated && old.1 != SHARED {
-                        new.1
-                    } else {
-                        SHARED
-                    };
-                    Some((old.0, content))
-                }
+        // Merged in place from the back, so that the index is never held twice (a large
+        // allocation grows where it lies).
+        let held = self.entries.len();
+        self.entries.reserve_exact(rows.len());
+        self.entries.resize(held + rows.len(), (0, 0));
+        let entries = &mut self.entries;
+        let (mut old, mut write) = (held, held + rows.len());
+        for new in rows.into_iter().rev() {
+            while old > 0 && entries[old - 1].0 > new.0 {
+                write -= 1;
+                old -= 1;
+                entries[write] = entries[old];
+            }
+            write -= 1;
+            entries[write] = if old > 0 && entries[old - 1].0 == new.0 {
+                old -= 1;
+                let held = entries[old].1;
+                let content = if updated && held != SHARED {
+                    new.1
+                } else {
+                    SHARED
+                };
+                (new.0, content)
+            } else {
+                new
             };
-            merged.extend(next);
         }
-        self.entries = merged;
+        // Keys held on both sides leave a gap between the untouched front and the merged rest.
+        entries.drain(old..write);
     }
 
     /// The index of rows given in any order (a table's scan).
@@ -227,6 +231,37 @@ mod tests {
         assert_ne!(hashes[0], hashes[1], "[] and null");
         assert_ne!(hashes[0], hashes[2], "[] and [\"\"]");
         assert_ne!(hashes[1], hashes[2], "null and [\"\"]");
+    }
+
+    #[test]
+    fn merging_in_place_keeps_every_key_once_in_order() {
+        // Against a map, over rounds of new and updated rows that interleave the held ones.
+        let mut index = KeyIndex::default();
+        let mut model = std::collections::BTreeMap::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..50 {
+            let updated = round % 3 == 2;
+            let mut rows = Vec::new();
+            for _ in 0..(next() % 40) {
+                let key = next() % 200;
+                if model.contains_key(&key) == updated && !rows.iter().any(|(k, _)| *k == key) {
+                    rows.push((key, next() % 1000));
+                }
+            }
+            for (key, content) in &rows {
+                model.insert(*key, *content);
+            }
+            index.record(rows, updated);
+            let held: Vec<(u64, u64)> = model.iter().map(|(k, c)| (*k, *c)).collect();
+            assert_eq!(index.entries, held, "round {round}");
+        }
+        assert!(index.len() > 50);
     }
 
     #[test]

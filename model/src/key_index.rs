@@ -272,10 +272,18 @@ mod tests {
         assert_eq!(index.seen(1, 11), Seen::Merge);
         assert_eq!(index.seen(2, 10), Seen::New);
         index.record(vec![(1, 11)], true);
-        assert_eq!(index.seen(1, 11), Seen::Same, "an update replaces the content");
+        assert_eq!(
+            index.seen(1, 11),
+            Seen::Same,
+            "an update replaces the content"
+        );
         index.record(vec![(3, 30), (5, 55)], false);
         assert_eq!(index.seen(3, 30), Seen::Same);
-        assert_eq!(index.seen(5, 50), Seen::Merge, "a new key on a held hash shares it");
+        assert_eq!(
+            index.seen(5, 50),
+            Seen::Merge,
+            "a new key on a held hash shares it"
+        );
         assert_eq!(index.seen(5, 55), Seen::Merge);
         index.record(vec![(5, 56)], true);
         assert_eq!(index.seen(5, 56), Seen::Merge, "a shared hash stays shared");

@@ -373,8 +373,9 @@ impl Lake {
             })
     }
 
-    /// A handle on `table` for a write: `existing`, or the table created empty with its
-    /// canonical schema (a commit of `ingest`) when it was never written.
+    /// A handle on `table` for a write: `existing` (given the canonical columns it lacks, see
+    /// [`missing_columns`]), or the table created empty with its canonical schema when it was
+    /// never written; either change a commit of `ingest`.
     async fn writable(
         &self,
         table: Table,
@@ -382,7 +383,7 @@ impl Lake {
         ingest: &str,
     ) -> Result<DeltaTable, LakeError> {
         if let Some(existing) = existing {
-            return Ok(existing);
+            return add_missing_columns(table, existing, ingest).await;
         }
         let handle = self.new_handle(self.table_url(table)?)?;
         let schema: StructType =
@@ -638,18 +639,24 @@ impl Lake {
         replaced: &mut std::collections::BTreeSet<CostSliceKey>,
         indexes: &mut HashMap<Table, Option<KeyIndex>>,
     ) -> Result<(WriteOutcome, DeltaTable), LakeError> {
-        match write {
+        let version_before = existing.as_ref().and_then(DeltaTable::version);
+        let (mut outcome, handle) = match write {
             TableWrite::Upsert { table, batches } => {
                 let handle = self.writable(table, existing, ingest).await?;
-                upsert(table, handle, batches, ingest, indexes).await
+                upsert(table, handle, batches, ingest, indexes).await?
             }
             TableWrite::ReplaceCostSlices { slices, batches } => {
                 replaced.extend(slices.iter().cloned());
                 outside_slices(replaced, &batches)?;
                 let handle = self.writable(Table::Costs, existing, ingest).await?;
-                replace_cost_slices(handle, &slices, batches, ingest).await
+                replace_cost_slices(handle, &slices, batches, ingest).await?
             }
+        };
+        // The version this write found, before a column it added (one commit more).
+        if version_before.is_some() {
+            outcome.version_before = version_before;
         }
+        Ok((outcome, handle))
     }
 }
 
@@ -698,6 +705,67 @@ fn outside_slices(
         }
     }
     Ok(())
+}
+
+/// The canonical columns a written table lacks: columns added to its schema (nullable, at the
+/// end) after an older doracost wrote it, e.g. `deployments.deployment_group`. Its rows read
+/// them as null; [`Lake::apply`] adds them to the table before it writes to it.
+pub fn missing_columns(table: Table, handle: &DeltaTable) -> Vec<arrow::datatypes::FieldRef> {
+    let Ok(state) = handle.snapshot() else {
+        return Vec::new();
+    };
+    let present = state.schema();
+    table
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| present.field(f.name()).is_none())
+        .cloned()
+        .collect()
+}
+
+/// `handle` with the columns [`missing_columns`] names added (a Delta schema change, commit of
+/// `ingest`; the files already written read them as null), so that rows in the canonical
+/// schema can be merged into a table written before those columns existed.
+async fn add_missing_columns(
+    table: Table,
+    handle: DeltaTable,
+    ingest: &str,
+) -> Result<DeltaTable, LakeError> {
+    let missing = missing_columns(table, &handle);
+    if missing.is_empty() {
+        return Ok(handle);
+    }
+    let bad = |message: String| LakeError::Schema {
+        table: table.name(),
+        message,
+    };
+    let mut fields = Vec::new();
+    for field in &missing {
+        if !field.is_nullable() {
+            return Err(bad(format!(
+                "the table has no column `{}`, and a required column cannot be added to rows \
+                 written without it",
+                field.name()
+            )));
+        }
+        let field: StructField = field
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| bad(e.to_string()))?;
+        fields.push(field);
+    }
+    tracing::info!(
+        table = table.name(),
+        columns = ?missing.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "adding the columns this version of doracost writes"
+    );
+    handle
+        .add_columns()
+        .with_fields(fields)
+        .with_commit_properties(ingest_commit(ingest))
+        .await
+        .map_err(|e| changed(table, e))
 }
 
 /// Every table's content id (`absent` for none).
@@ -843,8 +911,7 @@ impl RowColumns {
         let mut out = Vec::new();
         for batch in rows {
             out.extend(
-                row_hashes(batch, &self.key, &self.content)
-                    .map_err(|e| delta(table)(e.into()))?,
+                row_hashes(batch, &self.key, &self.content).map_err(|e| delta(table)(e.into()))?,
             );
         }
         Ok(out)
@@ -1872,9 +1939,12 @@ mod tests {
         for chunked in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
-            lake.upsert(Table::Deployments, vec![rows(Table::Deployments, TWO_DEPLOYS)])
-                .await
-                .unwrap();
+            lake.upsert(
+                Table::Deployments,
+                vec![rows(Table::Deployments, TWO_DEPLOYS)],
+            )
+            .await
+            .unwrap();
             let outcome = if chunked {
                 let groups = chunks.iter().map(|c| {
                     Ok(vec![TableWrite::Upsert {
@@ -1910,6 +1980,93 @@ mod tests {
         // as its first). One write: 3 to 6 new, 1 and 2 restated.
         assert_eq!(outcomes, vec![(4, 4), (4, 2)]);
         assert_eq!(contents[0], contents[1]);
+    }
+
+    /// `batch` without its last column: rows as a doracost from before that column wrote them.
+    fn without_last_column(batch: &RecordBatch) -> RecordBatch {
+        let kept: Vec<usize> = (0..batch.num_columns() - 1).collect();
+        batch.project(&kept).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_table_written_before_a_column_existed_gains_it_and_takes_upserts() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        // `deployments` as an older doracost wrote it: no `deployment_group` (version 0).
+        let old = without_last_column(&rows(Table::Deployments, TWO_DEPLOYS));
+        let handle = lake
+            .new_handle(lake.table_url(Table::Deployments).unwrap())
+            .unwrap();
+        let handle = handle
+            .write(vec![old])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .unwrap();
+        assert_eq!(handle.version(), Some(0));
+        assert_eq!(
+            missing_columns(Table::Deployments, &handle)
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>(),
+            ["deployment_group"]
+        );
+
+        // Deployment 2 restated and a row of a deployment across repos, in today's schema: the
+        // column is added (version 1), then the rows merged (version 2).
+        let restated = TWO_DEPLOYS
+            .lines()
+            .nth(2)
+            .unwrap()
+            .replace(r#""commits_listed":false}"#, r#""commits_listed":true}"#);
+        let grouped = r#"{"deployment_id":"devlake:deployment:7:acme/api","source":"devlake","ingested_at":"2025-01-01T00:00:00Z","service":null,"repo":"acme/api","environment":"production","ref":null,"commit_sha":"ccc","started_at":null,"finished_at":"2025-01-03T09:10:00Z","status":"success","is_rollback":false,"url":null,"commits_listed":false,"deployment_group":"devlake:deployment:7"}"#;
+        let outcome = lake
+            .upsert(
+                Table::Deployments,
+                vec![rows(Table::Deployments, &format!("{restated}\n{grouped}"))],
+            )
+            .await
+            .unwrap();
+        assert_eq!((outcome.inserted, outcome.updated), (1, 1));
+        assert_eq!(
+            (outcome.version_before, outcome.version),
+            (Some(0), Some(2)),
+            "the version found, and the merge after the added column"
+        );
+        let handle = lake
+            .open_existing(Table::Deployments)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(missing_columns(Table::Deployments, &handle).is_empty());
+        let back = select(
+            &handle,
+            "SELECT deployment_id, commits_listed, deployment_group FROM t ORDER BY deployment_id",
+        )
+        .await;
+        let text = arrow::util::pretty::pretty_format_batches(&back)
+            .unwrap()
+            .to_string();
+        let expected = [
+            "+-------------------------------+----------------+----------------------+",
+            "| deployment_id                 | commits_listed | deployment_group     |",
+            "+-------------------------------+----------------+----------------------+",
+            "| devlake:deployment:7:acme/api | false          | devlake:deployment:7 |",
+            "| events:deployment:1           | true           |                      |",
+            "| events:deployment:2           | true           |                      |",
+            "+-------------------------------+----------------+----------------------+",
+        ];
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
+
+        // Rows written before the column read it as null, and upserting them again changes
+        // nothing.
+        let again = lake
+            .upsert(
+                Table::Deployments,
+                vec![rows(Table::Deployments, &format!("{restated}\n{grouped}"))],
+            )
+            .await
+            .unwrap();
+        assert_eq!((again.inserted, again.updated), (0, 0));
     }
 
     #[tokio::test]

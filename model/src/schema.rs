@@ -150,8 +150,13 @@ fn schema(fields: Vec<Field>) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// `deployments`. `commits_listed` is ours (beyond DESIGN §3): true when the source listed the
-/// commits the deployment shipped, false when it named only its head commit (lead-time coverage).
+/// `deployments`. Ours beyond DESIGN §3: `commits_listed`, true when the source listed the commits
+/// the deployment shipped, false when it named only its head commit (lead-time coverage); and
+/// `deployment_group`, the id of the one deployment a row is part of when its source made one row
+/// per repo of a deployment across repos (a DevLake payload listing several repos' commits), null
+/// otherwise: the views count the rows of one group as one deployment of each service (DESIGN §4).
+/// It is last and nullable, so a table written before it existed gains it in place (see
+/// [`crate::lake::missing_columns`]).
 pub fn deployments() -> SchemaRef {
     let mut f = vec![utf8("deployment_id", false)];
     f.extend(provenance());
@@ -167,6 +172,7 @@ pub fn deployments() -> SchemaRef {
         Field::new("is_rollback", DataType::Boolean, false),
         utf8("url", true),
         Field::new("commits_listed", DataType::Boolean, false),
+        utf8("deployment_group", true),
     ]);
     schema(f)
 }

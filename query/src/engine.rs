@@ -70,6 +70,36 @@ pub struct Refreshed {
     pub incremental: bool,
 }
 
+/// `provider`, a table an older doracost wrote before some of its canonical columns existed, read
+/// in the canonical schema: the missing columns (nullable, see [`model::lake::missing_columns`])
+/// as nulls, so the views and the incremental refresh see every table alike. (The next write to
+/// the table adds them.)
+fn with_missing_columns(
+    ctx: &SessionContext,
+    table: Table,
+    provider: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>, QueryError> {
+    use datafusion::common::{Column, ScalarValue};
+    use datafusion::logical_expr::{Expr, lit};
+    let present = provider.schema();
+    let columns = model::lake::read_schema(table)?
+        .fields()
+        .iter()
+        .map(|field| {
+            if present.field_with_name(field.name()).is_ok() {
+                Ok(Expr::Column(Column::from_name(field.name())))
+            } else {
+                Ok(lit(ScalarValue::try_from(field.data_type())?).alias(field.name()))
+            }
+        })
+        .collect::<Result<Vec<_>, datafusion::error::DataFusionError>>()?;
+    let plan = ctx
+        .read_table(provider)?
+        .select(columns)?
+        .into_unoptimized_plan();
+    Ok(Arc::new(datafusion::datasource::ViewTable::new(plan, None)))
+}
+
 impl Engine {
     /// Registers every lake table (empty ones included) at the versions of the lake's commit
     /// log, the config tables and the metric views, reading fresh derived tables. Creates and
@@ -120,6 +150,11 @@ impl Engine {
                     table: table.name(),
                     message: e.to_string(),
                 })?;
+            let provider = if model::lake::missing_columns(table, &handle).is_empty() {
+                provider
+            } else {
+                with_missing_columns(&ctx, table, provider)?
+            };
             ctx.register_table(table.name(), provider)?;
         }
         let side = LakeSide {
@@ -366,6 +401,91 @@ pub fn parse_size(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+    use super::*;
+    use model::TableWrite;
+
+    /// `deployments` rows in today's schema from NDJSON.
+    fn deployments(ndjson: &str) -> RecordBatch {
+        arrow::json::ReaderBuilder::new(Table::Deployments.schema())
+            .build(std::io::Cursor::new(ndjson.as_bytes().to_vec()))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn text(engine: &Engine, sql: &str) -> Vec<String> {
+        let batches = engine.query(sql).await.unwrap();
+        let table = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        table.lines().map(str::to_owned).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lake_written_before_deployment_group_existed_is_read_and_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap(), Default::default()).unwrap();
+        // `deployments` as an older doracost wrote it, without `deployment_group`, adopted by the
+        // lake's commit log at the next write (of another table).
+        let one = r#"{"deployment_id":"events:deployment:1","source":"events","ingested_at":"2025-01-01T00:00:00Z","service":"shop","repo":"acme/web","environment":"production","commit_sha":"a","finished_at":"2025-01-01T09:00:00Z","status":"success","is_rollback":false,"commits_listed":false}"#;
+        let today = deployments(one);
+        let columns: Vec<usize> = (0..today.num_columns() - 1).collect();
+        let url = lake.table_url(Table::Deployments).unwrap();
+        std::fs::create_dir_all(url.to_file_path().unwrap()).unwrap();
+        deltalake::DeltaTableBuilder::from_url(url)
+            .unwrap()
+            .build()
+            .unwrap()
+            .write(vec![today.project(&columns).unwrap()])
+            .await
+            .unwrap();
+        let empty_incidents = TableWrite::Upsert {
+            table: Table::Incidents,
+            batches: Vec::new(),
+        };
+        lake.apply("test", vec![empty_incidents]).await.unwrap();
+
+        let engine = Engine::open(&lake, &Config::default()).await.unwrap();
+        assert_eq!(
+            text(
+                &engine,
+                "SELECT deployment_id, deployment_group FROM deployments"
+            )
+            .await[3],
+            "| events:deployment:1 |                  |"
+        );
+        assert_eq!(
+            text(&engine, "SELECT count(*) AS n FROM dora_deployments").await[3],
+            "| 1 |"
+        );
+
+        // A deployment across two repos upserted into it: the column is added.
+        let group = r#"{"deployment_id":"devlake:deployment:7:acme/web","source":"devlake","ingested_at":"2025-01-01T00:00:00Z","service":"shop","repo":"acme/web","environment":"production","commit_sha":"b","finished_at":"2025-01-02T09:00:00Z","status":"success","is_rollback":false,"commits_listed":false,"deployment_group":"devlake:deployment:7"}
+{"deployment_id":"devlake:deployment:7:acme/api","source":"devlake","ingested_at":"2025-01-01T00:00:00Z","service":"shop","repo":"acme/api","environment":"production","commit_sha":"c","finished_at":"2025-01-02T09:05:00Z","status":"success","is_rollback":false,"commits_listed":false,"deployment_group":"devlake:deployment:7"}"#;
+        let upsert = TableWrite::Upsert {
+            table: Table::Deployments,
+            batches: vec![deployments(group)],
+        };
+        lake.apply("test", vec![upsert]).await.unwrap();
+        let engine = Engine::open(&lake, &Config::default()).await.unwrap();
+        assert_eq!(
+            text(&engine, "SELECT count(*) AS n FROM deployments").await[3],
+            "| 3 |"
+        );
+        assert_eq!(
+            text(
+                &engine,
+                "SELECT deployment_id, deployment_group FROM deployments ORDER BY deployment_id"
+            )
+            .await[3..6],
+            [
+                "| devlake:deployment:7:acme/api | devlake:deployment:7 |",
+                "| devlake:deployment:7:acme/web | devlake:deployment:7 |",
+                "| events:deployment:1           |                      |",
+            ]
+        );
+    }
 
     #[test]
     fn memory_sizes_parse_with_their_units() {

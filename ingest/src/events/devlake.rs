@@ -261,6 +261,7 @@ fn read_deployment(
             is_rollback: false,
             url: url.map(str::to_owned),
             commits_listed: false,
+            deployment_group: None,
             shipped: vec![head],
             repo: Some(commit.repo),
         });

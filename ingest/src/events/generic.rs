@@ -218,6 +218,7 @@ fn read_deployment(
         is_rollback,
         url: url.map(str::to_owned),
         commits_listed,
+        deployment_group: None,
         shipped,
     });
     Ok(())

@@ -68,6 +68,8 @@ pub(super) struct DeploymentRow {
     pub(super) is_rollback: bool,
     pub(super) url: Option<String>,
     pub(super) commits_listed: bool,
+    /// The one deployment this row is part of, when its source made a row per repo of it.
+    pub(super) deployment_group: Option<String>,
     /// `deployment_changes` of this record, as indexes of [`Collector`]'s changes: replaced with
     /// the record when a later one replaces it.
     pub(super) shipped: Vec<usize>,
@@ -438,6 +440,7 @@ fn deployments_batch(rows: &[DeploymentRow], ingested_at: i64) -> Result<RecordB
         booleans(rows, |r| r.is_rollback),
         strings(rows, |r| r.url.as_deref()),
         booleans(rows, |r| r.commits_listed),
+        strings(rows, |r| r.deployment_group.as_deref()),
     ];
     RecordBatch::try_new(model::schema::deployments(), columns)
 }

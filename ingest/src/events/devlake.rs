@@ -13,8 +13,9 @@
 //!   `IN_PROGRESS`, `DONE`), `createdDate`, `resolutionDate`, `updatedDate`, `url`, `severity`,
 //!   `priority`, `component` (older docs spell them snake_case: `issue_key`, `created_date`, …).
 //!
-//! Every deployed commit is one deployment of its repo that names only its head commit, so
-//! `commits_listed` is false (docs/events.md).
+//! Every deployed commit is a `deployments` row of its repo that names only its head commit, so
+//! `commits_listed` is false (docs/events.md). A payload listing several repos' commits is one
+//! deployment: its rows share `deployment_group`, and the views count them once per service.
 
 use std::borrow::Cow;
 
@@ -224,10 +225,12 @@ fn read_deployment(
     }
 
     let several = commits.len() > 1;
+    let mut group = None;
     for commit in commits {
         let finished = commit.finished_at.or(finished_at);
         let local_id = match &id {
-            // One deployment across repos: each repo's commit is that repo's deployment.
+            // One deployment across repos: a row per repo (its head commit, its times), grouped
+            // below as the one deployment they are.
             Some(id) if several => Cow::Owned(format!("{id}:{}", commit.repo)),
             Some(id) => Cow::Borrowed(id.as_ref()),
             // No id: derive a stable one, so re-posting the same payload changes nothing.
@@ -247,6 +250,15 @@ fn read_deployment(
                 }
             }
         };
+        // DevLake counts a deployment once however many repos it lists (its DORA dashboards
+        // count distinct `cicd_deployment_id`s): the rows of one payload share its id (without
+        // one, the first row's), and the views count them as one deployment of each service.
+        if several && group.is_none() {
+            group = Some(deployment_id(
+                source,
+                id.as_deref().unwrap_or(local_id.as_ref()),
+            ));
+        }
         let head = out.change(ChangeRow::minimal(source, &commit.repo, commit.sha));
         out.deployment(DeploymentRow {
             deployment_id: deployment_id(source, &local_id),
@@ -261,7 +273,7 @@ fn read_deployment(
             is_rollback: false,
             url: url.map(str::to_owned),
             commits_listed: false,
-            deployment_group: None,
+            deployment_group: group.clone(),
             shipped: vec![head],
             repo: Some(commit.repo),
         });

@@ -420,6 +420,11 @@ fn devlake_deployment_commits_forms() {
     );
     assert_eq!(values(d, "url"), ["https://ci/7", "https://ci/7"]);
     assert_eq!(flags(d, "commits_listed"), [false, false]);
+    // One deployment, not one per repo: both rows carry its id as their group.
+    assert_eq!(
+        values(d, "deployment_group"),
+        ["devlake:deployment:deploy-7", "devlake:deployment:deploy-7"]
+    );
     assert_eq!(
         links(&batches),
         pairs(&[
@@ -438,6 +443,30 @@ fn devlake_deployment_commits_forms() {
         ["devlake:deployment:p1"]
     );
     assert_eq!(values(&batches.deployments, "repo"), ["acme/web"]);
+    assert_eq!(strings(&batches.deployments, "deployment_group"), [None]);
+
+    // Several commits and no id: each row's id is derived from its commit, the group's is the
+    // first row's, so re-posting the payload gives the same group.
+    let payload = r#"{"end_time":"2025-03-04T09:10:00Z","deployment_commits":[
+            {"commit_sha":"c1","repo_url":"https://github.com/acme/web"},
+            {"commit_sha":"c2","repo_url":"https://github.com/acme/api"}]}"#;
+    let batches = body(payload);
+    let d = &batches.deployments;
+    assert_eq!(
+        values(d, "deployment_id"),
+        [
+            "devlake:deployment:acme/web:c1:2025-03-04T09:10:00Z",
+            "devlake:deployment:acme/api:c2:2025-03-04T09:10:00Z"
+        ]
+    );
+    assert_eq!(
+        values(d, "deployment_group"),
+        [
+            "devlake:deployment:acme/web:c1:2025-03-04T09:10:00Z",
+            "devlake:deployment:acme/web:c1:2025-03-04T09:10:00Z"
+        ]
+    );
+    assert_eq!(body(payload).deployments, batches.deployments);
 }
 
 #[test]

@@ -45,8 +45,16 @@ JOIN dora_service_map m
 -- §4 "Only deployments to an environment that config names as production count", successful
 -- ones only, each attributed to its services (§4 "Service attribution"): the service the source
 -- names; else the services owning the whole repo, and the services whose paths the changes it
--- lists touch; else `unattributed`. `seq` numbers a service's deployments in the order they
--- finished. Local calendar keys of `finished_at`.
+-- lists touch; else `unattributed`. Local calendar keys of `finished_at`.
+--
+-- One row per lake row (`part_id`) and service. A source that splits one deployment across repos
+-- into a row per repo (a DevLake payload listing several repos' commits) marks its rows with one
+-- `deployment_group`: they are one deployment (`deployment_id` is the group's, else the row's own
+-- id), counted once per service in `dora_deployments` and above, while each row keeps its repo,
+-- head commit and times for shipping, rollbacks and lead time. Such a deployment finished when
+-- its last row did (`deployment_finished_at`; DevLake's dashboards take the latest
+-- `finished_date` of a deployment's commits); `grouped` marks the rows of such deployments. `deployment_seq` numbers a service's deployments in
+-- the order they finished; `seq` numbers its rows in that order (a deployment's rows in a row).
 -- @cached
 CREATE VIEW dora_production AS
 WITH d AS (
@@ -77,20 +85,35 @@ complete AS (
   ) y WHERE service <> 'unattributed' OR n = 1
 ),
 teams AS (SELECT service, min(team) AS team FROM services GROUP BY service),
+-- The deployments made of several rows: every row of a group, and a row whose own id is a group's
+-- (the same deployment posted again as one row).
+group_ids AS (SELECT DISTINCT deployment_group AS id FROM d WHERE deployment_group IS NOT NULL),
+group_finish AS (
+  SELECT gi.id, max(d.finished_at) AS finished_at
+  FROM d JOIN group_ids gi ON gi.id = COALESCE(d.deployment_group, d.deployment_id)
+  GROUP BY gi.id
+),
 localized AS (
-  SELECT d.deployment_id, a.service, t.team, a.attributed_by, d.repo, d.environment, d."ref",
-         d.commit_sha, d.started_at, d.finished_at, d.is_rollback AS flagged_rollback,
-         d.commits_listed, d.source,
+  SELECT COALESCE(d.deployment_group, d.deployment_id) AS deployment_id, d.deployment_id AS part_id,
+         a.service, t.team, a.attributed_by, d.repo, d.environment, d."ref",
+         d.commit_sha, d.started_at, d.finished_at,
+         COALESCE(g.finished_at, d.finished_at) AS deployment_finished_at,
+         g.id IS NOT NULL AS grouped,
+         d.is_rollback AS flagged_rollback, d.commits_listed, d.source,
          to_local_time(arrow_cast(d.finished_at, 'Timestamp(Microsecond, Some("{{time_zone}}"))')) AS local_finished
   FROM d JOIN complete a ON a.deployment_id = d.deployment_id
   LEFT JOIN teams t ON t.service = a.service
+  LEFT JOIN group_finish g ON g.id = COALESCE(d.deployment_group, d.deployment_id)
 )
-SELECT deployment_id, service, team, attributed_by, repo, environment, "ref", commit_sha,
-       started_at, finished_at, flagged_rollback, commits_listed, source,
+SELECT deployment_id, part_id, service, team, attributed_by, repo, environment, "ref", commit_sha,
+       started_at, finished_at, deployment_finished_at, grouped, flagged_rollback, commits_listed, source,
        CAST(date_trunc('day', local_finished) AS DATE) AS day,
        CAST(date_trunc('week', local_finished) AS DATE) AS week,
        CAST(date_trunc('month', local_finished) AS DATE) AS month,
-       CAST(row_number() OVER (PARTITION BY service ORDER BY finished_at, deployment_id) AS BIGINT) AS seq
+       CAST(row_number() OVER (PARTITION BY service
+         ORDER BY deployment_finished_at, deployment_id, finished_at, part_id) AS BIGINT) AS seq,
+       CAST(dense_rank() OVER (PARTITION BY service
+         ORDER BY deployment_finished_at, deployment_id) AS BIGINT) AS deployment_seq
 FROM localized
 ;
 -- §4 "Lead time for changes", the shipping rule: a deployment ships the changes its source lists
@@ -98,19 +121,20 @@ FROM localized
 -- ingest records as its one listed change). A change counts for a deployment's service when it maps
 -- to that service, or maps to none. Its first successful production deployment of that service is
 -- the one that shipped it: a redeploy of a shipped sha, a later listing or a rollback ships nothing
--- new. One row per change and service. (`seq` orders a service's deployments by finish, so the
--- first shipment is the listing with the lowest `seq`: an aggregate, not a sort of every listing.)
+-- new. One row per change and service, with the deployment and the row of it (`part_id`) that
+-- listed it. (`seq` orders a service's rows by finish, so the first shipment is the listing with
+-- the lowest `seq`: an aggregate, not a sort of every listing.)
 -- @cached
 CREATE VIEW dora_first_shipments AS
 WITH shipped AS (
   SELECT dc.change_id, p.service, min(p.seq) AS seq
-  FROM dora_production p JOIN deployment_changes dc ON dc.deployment_id = p.deployment_id
+  FROM dora_production p JOIN deployment_changes dc ON dc.deployment_id = p.part_id
   GROUP BY dc.change_id, p.service
 ),
 mapped AS (
   SELECT change_id, array_agg(service) AS services FROM dora_change_services GROUP BY change_id
 )
-SELECT s.change_id, s.service, p.deployment_id
+SELECT s.change_id, s.service, p.deployment_id, p.part_id
 FROM shipped s
 JOIN dora_production p ON p.service = s.service AND p.seq = s.seq
 LEFT JOIN mapped m ON m.change_id = s.change_id
@@ -122,6 +146,8 @@ WHERE m.change_id IS NULL OR array_has(m.services, s.service)
 -- (clock skew) gives NULL and `negative_lead_time = true`: dropped from medians, counted. PR
 -- breakdown: coding (first commit → opened), pickup (opened → first review), review (first review →
 -- merged), deploy (merged → deployed); each NULL when its ends are missing or it is negative.
+-- Deployed = when the row that shipped it finished (for a deployment across repos, its repo's
+-- row: DevLake takes each deployment commit's own finish too).
 -- @persisted
 CREATE VIEW dora_changes AS
 WITH j AS (
@@ -133,7 +159,7 @@ WITH j AS (
          CASE WHEN c.pr_first_commit_at IS NOT NULL THEN 'pr_first_commit' WHEN c.committed_at IS NOT NULL THEN 'commit' END AS start_kind
   FROM dora_first_shipments f
   JOIN changes c ON c.change_id = f.change_id
-  JOIN dora_production p ON p.deployment_id = f.deployment_id AND p.service = f.service
+  JOIN dora_production p ON p.part_id = f.part_id AND p.service = f.service
 ),
 spans AS (
   SELECT j.*,
@@ -159,29 +185,38 @@ FROM spans
 -- of an earlier sha of the service (not the sha already in production). It undoes every successful
 -- production deployment of the service made since that sha was last deployed; a flagged rollback
 -- to a sha never deployed before undoes the deployment it replaced. `undo_from`..`undo_to` are the
--- `seq` numbers undone (none when `undo_from` is NULL).
+-- `deployment_seq` numbers undone (none when `undo_from` is NULL). Counted in deployments, not
+-- rows: a deployment across repos is a rollback when one of its rows is (undoing from the
+-- earliest any of them undoes), and a repo it leaves at the sha already in production (the same
+-- sha in the deployment before) rolls nothing back.
 -- @cached
 CREATE VIEW dora_rollbacks AS
 WITH l AS (
   -- The previous deployment of the same sha: the row before in (sha, seq) order within the
   -- service, when it has the same sha (one window per service: a window per (service, sha) is a
   -- partition per deployment, slow in DataFusion).
-  SELECT *,
+  SELECT deployment_id, service, deployment_seq, deployment_finished_at, flagged_rollback,
     CASE WHEN lag(commit_sha) OVER (PARTITION BY service ORDER BY commit_sha, seq) = commit_sha
-         THEN lag(seq) OVER (PARTITION BY service ORDER BY commit_sha, seq) END AS prev_same_sha_seq
+         THEN lag(deployment_seq) OVER (PARTITION BY service ORDER BY commit_sha, seq) END AS prev_same_sha_seq
   FROM dora_production
+),
+r AS (
+  SELECT deployment_id, service, deployment_seq, deployment_finished_at, flagged_rollback,
+         CASE WHEN prev_same_sha_seq IS NOT NULL AND prev_same_sha_seq < deployment_seq - 1 THEN prev_same_sha_seq + 1
+              WHEN flagged_rollback AND prev_same_sha_seq IS NULL AND deployment_seq > 1 THEN deployment_seq - 1 END AS undo_from,
+         prev_same_sha_seq IS NOT NULL AND prev_same_sha_seq < deployment_seq - 1 AS redeploys_earlier_sha
+  FROM l
+  WHERE flagged_rollback OR (prev_same_sha_seq IS NOT NULL AND prev_same_sha_seq < deployment_seq - 1)
 )
-SELECT deployment_id, service, seq, finished_at, flagged_rollback,
-       CASE WHEN prev_same_sha_seq IS NOT NULL AND prev_same_sha_seq < seq - 1 THEN prev_same_sha_seq + 1
-            WHEN flagged_rollback AND prev_same_sha_seq IS NULL AND seq > 1 THEN seq - 1 END AS undo_from,
-       seq - 1 AS undo_to,
-       prev_same_sha_seq IS NOT NULL AND prev_same_sha_seq < seq - 1 AS redeploys_earlier_sha
-FROM l
-WHERE flagged_rollback OR (prev_same_sha_seq IS NOT NULL AND prev_same_sha_seq < seq - 1)
+SELECT deployment_id, service, deployment_seq AS seq, max(deployment_finished_at) AS finished_at,
+       bool_or(flagged_rollback) AS flagged_rollback, min(undo_from) AS undo_from,
+       deployment_seq - 1 AS undo_to, bool_or(redeploys_earlier_sha) AS redeploys_earlier_sha
+FROM r GROUP BY deployment_id, service, deployment_seq
 ;
 -- §4 "Change failure rate": every failure signal on a successful production deployment.
--- (a) `incident`: an incident names it by `caused_by_deployment_id` (for a deployment attributed to
---     several services, the row of the incident's service when there is one, else all its rows),
+-- (a) `incident`: an incident names it by `caused_by_deployment_id` (its id, or the id of one of
+--     its rows for a deployment across repos; for a deployment attributed to several services,
+--     the row of the incident's service when there is one, else all its rows),
 --     or by `caused_by_sha` (the deployment of the incident's service that first shipped that
 --     commit, else the first one whose head it was; a short sha of 7+ characters matches its
 --     prefix). An explicit link that matches no successful production deployment attributes the
@@ -191,13 +226,20 @@ WHERE flagged_rollback OR (prev_same_sha_seq IS NOT NULL AND prev_same_sha_seq <
 --     deployment finished at most `attribution_window_days` before.
 -- (c) `rollback`: a rollback undoes it (see `dora_rollbacks`).
 -- Signal start/end: the incident's `started_at`/`resolved_at` (NULL while open); for a rollback the
--- undone deployment's `finished_at` and the rollback's `finished_at`.
+-- undone deployment's `finished_at` and the rollback's `finished_at`. Signals are of deployments
+-- (`deployment_id`), not of their rows: one rollback undoing a deployment across repos is one
+-- signal.
 -- @cached
 CREATE VIEW dora_failure_signals AS
 WITH explicit_id AS (
   SELECT i.incident_id, i.service AS incident_service, p.deployment_id, p.service,
          i.started_at, i.resolved_at
   FROM incidents i JOIN dora_production p ON p.deployment_id = i.caused_by_deployment_id
+  UNION
+  SELECT i.incident_id, i.service AS incident_service, p.deployment_id, p.service,
+         i.started_at, i.resolved_at
+  FROM incidents i JOIN dora_production p ON p.part_id = i.caused_by_deployment_id
+  WHERE p.part_id <> p.deployment_id
 ),
 explicit_id_kept AS (
   SELECT e.* FROM explicit_id e
@@ -212,7 +254,7 @@ by_sha AS (
     JOIN changes c ON left(c.sha, 7) = left(i.caused_by_sha, 7)
       AND starts_with(c.sha, i.caused_by_sha) AND (length(i.caused_by_sha) >= 7 OR c.sha = i.caused_by_sha)
     JOIN dora_first_shipments f ON f.change_id = c.change_id AND f.service = i.service
-    JOIN dora_production p ON p.deployment_id = f.deployment_id AND p.service = f.service
+    JOIN dora_production p ON p.part_id = f.part_id AND p.service = f.service
     WHERE i.caused_by_deployment_id IS NULL AND i.caused_by_sha IS NOT NULL
     UNION ALL
     SELECT i.incident_id, p.deployment_id, p.service, i.started_at, i.resolved_at, 2 AS rank, p.seq
@@ -259,9 +301,11 @@ SELECT deployment_id, service, 'incident' AS reason, incident_id AS cause, start
 UNION ALL
 SELECT deployment_id, service, 'attribution_window' AS reason, incident_id AS cause, started_at, resolved_at FROM windowed
 UNION ALL
-SELECT u.deployment_id, u.service, 'rollback' AS reason, r.deployment_id AS cause, u.finished_at, r.finished_at
+SELECT DISTINCT u.deployment_id, u.service, 'rollback' AS reason, r.deployment_id AS cause,
+       u.deployment_finished_at, r.finished_at
 FROM dora_rollbacks r
-JOIN dora_production u ON u.service = r.service AND u.seq >= r.undo_from AND u.seq <= r.undo_to
+JOIN dora_production u ON u.service = r.service
+  AND u.deployment_seq >= r.undo_from AND u.deployment_seq <= r.undo_to
 WHERE r.undo_from IS NOT NULL
 ;
 -- §4 "Failed deployment recovery time": one row per failed deployment (and service), from its first
@@ -278,10 +322,11 @@ WITH ranked AS (
     count(*) OVER (PARTITION BY deployment_id, service) AS signals
   FROM dora_failure_signals s
 ),
+teams AS (SELECT service, min(team) AS team FROM services GROUP BY service),
 firsts AS (
-  SELECT r.*, p.team,
+  SELECT r.*, t.team,
          to_local_time(arrow_cast(r.signal_end, 'Timestamp(Microsecond, Some("{{time_zone}}"))')) AS local_end
-  FROM ranked r JOIN dora_production p ON p.deployment_id = r.deployment_id AND p.service = r.service
+  FROM ranked r LEFT JOIN teams t ON t.service = r.service
   WHERE n = 1
 )
 SELECT deployment_id, service, team, reason AS failure_reason, cause, signals,
@@ -310,16 +355,17 @@ by_change AS (
   UNION ALL
   SELECT deployment_id, service, 4 AS rank FROM dora_changes WHERE cardinality(incident_refs) > 0
 ),
--- Open at a deployment's finish: started at or before it, not resolved at or before it. Swept per
--- service in time order: +1 at a start, -1 at a resolution, both before a deployment at the same
--- instant; a deployment with a positive running count finished during an incident. (An incident
--- resolved before it started is never open and is left out.)
+-- Open at a deployment's finish (a deployment across repos: its last row's): started at or before
+-- it, not resolved at or before it. Swept per service in time order: +1 at a start, -1 at a
+-- resolution, both before a deployment at the same instant; a deployment with a positive running
+-- count finished during an incident. (An incident resolved before it started is never open and is
+-- left out.)
 during_incident AS (
   SELECT deployment_id, service, 5 AS rank FROM (
     SELECT deployment_id, service, ord,
            sum(delta) OVER (PARTITION BY service ORDER BY t, ord ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS open_incidents
     FROM (
-      SELECT deployment_id, service, CAST(finished_at AS BIGINT) AS t, 1 AS ord, 0 AS delta FROM dora_production
+      SELECT deployment_id, service, CAST(deployment_finished_at AS BIGINT) AS t, 1 AS ord, 0 AS delta FROM dora_production
       UNION ALL
       SELECT CAST(NULL AS VARCHAR), service, CAST(started_at AS BIGINT), 0, 1 FROM incidents
       WHERE service IS NOT NULL AND started_at IS NOT NULL AND (resolved_at IS NULL OR resolved_at >= started_at)
@@ -344,13 +390,45 @@ FROM reasons GROUP BY deployment_id, service
 -- it is a rollback (flagged or a redeploy of an earlier sha), how many changes it shipped for the
 -- first time, whether the source listed its commits (lead-time coverage), whether it failed and
 -- why (the first failure signal, see `dora_recoveries`), and whether it is rework and why.
+-- One row per deployment and service: a deployment across repos (`deployment_group`, see
+-- `dora_production`) is one row of each service it deployed, with its repos and head commits
+-- listed in repo order (`repo`, `commit_sha`, comma-separated), started at its first row's start,
+-- finished at its last row's finish (`first_finished_at` is its first row's), its commits listed
+-- when every row listed them.
 -- @persisted
 CREATE VIEW dora_deployments AS
-WITH shipped AS (
+WITH units AS (
+  SELECT deployment_id, service, team, attributed_by, repo, environment, "ref", commit_sha,
+         started_at, finished_at, finished_at AS first_finished_at, day, week, month,
+         commits_listed, flagged_rollback, deployment_seq AS seq
+  FROM dora_production WHERE NOT grouped
+  UNION ALL
+  SELECT deployment_id, service, team, attributed_by, repo, environment, "ref", commit_sha,
+         started_at, finished_at, first_finished_at,
+         CAST(date_trunc('day', local_finished) AS DATE) AS day,
+         CAST(date_trunc('week', local_finished) AS DATE) AS week,
+         CAST(date_trunc('month', local_finished) AS DATE) AS month,
+         commits_listed, flagged_rollback, seq
+  FROM (
+    SELECT deployment_id, service, team, min(attributed_by) AS attributed_by,
+           array_to_string(array_agg(repo ORDER BY repo, part_id), ', ') AS repo,
+           min(environment) AS environment,
+           CASE WHEN min("ref") = max("ref") THEN min("ref") END AS "ref",
+           array_to_string(array_agg(commit_sha ORDER BY repo, part_id), ', ') AS commit_sha,
+           min(started_at) AS started_at, max(deployment_finished_at) AS finished_at,
+           min(finished_at) AS first_finished_at,
+           to_local_time(arrow_cast(max(deployment_finished_at), 'Timestamp(Microsecond, Some("{{time_zone}}"))')) AS local_finished,
+           bool_and(commits_listed) AS commits_listed, bool_or(flagged_rollback) AS flagged_rollback,
+           min(deployment_seq) AS seq
+    FROM dora_production WHERE grouped
+    GROUP BY deployment_id, service, team
+  ) g
+),
+shipped AS (
   SELECT deployment_id, service, count(*) AS changes_shipped FROM dora_first_shipments GROUP BY deployment_id, service
 )
 SELECT p.deployment_id, p.service, p.team, p.attributed_by, p.repo, p.environment, p."ref", p.commit_sha,
-       p.started_at, p.finished_at, p.day, p.week, p.month,
+       p.started_at, p.finished_at, p.first_finished_at, p.day, p.week, p.month,
        p.commits_listed,
        COALESCE(s.changes_shipped, 0) AS changes_shipped,
        p.flagged_rollback OR COALESCE(rb.redeploys_earlier_sha, false) AS is_rollback,
@@ -360,7 +438,7 @@ SELECT p.deployment_id, p.service, p.team, p.attributed_by, p.repo, p.environmen
        w.deployment_id IS NOT NULL AS is_rework,
        w.rework_reason,
        p.seq
-FROM dora_production p
+FROM units p
 LEFT JOIN shipped s ON s.deployment_id = p.deployment_id AND s.service = p.service
 LEFT JOIN dora_rollbacks rb ON rb.deployment_id = p.deployment_id AND rb.service = p.service
 LEFT JOIN dora_recoveries r ON r.deployment_id = p.deployment_id AND r.service = p.service
@@ -403,7 +481,11 @@ FROM l
 -- @persisted
 CREATE VIEW dora_period_grid AS
 WITH local_times AS (
-  SELECT to_local_time(arrow_cast(finished_at, 'Timestamp(Microsecond, Some("{{time_zone}}"))')) AS t FROM dora_production
+  SELECT to_local_time(arrow_cast(finished_at, 'Timestamp(Microsecond, Some("{{time_zone}}"))')) AS t FROM dora_deployments
+  UNION ALL
+  -- A deployment across repos whose first row finished earlier: that row's changes count then.
+  SELECT to_local_time(arrow_cast(first_finished_at, 'Timestamp(Microsecond, Some("{{time_zone}}"))')) FROM dora_deployments
+  WHERE first_finished_at < finished_at
   UNION ALL
   SELECT to_local_time(arrow_cast(started_at, 'Timestamp(Microsecond, Some("{{time_zone}}"))')) FROM incidents
   UNION ALL
@@ -426,7 +508,7 @@ starts AS (
 names AS (
   SELECT 'service' AS scope, service AS name, min(team) AS team FROM (
     SELECT service, team FROM services
-    UNION ALL SELECT service, team FROM dora_production
+    UNION ALL SELECT service, team FROM dora_deployments
     UNION ALL SELECT service, CAST(NULL AS VARCHAR) FROM incidents WHERE service IS NOT NULL
   ) x GROUP BY service
   UNION ALL
@@ -452,7 +534,8 @@ FROM starts s CROSS JOIN names n
 -- - rework rate: rework deployments ÷ deployments.
 -- Everything is computed per service, then rolled up per team and for everything (§4), by
 -- GROUPING SETS: a deployment shipped to two services counts once for each, in its team and
--- overall too.
+-- overall too. A deployment across repos counts once per service, not once per repo (its rows
+-- are one row of `dora_deployments` per service), and rolls up the same way.
 -- Levels from `dora_levels` (the latest report year), NULL when the metric is NULL.
 -- One view per period (`dora_daily`, `dora_weekly`, `dora_monthly`): the statement below is
 -- written once with a period placeholder (day, week, month) and created three times, so a query

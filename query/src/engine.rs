@@ -78,11 +78,14 @@ fn with_missing_columns(
     ctx: &SessionContext,
     table: Table,
     provider: Arc<dyn TableProvider>,
-) -> Result<Arc<dyn TableProvider>, QueryError> {
+) -> datafusion::error::Result<Arc<dyn TableProvider>> {
     use datafusion::common::{Column, ScalarValue};
+    use datafusion::error::DataFusionError;
     use datafusion::logical_expr::{Expr, lit};
     let present = provider.schema();
-    let columns = model::lake::read_schema(table)?
+    let canonical =
+        model::lake::read_schema(table).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let columns = canonical
         .fields()
         .iter()
         .map(|field| {
@@ -92,7 +95,7 @@ fn with_missing_columns(
                 Ok(lit(ScalarValue::try_from(field.data_type())?).alias(field.name()))
             }
         })
-        .collect::<Result<Vec<_>, datafusion::error::DataFusionError>>()?;
+        .collect::<Result<Vec<_>, DataFusionError>>()?;
     let plan = ctx
         .read_table(provider)?
         .select(columns)?
@@ -460,7 +463,8 @@ mod tests {
             "| 1 |"
         );
 
-        // A deployment across two repos upserted into it: the column is added.
+        // A deployment across two repos upserted into it: the column is added, and the two
+        // rows are one deployment.
         let group = r#"{"deployment_id":"devlake:deployment:7:acme/web","source":"devlake","ingested_at":"2025-01-01T00:00:00Z","service":"shop","repo":"acme/web","environment":"production","commit_sha":"b","finished_at":"2025-01-02T09:00:00Z","status":"success","is_rollback":false,"commits_listed":false,"deployment_group":"devlake:deployment:7"}
 {"deployment_id":"devlake:deployment:7:acme/api","source":"devlake","ingested_at":"2025-01-01T00:00:00Z","service":"shop","repo":"acme/api","environment":"production","commit_sha":"c","finished_at":"2025-01-02T09:05:00Z","status":"success","is_rollback":false,"commits_listed":false,"deployment_group":"devlake:deployment:7"}"#;
         let upsert = TableWrite::Upsert {
@@ -476,13 +480,12 @@ mod tests {
         assert_eq!(
             text(
                 &engine,
-                "SELECT deployment_id, deployment_group FROM deployments ORDER BY deployment_id"
+                "SELECT deployment_id, repo FROM dora_deployments ORDER BY deployment_id"
             )
-            .await[3..6],
+            .await[3..5],
             [
-                "| devlake:deployment:7:acme/api | devlake:deployment:7 |",
-                "| devlake:deployment:7:acme/web | devlake:deployment:7 |",
-                "| events:deployment:1           |                      |",
+                "| devlake:deployment:7 | acme/api, acme/web |",
+                "| events:deployment:1  | acme/web           |",
             ]
         );
     }

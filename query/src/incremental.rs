@@ -15,15 +15,17 @@
 //! or after), before (their rows in the derived `dora_deployments`) and after (the service the
 //! source names; else every service owning the repo, whole or by path, and `unattributed` when no
 //! service owns the whole repo); the services of the touched incidents, before and after, and of
-//! the incidents naming one of those deployments. Every per-row view partitions by service (a
-//! service's chain of deployments, its rollbacks, its incidents' attribution windows), so no other
-//! service's rows can change. Incidents with no service are recomputed every time (their rows
+//! the incidents naming one of those deployments. A deployment across repos (`deployment_group`)
+//! stands for all its rows and they for it: its finish is its last row's, whichever service that
+//! row is of. Every per-row view partitions by service (a service's chain of deployments, its
+//! rollbacks, its incidents' attribution windows), so no other service's rows can change. Incidents with no service are recomputed every time (their rows
 //! depend only on the deployment they name).
 //!
 //! **From what.** The views are computed in a session of their own over the canonical rows those
 //! services' rows read: the deployments of `S` (named, or unnamed in one of its repos, or every
 //! unnamed one of a repo no service owns whole when `unattributed` is in `S`) and those named by
-//! an incident of `S` or with no service; their deployment–change links and changes; the incidents
+//! an incident of `S` or with no service, and every row of a deployment across repos one of those
+//! is part of; their deployment–change links and changes; the incidents
 //! of `S`, with no service, or naming one of those deployments. Each of [`PER_SERVICE`] is then
 //! replaced where `service IN S` in one conditional commit (nothing is written when another writer
 //! committed to it since it was read), and `dora_period_grid` (whole-organisation bounds) is
@@ -305,6 +307,29 @@ impl Engine {
         .await?;
         deployments.extend(strings(&now_incidents, "caused_by_deployment_id"));
         services.extend(strings(&now_incidents, "service"));
+        // A deployment across repos is one deployment of its rows (`deployment_group`): its
+        // derived rows are keyed by the group, and every row of it counts (its finish is its
+        // last row's), so the ids stand for their groups and the groups for all their rows.
+        ctx.register_table("t_ids", ids(&deployments)?)?;
+        deployments.extend(strings(
+            &collect(
+                &ctx,
+                "SELECT deployment_group AS id FROM deployments \
+                 WHERE deployment_id IN (SELECT id FROM t_ids) AND deployment_group IS NOT NULL",
+            )
+            .await?,
+            "id",
+        ));
+        ctx.register_table("t_groups", ids(&deployments)?)?;
+        deployments.extend(strings(
+            &collect(
+                &ctx,
+                "SELECT deployment_id AS id FROM deployments \
+                 WHERE deployment_group IN (SELECT id FROM t_groups)",
+            )
+            .await?,
+            "id",
+        ));
         ctx.register_table("t_all_deployments", ids(&deployments)?)?;
         // Before: the services those deployments and incidents had rows for.
         if old.contains_key("dora_deployments") {
@@ -435,16 +460,62 @@ impl Engine {
             "all_deployments",
             is_in("service", services)
                 .or(unnamed)
-                .or(is_in("deployment_id", &named)),
+                .or(is_in("deployment_id", &named))
+                .or(is_in("deployment_group", &named)),
         )
         .await?;
-        let deployment_ids = strings(&deployments, "deployment_id");
+        // With every row of each deployment across repos one of them is part of (its finish is
+        // its last row's, whichever service that row is of).
+        let groups = strings(&deployments, "deployment_group");
+        let deployments = if groups.is_empty() {
+            deployments
+        } else {
+            // The rows read again below left out: those of a group, and one whose id is a group's.
+            let mut rows = deployments
+                .iter()
+                .map(|batch| {
+                    let text = |name: &str| {
+                        batch
+                            .column_by_name(name)
+                            .map(|c| arrow::compute::cast(c, &DataType::Utf8))
+                            .transpose()
+                    };
+                    let (Some(group), Some(id)) =
+                        (text("deployment_group")?, text("deployment_id")?)
+                    else {
+                        return Ok(batch.clone());
+                    };
+                    let apart: arrow::array::BooleanArray = group
+                        .as_string::<i32>()
+                        .iter()
+                        .zip(id.as_string::<i32>().iter())
+                        .map(|(g, i)| Some(g.is_none() && !i.is_some_and(|i| groups.contains(i))))
+                        .collect();
+                    arrow::compute::filter_record_batch(batch, &apart)
+                })
+                .collect::<Result<Vec<_>, arrow::error::ArrowError>>()
+                .map_err(|e| QueryError::Sql(e.into()))?;
+            rows.extend(
+                collect_where(
+                    &all,
+                    "all_deployments",
+                    is_in("deployment_group", &groups).or(col("deployment_group")
+                        .is_null()
+                        .and(is_in("deployment_id", &groups))),
+                )
+                .await?,
+            );
+            rows
+        };
+        let mut deployment_ids = strings(&deployments, "deployment_id");
+        let parts = deployment_ids.clone();
+        deployment_ids.extend(groups);
         // The incidents are read while the chain of links and changes is.
         let shipped = async {
             let links = collect_where(
                 &all,
                 "all_deployment_changes",
-                is_in("deployment_id", &deployment_ids),
+                is_in("deployment_id", &parts),
             )
             .await?;
             let change_ids = strings(&links, "change_id");
@@ -644,8 +715,8 @@ impl Engine {
         Ok(groups)
     }
 
-    /// `dora_period_grid` computed from the lake's (just written) `dora_deployments`, which has
-    /// every column of `dora_production` the grid reads, and the incidents.
+    /// `dora_period_grid` computed from the lake's (just written) `dora_deployments` and the
+    /// incidents.
     async fn grid_from_derived(&self) -> Result<Vec<RecordBatch>, QueryError> {
         let Some(lake) = self.lake() else {
             return Ok(Vec::new());
@@ -669,7 +740,7 @@ impl Engine {
             .table_provider()
             .await
             .map_err(QueryError::Sql)?;
-        ctx.register_table("dora_production", provider)?;
+        ctx.register_table("dora_deployments", provider)?;
         Ok(ctx.sql(&statement.query).await?.collect().await?)
     }
 

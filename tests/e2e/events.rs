@@ -92,3 +92,119 @@ fn events_land_once_however_often_they_are_ingested() {
     );
     assert_eq!(fingerprint(&lake), before);
 }
+
+/// Two DevLake deployments across repos (v1.0 camelCase and the older snake_case form) and a
+/// DevLake incident, with services of several repos.
+const DEVLAKE_ACROSS_REPOS: &str = r#"[
+{"id":"rel-1","result":"SUCCESS","environment":"PRODUCTION","finishedDate":"2025-03-10T10:00:00Z",
+ "deploymentCommits":[
+   {"repoUrl":"https://github.com/acme/shop-web","commitSha":"w1"},
+   {"repoUrl":"https://github.com/acme/shop-api","commitSha":"a1","finishedDate":"2025-03-10T10:05:00Z"}]},
+{"pipeline_id":"rel-2","environment":"PRODUCTION","result":"SUCCESS","end_time":"2025-03-12T10:00:00Z",
+ "deployment_commits":[
+   {"repo_url":"https://github.com/acme/shop-web","commit_sha":"w2"},
+   {"repo_url":"https://github.com/acme/pay","commit_sha":"p1"}]},
+{"issueKey":"INC-7","title":"checkout errors","type":"INCIDENT","status":"DONE","component":"shop",
+ "createdDate":"2025-03-10T11:00:00Z","resolutionDate":"2025-03-10T12:30:00Z"}
+]"#;
+
+const SERVICES_OF_SEVERAL_REPOS: &str = r#"
+[[services]]
+name = "shop"
+team = "retail"
+repos = ["acme/shop-web", "acme/shop-api"]
+
+[[services]]
+name = "pay"
+team = "payments"
+repos = ["acme/pay"]
+"#;
+
+#[test]
+fn devlake_deployment_across_repos_counts_once_per_service() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("doracost.toml"), SERVICES_OF_SEVERAL_REPOS).unwrap();
+    std::fs::write(dir.path().join("devlake.json"), DEVLAKE_ACROSS_REPOS).unwrap();
+    ok(dir.path(), &["ingest", "events", "devlake.json"]);
+
+    // A row per repo, grouped: rel-1 two rows of shop, rel-2 one of shop and one of pay.
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT deployment_id, deployment_group FROM deployments ORDER BY deployment_id"
+        ),
+        [
+            [
+                "devlake:deployment:rel-1:acme/shop-api",
+                "devlake:deployment:rel-1"
+            ],
+            [
+                "devlake:deployment:rel-1:acme/shop-web",
+                "devlake:deployment:rel-1"
+            ],
+            [
+                "devlake:deployment:rel-2:acme/pay",
+                "devlake:deployment:rel-2"
+            ],
+            [
+                "devlake:deployment:rel-2:acme/shop-web",
+                "devlake:deployment:rel-2"
+            ],
+        ]
+    );
+    // One deployment per service: rel-1 of shop (finished with its last row, 10:05), rel-2 of
+    // shop and of pay. INC-7 (shop, 11:00) began while rel-1 was shop's deployment in
+    // production, 55 min after it: rel-1 failed, recovered at 12:30 (1.5 h).
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT deployment_id, service, CAST(finished_at AS VARCHAR), is_failed \
+             FROM dora_deployments ORDER BY deployment_id, service"
+        ),
+        [
+            [
+                "devlake:deployment:rel-1",
+                "shop",
+                "2025-03-10T10:05:00Z",
+                "true"
+            ],
+            [
+                "devlake:deployment:rel-2",
+                "pay",
+                "2025-03-12T10:00:00Z",
+                "false"
+            ],
+            [
+                "devlake:deployment:rel-2",
+                "shop",
+                "2025-03-12T10:00:00Z",
+                "false"
+            ],
+        ]
+    );
+    // March: shop 2 deployments (not 3 rows), 1 failed: 1/2; pay 1, none failed; each team its
+    // service; everything 3 (rel-2 once for each of its two services), 1 failed: 1/3.
+    let monthly = "SELECT scope, name, deployments, change_failures, round(change_failure_rate, 4), \
+                   recovery_median_hours FROM dora_monthly \
+                   WHERE period_start = DATE '2025-03-01' ORDER BY scope, name";
+    let expected = [
+        ["all", "all", "3", "1", "0.3333", "1.5"],
+        ["service", "pay", "1", "0", "0.0", ""],
+        ["service", "shop", "2", "1", "0.5", "1.5"],
+        ["team", "payments", "1", "0", "0.0", ""],
+        ["team", "retail", "2", "1", "0.5", "1.5"],
+    ];
+    assert_eq!(count(dir.path(), monthly), expected);
+
+    // Posting the same payloads again changes nothing.
+    let again = ok(
+        dir.path(),
+        &["ingest", "events", "devlake.json", "--format", "json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&again).unwrap();
+    for table in report["tables"].as_array().unwrap() {
+        assert_eq!(table["inserted"], 0, "{table}");
+        assert_eq!(table["updated"], 0, "{table}");
+    }
+    assert_eq!(count(dir.path(), monthly), expected);
+}

@@ -1,7 +1,8 @@
 //! The incremental refresh (`query::incremental`) equals a full refresh row for row: the small
 //! sample organisation, refreshed in full, then random batches of events (new, redeployed and
-//! rolled-back deployments, named or attributed by repo and monorepo paths, updates of earlier
-//! ones, incidents linked by deployment, by sha or by time, standalone change links), each
+//! rolled-back deployments, named or attributed by repo and monorepo paths, DevLake deployments
+//! across two repos, updates of earlier ones, incidents linked by deployment, by sha or by time,
+//! standalone change links), each
 //! followed by an incremental refresh; after every batch each DORA derived table must hold exactly
 //! what the views compute live from the canonical tables.
 
@@ -144,6 +145,32 @@ fn batch(rng: &mut Rng, round: usize, deployed: &mut Vec<(String, String)>) -> V
                     })
                     .collect();
                 record["changes"] = changes.into();
+            }
+            if rng.chance(30) {
+                // A DevLake deployment across two repos (one deployment: its rows share a
+                // `deployment_group`), of the service, or mostly of whichever services own the
+                // repos; the second repo's row finishing later, or failed.
+                let other = repo_of(rng.pick(&SERVICES));
+                let mut commits = vec![serde_json::json!({
+                    "repoUrl": format!("https://github.com/{repo}"), "commitSha": sha,
+                })];
+                if other != repo {
+                    commits.push(serde_json::json!({
+                        "repoUrl": format!("https://github.com/{other}"),
+                        "commitSha": format!("{other}-sha{}", rng.below(5)).replace('/', "-"),
+                        "finishedDate": rfc3339(t + 60 * rng.below(180) as i64),
+                        "result": if rng.chance(85) { "SUCCESS" } else { "FAILURE" },
+                    }));
+                }
+                record = serde_json::json!({
+                    "source": "events", "id": id, "environment": environment.to_uppercase(),
+                    "startedDate": rfc3339(t - 600), "finishedDate": finished,
+                    "result": if status == "success" { "SUCCESS" } else { "FAILURE" },
+                    "deploymentCommits": commits,
+                });
+                if !service.is_empty() && rng.chance(40) {
+                    record["service"] = service.clone().into();
+                }
             }
             deployed.push((id, service));
             record
@@ -408,4 +435,48 @@ async fn a_refresh_in_parts_equals_the_views() {
 async fn derived_version(lake: &Lake, name: &str) -> u64 {
     let found = lake.open_derived(name).await.unwrap().unwrap();
     found.table.version().unwrap()
+}
+
+/// Ingests `body` (one JSON record) and refreshes incrementally, which must not decline.
+async fn ingest_and_refresh(lake: &Lake, config: &Config, body: &str) {
+    let summary = ingest::pipeline::ingest_event_bodies(lake, &[body.as_bytes()], "test")
+        .await
+        .unwrap();
+    let change = EventChange::of(summary.touched, &summary.outcomes);
+    let engine = Engine::open_with(lake, config, true).await.unwrap();
+    let done = engine.refresh_incremental(&change).await.unwrap();
+    assert!(done.is_some(), "the incremental refresh declined");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_refresh_reads_every_row_of_a_deployment_across_repos() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, lake) = sample_lake(dir.path()).await;
+    // One DevLake deployment of checkout and cart, cart's row finishing last (12:00): it is one
+    // deployment of each, both finished at 12:00.
+    let across = r#"{"id":"across-1","environment":"PRODUCTION","finishedDate":"2026-12-01T10:00:00Z",
+        "deploymentCommits":[
+          {"repoUrl":"https://github.com/acme/checkout","commitSha":"x1"},
+          {"repoUrl":"https://github.com/acme/cart","commitSha":"x2","finishedDate":"2026-12-01T12:00:00Z"}]}"#;
+    ingest_and_refresh(&lake, &config, across).await;
+    check_equal(&lake, &config, 0).await;
+    // An incident of checkout alone recomputes checkout's rows: from cart's row of the
+    // deployment too, or checkout's would finish at 10:00.
+    let incident = r#"{"type":"incident","id":"across-inc","service":"checkout","title":"t",
+        "started_at":"2026-12-01T13:00:00Z","resolved_at":"2026-12-01T14:00:00Z"}"#;
+    ingest_and_refresh(&lake, &config, incident).await;
+    check_equal(&lake, &config, 1).await;
+    let engine = Engine::open_with(&lake, &config, true).await.unwrap();
+    assert_eq!(
+        rows(
+            &engine,
+            "(SELECT deployment_id, service, finished_at, failure_reason FROM dora_deployments \
+             WHERE deployment_id = 'devlake:deployment:across-1')"
+        )
+        .await,
+        [
+            "devlake:deployment:across-1 | cart | 2026-12-01T12:00:00Z | ∅",
+            "devlake:deployment:across-1 | checkout | 2026-12-01T12:00:00Z | attribution_window",
+        ]
+    );
 }

@@ -2012,7 +2012,8 @@ mod tests {
         );
 
         // Deployment 2 restated and a row of a deployment across repos, in today's schema: the
-        // column is added (version 1), then the rows merged (version 2).
+        // column is added (version 1), then the rows merged (the restated row's delete, version 2,
+        // and the append of both, version 3).
         let restated = TWO_DEPLOYS
             .lines()
             .nth(2)
@@ -2029,7 +2030,7 @@ mod tests {
         assert_eq!((outcome.inserted, outcome.updated), (1, 1));
         assert_eq!(
             (outcome.version_before, outcome.version),
-            (Some(0), Some(2)),
+            (Some(0), Some(3)),
             "the version found, and the merge after the added column"
         );
         let handle = lake

@@ -62,7 +62,7 @@ pub fn render(
                 .with_header(true)
                 .build(&mut out);
             for batch in batches {
-                writer.write(batch)?;
+                writer.write(&nested_as_json(batch)?)?;
             }
             drop(writer);
             Ok(out)
@@ -81,5 +81,116 @@ pub fn render(
             out.push(b'\n');
             Ok(out)
         }
+    }
+}
+
+/// `batch` with its list, map and struct columns as JSON text (CSV has no nested values).
+fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    use std::sync::Arc;
+
+    use arrow::array::Array;
+    use arrow::datatypes::{DataType, Field};
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+            continue;
+        }
+        // One JSON line per row, `{"v":…}` (nulls inside a value written out); a null row is an
+        // empty field.
+        let single = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "v",
+                column.data_type().clone(),
+                true,
+            )])),
+            vec![Arc::clone(column)],
+        )?;
+        let mut lines = Vec::new();
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut lines);
+        writer.write(&single)?;
+        writer.finish()?;
+        drop(writer);
+        let text = String::from_utf8(lines).map_err(|e| ArrowError::ExternalError(e.into()))?;
+        let values: arrow::array::StringArray = text
+            .lines()
+            .enumerate()
+            .map(|(row, line)| {
+                line.strip_prefix("{\"v\":")
+                    .and_then(|rest| rest.strip_suffix('}'))
+                    .filter(|_| column.is_valid(row))
+            })
+            .collect();
+        if values.len() != batch.num_rows() {
+            return Err(ArrowError::ComputeError(format!(
+                "column `{}`: {} JSON values for {} rows",
+                field.name(),
+                values.len(),
+                batch.num_rows()
+            )));
+        }
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(Arc::new(values));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, ListBuilder, MapBuilder, StringBuilder};
+    use arrow::datatypes::Field;
+
+    use super::*;
+
+    #[test]
+    fn csv_writes_lists_and_maps_as_json_text() {
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        lists.values().append_value("src/a.rs");
+        lists.values().append_value("say \"hi\"");
+        lists.append(true);
+        lists.append(false);
+        lists.append(true);
+        let mut maps = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        maps.keys().append_value("team");
+        maps.values().append_value("payments");
+        maps.append(true).unwrap();
+        maps.append(false).unwrap();
+        maps.keys().append_value("env");
+        maps.values().append_null();
+        maps.append(true).unwrap();
+        let (lists, maps): (ArrayRef, ArrayRef) =
+            (Arc::new(lists.finish()), Arc::new(maps.finish()));
+        let schema = Schema::new(vec![
+            Field::new("n", arrow::datatypes::DataType::Int64, false),
+            Field::new("files", lists.data_type().clone(), true),
+            Field::new("tags", maps.data_type().clone(), true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema.clone()),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3])), lists, maps],
+        )
+        .unwrap();
+        let csv = String::from_utf8(render(&schema, &[batch], Format::Csv).unwrap()).unwrap();
+        let expected = [
+            "n,files,tags",
+            r#"1,"[""src/a.rs"",""say \""hi\""""]","{""team"":""payments""}""#,
+            "2,,",
+            r#"3,[],"{""env"":null}""#,
+        ];
+        assert_eq!(csv.lines().collect::<Vec<_>>(), expected, "{csv}");
     }
 }

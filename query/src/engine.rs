@@ -25,6 +25,14 @@ pub enum QueryError {
     /// A view of `sql/dora.sql` did not plan (a defect, or a lake table of another schema).
     #[error("the metric views: {0}")]
     Views(String),
+    /// The refresh in parts could not write or read its temporary files.
+    #[error("the refresh's temporary file {path}: {message}")]
+    Spill {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
     /// Registering a Delta table failed.
     #[error("table `{table}`: {message}")]
     Register {
@@ -254,7 +262,7 @@ impl Engine {
 
     /// [`Engine::refresh_derived`], the per-service DORA tables of a lake with more than
     /// `part_deployments` deployments computed in parts of about that many (see
-    /// `Engine::refresh_in_parts`), so that memory does not grow with the lake.
+    /// [`crate::parts`]), so that memory does not grow with the lake.
     pub async fn refresh_derived_in_parts(
         &self,
         part_deployments: usize,

@@ -52,7 +52,7 @@ pub const PER_SERVICE: [&str; 4] = [
 ];
 
 /// The derived table recomputed whole (it spans every service's dates).
-const GRID: &str = "dora_period_grid";
+pub(crate) const GRID: &str = "dora_period_grid";
 
 /// What an ingest of events changed: the keys it wrote and, for each lake table it committed to,
 /// the Delta version before and after its commit.
@@ -451,7 +451,10 @@ impl Engine {
             let outside = if owned_whole.is_empty() {
                 lit(true)
             } else {
-                col("repo").in_list(literals(&owned_whole), true)
+                // A deployment with no repo is `unattributed` too (`NOT IN` alone is NULL).
+                col("repo")
+                    .is_null()
+                    .or(col("repo").in_list(literals(&owned_whole), true))
             };
             unnamed = unnamed.or(col("service").is_null().and(outside));
         }
@@ -551,173 +554,9 @@ impl Engine {
         Ok(ctx)
     }
 
-    /// Refreshes the stale per-service DORA derived tables (and then `dora_period_grid`) in
-    /// parts, so that memory is bounded by a part rather than by the lake: the services, in name
-    /// order, packed into groups of about `batch_deployments` deployments each; each group's rows
-    /// computed as the incremental refresh computes a set of services' rows (from the canonical
-    /// rows they read alone: every per-row view partitions by service), the first group's
-    /// written over the table and the others appended, under a stamp no reader takes for fresh,
-    /// and the table stamped last. `Ok(None)` when the lake is small enough for one part, when
-    /// no per-service table is stale, or when another writer changed a table meanwhile: then
-    /// nothing is stamped fresh and the caller refreshes whole.
-    pub(crate) async fn refresh_in_parts(
-        &self,
-        batch_deployments: usize,
-    ) -> Result<Option<Vec<Refreshed>>, QueryError> {
-        let Some(lake) = self.lake() else {
-            return Ok(None);
-        };
-        let jobs: Vec<(&str, &str, SchemaRef)> = self
-            .derived()
-            .iter()
-            .filter(|v| PER_SERVICE.contains(&v.name.as_str()))
-            .filter_map(|v| Some((v.name.as_str(), v.stamp.as_str(), v.live.as_ref()?.schema())))
-            .collect();
-        if jobs.is_empty() {
-            return Ok(None);
-        }
-        let groups = self.service_groups(batch_deployments).await?;
-        if groups.len() < 2 {
-            return Ok(None);
-        }
-        let started = std::time::Instant::now();
-        let mut versions: HashMap<&str, u64> = HashMap::new();
-        let mut rows: HashMap<&str, usize> = HashMap::new();
-        for (i, services) in groups.iter().enumerate() {
-            let restricted =
-                Engine::with_tables(self.restricted_session(services).await?, self.config())
-                    .await?;
-            let in_services = is_in("service", services);
-            for (name, stamp, schema) in &jobs {
-                let mut wanted = in_services.clone();
-                if *name == "dora_incidents" && i == 0 {
-                    // Incidents with no service: read by every group, kept from the first.
-                    wanted = wanted.or(col("service").is_null());
-                }
-                let frame = restricted.context().table(*name).await?.filter(wanted)?;
-                let batches = conform(schema, frame.collect().await?)?;
-                *rows.entry(name).or_default() +=
-                    batches.iter().map(RecordBatch::num_rows).sum::<usize>();
-                let partial = format!("partial {stamp}");
-                let version = match versions.get(name) {
-                    None => Some(
-                        lake.write_derived(name, Arc::clone(schema), batches, &partial)
-                            .await?,
-                    ),
-                    Some(&expected) => {
-                        lake.append_derived(name, Arc::clone(schema), batches, &partial, expected)
-                            .await?
-                    }
-                };
-                let Some(version) = version else {
-                    tracing::info!(
-                        table = name,
-                        "a derived table changed during the refresh in parts; refreshing whole"
-                    );
-                    return Ok(None);
-                };
-                versions.insert(name, version);
-            }
-            tracing::debug!(
-                part = i + 1,
-                of = groups.len(),
-                services = services.len(),
-                seconds = started.elapsed().as_secs_f64(),
-                "refresh in parts"
-            );
-        }
-        let mut done = Vec::new();
-        for (name, stamp, _) in &jobs {
-            let Some(version) = lake.restamp_derived(name, stamp, versions[name]).await? else {
-                return Ok(None);
-            };
-            done.push(Refreshed {
-                name: (*name).to_owned(),
-                rows: rows[name],
-                version,
-                seconds: started.elapsed().as_secs_f64(),
-                incremental: false,
-            });
-        }
-        if let Some(grid) = self.derived().iter().find(|v| v.name == GRID) {
-            if let Some(live) = &grid.live {
-                let step = std::time::Instant::now();
-                let batches = conform(&live.schema(), self.grid_from_derived().await?)?;
-                let rows = batches.iter().map(RecordBatch::num_rows).sum();
-                let version = lake
-                    .write_derived(GRID, live.schema(), batches, &grid.stamp)
-                    .await?;
-                done.push(Refreshed {
-                    name: GRID.to_owned(),
-                    rows,
-                    version,
-                    seconds: step.elapsed().as_secs_f64(),
-                    incremental: false,
-                });
-            }
-        }
-        Ok(Some(done))
-    }
-
-    /// Every service a per-row view can name (the config's, those deployments and incidents
-    /// name, and `unattributed`), in name order, packed into groups of about `batch_deployments`
-    /// deployments (a service with more is a group of its own).
-    async fn service_groups(
-        &self,
-        batch_deployments: usize,
-    ) -> Result<Vec<BTreeSet<String>>, QueryError> {
-        let counts = collect(
-            self.context(),
-            "SELECT CAST(service AS VARCHAR) AS service, CAST(count(*) AS BIGINT) AS n FROM deployments \
-             WHERE service IS NOT NULL GROUP BY service \
-             UNION ALL SELECT DISTINCT CAST(service AS VARCHAR), CAST(0 AS BIGINT) FROM incidents \
-             WHERE service IS NOT NULL",
-        )
-        .await?;
-        let mut weights: BTreeMap<String, usize> = BTreeMap::new();
-        for batch in &counts {
-            let cast = |i: usize, to: &DataType| {
-                arrow::compute::cast(batch.column(i), to)
-                    .map_err(|e| QueryError::Views(format!("service counts: {e}")))
-            };
-            let (names, n) = (cast(0, &DataType::Utf8)?, cast(1, &DataType::Int64)?);
-            let (Some(names), Some(n)) = (
-                names.as_string_opt::<i32>(),
-                n.as_primitive_opt::<arrow::datatypes::Int64Type>(),
-            ) else {
-                return Err(QueryError::Views(
-                    "service counts of unexpected types".into(),
-                ));
-            };
-            for row in 0..batch.num_rows() {
-                *weights.entry(names.value(row).to_owned()).or_default() +=
-                    usize::try_from(n.value(row)).unwrap_or(0);
-            }
-        }
-        // Deployments that name no service count for the services owning their repo; in
-        // weight they are left out (the groups are a memory bound, not a partition of rows).
-        for service in &self.config().services {
-            weights.entry(service.name.clone()).or_default();
-        }
-        weights.entry(UNATTRIBUTED.to_owned()).or_default();
-        let mut groups = vec![BTreeSet::new()];
-        let mut weight = 0;
-        for (service, n) in weights {
-            if weight > 0 && weight + n > batch_deployments {
-                groups.push(BTreeSet::new());
-                weight = 0;
-            }
-            weight += n;
-            if let Some(group) = groups.last_mut() {
-                group.insert(service);
-            }
-        }
-        Ok(groups)
-    }
-
     /// `dora_period_grid` computed from the lake's (just written) `dora_deployments` and the
     /// incidents.
-    async fn grid_from_derived(&self) -> Result<Vec<RecordBatch>, QueryError> {
+    pub(crate) async fn grid_from_derived(&self) -> Result<Vec<RecordBatch>, QueryError> {
         let Some(lake) = self.lake() else {
             return Ok(Vec::new());
         };
@@ -744,7 +583,7 @@ impl Engine {
         Ok(ctx.sql(&statement.query).await?.collect().await?)
     }
 
-    async fn provider(&self, name: &str) -> Result<Arc<dyn TableProvider>, QueryError> {
+    pub(crate) async fn provider(&self, name: &str) -> Result<Arc<dyn TableProvider>, QueryError> {
         Ok(self.context().table_provider(name).await?)
     }
 }
@@ -813,7 +652,7 @@ async fn replace_services(
 }
 
 /// The service of deployments no rule attributes (`dora_production`).
-const UNATTRIBUTED: &str = "unattributed";
+pub(crate) const UNATTRIBUTED: &str = "unattributed";
 
 /// One derived table to refresh.
 struct Job {
@@ -824,12 +663,15 @@ struct Job {
     old: Arc<dyn TableProvider>,
 }
 
-async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+pub(crate) async fn collect(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, QueryError> {
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
 /// The non-null values of a string column (of any string type: `concat` gives views).
-fn strings(batches: &[RecordBatch], column: &str) -> BTreeSet<String> {
+pub(crate) fn strings(batches: &[RecordBatch], column: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for batch in batches {
         let Some(values) = batch.column_by_name(column) else {
@@ -884,7 +726,7 @@ fn literals(values: &BTreeSet<String>) -> Vec<Expr> {
 /// Delta's file statistics and Parquet's row-group and page statistics can use: the keys the
 /// refresh looks for are mostly neighbours (a service's changes are `repo:sha`, its deployments
 /// numbered together), so most pages of these tables are skipped before they are decoded.
-fn is_in(column: &str, values: &BTreeSet<String>) -> Expr {
+pub(crate) fn is_in(column: &str, values: &BTreeSet<String>) -> Expr {
     let (Some(first), Some(last)) = (values.first(), values.last()) else {
         return lit(false);
     };
@@ -906,7 +748,7 @@ fn ids(values: &BTreeSet<String>) -> Result<Arc<dyn TableProvider>, QueryError> 
 }
 
 /// Rows in a lake table's schema as an in-memory table.
-fn memory(
+pub(crate) fn memory(
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<Arc<dyn TableProvider>, QueryError> {
@@ -916,7 +758,10 @@ fn memory(
 
 /// The batches in `schema`: same columns, cast where the scan gave another string type (Delta
 /// scans may answer `Utf8View`), nullability as the schema says.
-fn conform(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, QueryError> {
+pub(crate) fn conform(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, QueryError> {
     let arrow_err = |e: arrow::error::ArrowError| QueryError::Sql(e.into());
     batches
         .into_iter()

@@ -12,6 +12,7 @@ pub mod derived;
 pub mod engine;
 pub mod incremental;
 pub mod output;
+pub mod parts;
 pub mod quantile;
 pub mod reports;
 pub mod rule_pick;

@@ -1554,53 +1554,10 @@ fn derived_plan(
     ),
     deltalake::datafusion::error::DataFusionError,
 > {
-    use deltalake::datafusion::datasource::{MemTable, provider_as_source};
-    use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
     let Some((index, _)) = schema.column_with_name(CLUSTER_COLUMN) else {
         return Ok((scan_over_cores(schema, batches)?, None));
     };
-    // Sorted here rather than by a plan's sort, which DataFusion drops before a sink that does
-    // not ask for an order. Nulls last: the rows with no service sit together at the end.
-    let all = arrow::compute::concat_batches(&schema, &batches)?;
-    drop(batches);
-    let order = arrow::compute::sort_to_indices(
-        all.column(index),
-        Some(arrow::compute::SortOptions {
-            descending: false,
-            nulls_first: false,
-        }),
-        None,
-    )?;
-    let sorted = arrow::compute::take_record_batch(&all, &order)?;
-    drop(all);
-    // Rows enough for several files: one contiguous run of the sorted rows per core, each core
-    // writing its own files, each file still holding a contiguous range of services. (Fewer, as
-    // an incremental refresh's few services: one run, not a small file per core.)
-    let cores = if sorted.get_array_memory_size() as u64 > 4 * file_bytes {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        1
-    };
-    const ROWS: usize = 8192;
-    let slices: Vec<RecordBatch> = (0..sorted.num_rows())
-        .step_by(ROWS)
-        .map(|start| sorted.slice(start, ROWS.min(sorted.num_rows() - start)))
-        .collect();
-    let per_core = slices.len().div_ceil(cores).max(1);
-    let mut partitions: Vec<Vec<RecordBatch>> = slices
-        .chunks(per_core)
-        .map(<[RecordBatch]>::to_vec)
-        .collect();
-    if partitions.is_empty() {
-        partitions.push(Vec::new());
-    }
-    let memory = MemTable::try_new(schema, partitions)?;
-    let plan = LogicalPlanBuilder::scan(
-        "rows",
-        provider_as_source(std::sync::Arc::new(memory)),
-        None,
-    )?
-    .build()?;
+    let plan = crate::sorted::sorted_scan(schema, batches, index, file_bytes)?;
     Ok((plan, std::num::NonZeroU64::new(file_bytes)))
 }
 

@@ -8,6 +8,7 @@ mod key_index;
 pub mod lake;
 pub mod money;
 pub mod schema;
+mod sorted;
 
 pub use commits::{LakeState, LogEntry};
 pub use config::Config;

@@ -320,6 +320,37 @@ impl Engine {
         &self.ctx
     }
 
+    /// A session for analysts' SQL over this engine's tables and views (the catalog is shared,
+    /// nothing is copied): it allocates from `pool`, not from the engine's pool, so an analyst's
+    /// hash join that runs out fails that query alone and dashboards keep their memory; it has no
+    /// row generators (see [`crate::guard`]); it keeps the SQL spans errors point at.
+    pub fn analyst_session(
+        &self,
+        pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    ) -> SessionContext {
+        use datafusion::execution::SessionStateBuilder;
+        use datafusion::execution::runtime_env::RuntimeEnv;
+        let state = self.ctx.state();
+        // The engine's object stores (the Delta tables' scans look theirs up there), disk and
+        // caches; only the pool is the analysts'.
+        let runtime = RuntimeEnv {
+            memory_pool: pool,
+            ..state.runtime_env().as_ref().clone()
+        };
+        let mut config = state.config().clone();
+        config.options_mut().sql_parser.collect_spans = true;
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_runtime_env(Arc::new(runtime))
+            .with_config(config)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        for generator in ["range", "generate_series"] {
+            ctx.deregister_udtf(generator);
+            ctx.deregister_udf(generator);
+        }
+        ctx
+    }
+
     /// Runs one read-only statement: queries, EXPLAIN, SHOW, DESCRIBE. DDL, DML, COPY and
     /// other statements are refused with an error that says so.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
@@ -353,7 +384,7 @@ impl Engine {
 }
 
 /// Queries only: DDL, DML and statements that change the session are refused.
-fn read_only() -> SQLOptions {
+pub fn read_only() -> SQLOptions {
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

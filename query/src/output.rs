@@ -84,8 +84,38 @@ pub fn render(
     }
 }
 
+/// `batch` with its decimal columns as text: exact (money is never a float), and JSON readers
+/// do not round them to a double.
+pub fn decimals_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field};
+    let is_decimal =
+        |t: &DataType| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..));
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| is_decimal(f.data_type()))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if is_decimal(field.data_type()) {
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(arrow::compute::cast(column, &DataType::Utf8)?);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
 /// `batch` with its list, map and struct columns as JSON text (CSV has no nested values).
-fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+pub fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     use std::sync::Arc;
 
     use arrow::array::Array;

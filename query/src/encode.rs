@@ -64,7 +64,7 @@ pub struct Encoder {
 enum State {
     Json { first_row: bool },
     Csv,
-    ArrowIpc(arrow::ipc::writer::StreamWriter<Vec<u8>>),
+    ArrowIpc(Box<arrow::ipc::writer::StreamWriter<Vec<u8>>>),
     Parquet(Box<ArrowWriter<Vec<u8>>>),
 }
 
@@ -104,7 +104,7 @@ impl Encoder {
             Encoding::ArrowIpc => {
                 let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema)?;
                 let opening = std::mem::take(writer.get_mut());
-                (State::ArrowIpc(writer), opening)
+                (State::ArrowIpc(Box::new(writer)), opening)
             }
             Encoding::Parquet => {
                 let properties = WriterProperties::builder()

@@ -337,12 +337,15 @@ impl Engine {
             memory_pool: pool,
             ..state.runtime_env().as_ref().clone()
         };
-        let mut config = state.config().clone();
-        config.options_mut().sql_parser.collect_spans = true;
-        let state = SessionStateBuilder::new_from_existing(state)
-            .with_runtime_env(Arc::new(runtime))
-            .with_config(config)
-            .build();
+        let mut builder =
+            SessionStateBuilder::new_from_existing(state).with_runtime_env(Arc::new(runtime));
+        // The builder's own copy of the config: it says not to create the default catalog (a
+        // config of our own would say to, and `build` would put an empty one in its place, in
+        // the catalog list this session shares with the engine).
+        if let Some(config) = builder.config() {
+            config.options_mut().sql_parser.collect_spans = true;
+        }
+        let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
         for generator in ["range", "generate_series"] {
             ctx.deregister_udtf(generator);
@@ -519,6 +522,35 @@ mod tests {
                 "| events:deployment:1  | acme/web           |",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_analyst_session_sees_the_views_and_leaves_the_engine_whole() {
+        use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+        let ctx = Engine::new_context();
+        for table in Table::ALL {
+            let mem =
+                datafusion::datasource::MemTable::try_new(table.schema(), vec![vec![]]).unwrap();
+            ctx.register_table(table.name(), Arc::new(mem)).unwrap();
+        }
+        let engine = Engine::with_tables(ctx, &Config::default()).await.unwrap();
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));
+        let analyst = engine.analyst_session(Arc::clone(&pool));
+        let batches = analyst
+            .sql("SELECT count(*) FROM dora_monthly")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(batches[0].num_rows(), 1);
+        assert!(analyst.sql("SELECT * FROM range(3)").await.is_err());
+        // The engine still has its tables, views and row generators.
+        assert_eq!(
+            text(&engine, "SELECT count(*) AS n FROM dora_monthly").await[3],
+            "| 0 |"
+        );
+        assert!(engine.query("SELECT * FROM range(3)").await.is_ok());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! Row generators (`range`, `generate_series`, as table or as scalar functions) are refused here:
 //! their output is not counted against a memory pool, so `range(1e12)` could take the server
 //! down before any limit saw it. They are also removed from the analysts' session
-//! ([`crate::Engine::analyst_session`]).
+//! ([`crate::Engine::analyst_session`]). For the same reason the functions whose result grows
+//! with an argument (`repeat`, `array_repeat`, `lpad`, `rpad`) take that argument only as a
+//! number literal of at most [`MAX_REPEAT`].
 
 use std::ops::ControlFlow;
 
@@ -16,6 +18,14 @@ use datafusion::sql::sqlparser::ast::{self, Expr, ObjectName, TableFactor, Visit
 /// Functions an analyst's statement may not call: unbounded row generators, and readers of
 /// server files should one ever be registered.
 const REFUSED_FUNCTIONS: &[&str] = &["range", "generate_series"];
+
+/// Functions whose result's size is one of their arguments (by position): one value of
+/// `array_repeat(1, 3e9)` is 24 GB, allocated before any memory pool sees it.
+const AMPLIFIERS: &[(&str, usize)] =
+    &[("repeat", 1), ("array_repeat", 1), ("lpad", 1), ("rpad", 1)];
+
+/// The largest count or length an [`AMPLIFIERS`] call may ask for.
+pub const MAX_REPEAT: u64 = 10_000;
 
 /// Why a statement does not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,17 +144,55 @@ fn functions(statement: &ast::Statement) -> Result<(), Refusal> {
         }
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<String> {
             match expr {
-                Expr::Function(call) => refused_name(&call.name),
+                Expr::Function(call) => {
+                    refused_name(&call.name)?;
+                    bounded_size(call)
+                }
                 _ => ControlFlow::Continue(()),
             }
         }
     }
     match statement.visit(&mut Calls) {
         ControlFlow::Continue(()) => Ok(()),
-        ControlFlow::Break(name) => Err(Refusal::Refused(format!(
-            "function `{name}` is refused: it generates rows without bound (or reads server \
-             files) outside the query's memory limit"
-        ))),
+        ControlFlow::Break(message) => Err(Refusal::Refused(message)),
+    }
+}
+
+/// Breaks when `call` is one of [`AMPLIFIERS`] and its size argument is not a number literal of
+/// at most [`MAX_REPEAT`].
+fn bounded_size(call: &ast::Function) -> ControlFlow<String> {
+    use ast::{FunctionArg, FunctionArgExpr, FunctionArguments, Value};
+    let Some(name) = call
+        .name
+        .0
+        .last()
+        .and_then(|part| part.as_ident())
+        .map(|ident| ident.value.to_ascii_lowercase())
+    else {
+        return ControlFlow::Continue(());
+    };
+    let Some((_, position)) = AMPLIFIERS.iter().find(|(n, _)| *n == name) else {
+        return ControlFlow::Continue(());
+    };
+    let size = match &call.args {
+        FunctionArguments::List(list) => match list.args.get(*position) {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(value)))) => {
+                match &value.value {
+                    Value::Number(text, _) => text.parse::<u64>().ok(),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match size {
+        Some(size) if size <= MAX_REPEAT => ControlFlow::Continue(()),
+        _ => ControlFlow::Break(format!(
+            "function `{name}` is refused unless its argument {} is a number of at most \
+             {MAX_REPEAT}: its result is allocated outside the query's memory limit",
+            position + 1
+        )),
     }
 }
 
@@ -156,7 +204,10 @@ fn refused_name(name: &ObjectName) -> ControlFlow<String> {
         .map(|ident| ident.value.to_ascii_lowercase());
     match last {
         Some(name) if REFUSED_FUNCTIONS.contains(&name.as_str()) || name.starts_with("read_") => {
-            ControlFlow::Break(name)
+            ControlFlow::Break(format!(
+                "function `{name}` is refused: it generates rows without bound (or reads server \
+                 files) outside the query's memory limit"
+            ))
         }
         _ => ControlFlow::Continue(()),
     }
@@ -244,6 +295,27 @@ mod tests {
             "EXPLAIN SELECT * FROM RANGE(10)",
         ] {
             assert!(refused(sql).contains("function"), "{sql}");
+        }
+    }
+
+    #[test]
+    fn functions_that_grow_a_value_take_only_a_small_literal_size() {
+        for sql in [
+            "SELECT repeat('x', 3)",
+            "SELECT lpad(service, 12, ' ') FROM deployments",
+            "SELECT array_repeat(1, 10000)",
+        ] {
+            assert!(check(sql).is_ok(), "{sql}");
+        }
+        for sql in [
+            "SELECT repeat('x', 300000000)",
+            "SELECT length(repeat(change_id, 1000000)) FROM changes",
+            "SELECT array_repeat(1, 3000000000)",
+            "SELECT rpad('x', pr_number) FROM changes",
+            "SELECT repeat('x', 2 * 5000)",
+        ] {
+            let message = refused(sql);
+            assert!(message.contains("at most 10000"), "{sql}: {message}");
         }
     }
 

@@ -112,6 +112,7 @@ impl Analysts {
         let (started, first) = oneshot::channel();
         // Small: the query runs at most a few batches ahead of a client that reads slowly.
         let (frames, body) = mpsc::channel(4);
+        let deadline = Instant::now() + self.limits.timeout;
         let query = Query {
             live,
             sql,
@@ -119,20 +120,40 @@ impl Analysts {
             trailers,
             limits: self.limits.clone(),
             pool: Arc::clone(&self.pool),
-            deadline: Instant::now() + self.limits.timeout,
+            deadline,
         };
         let work = async move {
             query.run(started, frames).await;
             drop(permit);
         };
-        match &self.runtime {
-            Some(runtime) => drop(runtime.spawn(work)),
-            None => drop(tokio::spawn(work)),
+        let task = match &self.runtime {
+            Some(runtime) => runtime.spawn(work),
+            None => tokio::spawn(work),
+        };
+        // The deadline is also kept here, on the server's threads: a query busy inside one
+        // operator (a nested-loop join, a recursive step) sees its own deadline only when it
+        // yields, and the client must not wait for that. The abort stops it at that yield.
+        let abort = task.abort_handle();
+        match tokio::time::timeout_at(deadline, first).await {
+            Err(_) => {
+                abort.abort();
+                return Err(over_time(&self.limits));
+            }
+            Ok(Err(_)) => {
+                return Err(ServerError::Defect(
+                    "the query stopped before answering (a defect; see the log)".into(),
+                ));
+            }
+            Ok(Ok(started)) => started?,
         }
-        first.await.map_err(|_| {
-            ServerError::Defect("the query stopped before answering (a defect; see the log)".into())
-        })??;
-        let mut response = Response::new(Body::new(AnswerBody(body)));
+        let body = AnswerBody {
+            frames: body,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            abort,
+            limits: self.limits.clone(),
+            ended: false,
+        };
+        let mut response = Response::new(Body::new(body));
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -265,13 +286,7 @@ impl Query {
     async fn within<T>(&self, work: impl Future<Output = T>) -> Result<T, Stop> {
         tokio::time::timeout_at(self.deadline, work)
             .await
-            .map_err(|_| {
-                Stop::Failed(ServerError::OverTime(format!(
-                    "the query ran past its time limit of {} s ([server] sql_timeout_seconds) \
-                     and was stopped",
-                    self.limits.timeout.as_secs_f64()
-                )))
-            })
+            .map_err(|_| Stop::Failed(over_time(&self.limits)))
     }
 }
 
@@ -281,8 +296,22 @@ impl From<ServerError> for Stop {
     }
 }
 
-/// The response body: the frames a query sends.
-struct AnswerBody(mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
+fn over_time(limits: &SqlLimits) -> ServerError {
+    ServerError::OverTime(format!(
+        "the query ran past its time limit of {} s ([server] sql_timeout_seconds) and was stopped",
+        limits.timeout.as_secs_f64()
+    ))
+}
+
+/// The response body: the frames a query sends, cut at the deadline; dropped (the client hung
+/// up, or the answer ended), it stops the query.
+struct AnswerBody {
+    frames: mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    abort: tokio::task::AbortHandle,
+    limits: SqlLimits,
+    ended: bool,
+}
 
 impl http_body::Body for AnswerBody {
     type Data = Bytes;
@@ -292,7 +321,23 @@ impl http_body::Body for AnswerBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.0.poll_recv(cx)
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+            self.abort.abort();
+            let error = over_time(&self.limits);
+            tracing::warn!(error = %error, "an analyst's answer was cut short");
+            return Poll::Ready(Some(Err(std::io::Error::other(error.to_string()))));
+        }
+        self.frames.poll_recv(cx)
+    }
+}
+
+impl Drop for AnswerBody {
+    fn drop(&mut self) {
+        self.abort.abort();
     }
 }
 

@@ -91,7 +91,11 @@ fn statement(headers: &HeaderMap, body: &[u8]) -> Result<String, ServerError> {
         })
     };
     match content_type.as_deref() {
-        None | Some("text/plain") | Some("application/sql") => text(body),
+        // The form type is what `curl --data-binary` sends unless told otherwise: read as text.
+        None
+        | Some("text/plain")
+        | Some("application/sql")
+        | Some("application/x-www-form-urlencoded") => text(body),
         Some("application/json") => {
             let value: serde_json::Value =
                 serde_json::from_slice(body).map_err(|e| ServerError::BadPayload {

@@ -361,6 +361,15 @@ impl Engine {
         Ok(frame.collect().await?)
     }
 
+    /// Runs one read-only statement as [`Engine::query`] does, its batches as they come.
+    pub async fn query_stream(
+        &self,
+        sql: &str,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, QueryError> {
+        let frame = self.ctx.sql_with_options(sql, read_only()).await?;
+        Ok(frame.execute_stream().await?)
+    }
+
     /// Runs a query and returns the schema even when no row comes back.
     pub async fn query_with_schema(
         &self,

@@ -16,7 +16,7 @@ use arrow::array::{
 use serde_json::Value;
 
 use crate::server::Server;
-use crate::support::{csv_rows, fingerprint, sample_lake, sql_rows};
+use crate::support::{csv_rows, fingerprint, ok_with, sample_lake, sql_rows, with_args};
 
 const LIMITS: &str = r#"
 [server]
@@ -209,6 +209,15 @@ fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     rows
 }
 
+fn read_parquet(file: std::fs::File) -> Vec<RecordBatch> {
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader")
+        .collect::<Result<_, _>>()
+        .expect("its batches")
+}
+
 /// Floats compared as numbers (two processes may print a median's last digit differently),
 /// everything else as text.
 fn assert_same_rows(format: &str, got: &[Vec<String>], want: &[Vec<String>]) {
@@ -343,14 +352,31 @@ fn every_format_answers_what_the_cli_answers() {
     );
     let mut file = tempfile::tempfile().unwrap();
     file.write_all(&parquet.body).unwrap();
-    let batches: Vec<RecordBatch> =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("a Parquet file")
-            .build()
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-    assert_same_rows("parquet", &cells(&batches), &want);
+    assert_same_rows("parquet", &cells(&read_parquet(file)), &want);
+
+    // The CLI writes the same Parquet, to a file and to a redirected stdout.
+    let out = dir.path().join("answer.parquet");
+    let out_arg = out.to_str().unwrap();
+    ok_with(
+        dir.path(),
+        &args,
+        &["sql", "--format", "parquet", "--out", out_arg, EVERY_KIND],
+    );
+    let from_file = read_parquet(std::fs::File::open(&out).unwrap());
+    assert_same_rows("cli parquet", &cells(&from_file), &want);
+    let piped = crate::support::run(
+        dir.path(),
+        &with_args(&args, &["sql", "--format", "parquet", EVERY_KIND]),
+    );
+    assert!(piped.status.success());
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&piped.stdout).unwrap();
+    assert_same_rows("cli parquet on stdout", &cells(&read_parquet(file)), &want);
+    let refused = crate::support::fails(
+        dir.path(),
+        &with_args(&args, &["dora", "--format", "parquet"]),
+    );
+    assert!(refused.contains("doracost sql"), "{refused}");
 
     // An answer over the row cap stops at it and says so, in JSON and in the trailer.
     let all = post_sql(

@@ -16,7 +16,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 
-use crate::output::{decimals_as_text, nested_as_json};
+use crate::output::{decimals_as_text, json_lines, nested_as_json};
 
 /// The most rows of a Parquet row group, the one part of an answer held in memory.
 pub const PARQUET_ROW_GROUP: usize = 64 * 1024;
@@ -124,14 +124,7 @@ impl Encoder {
     pub fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
         match &mut self.state {
             State::Json { first_row } => {
-                let text = decimals_as_text(batch)?;
-                let mut lines = Vec::new();
-                let mut writer = arrow::json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, arrow::json::writer::LineDelimited>(&mut lines);
-                writer.write(&text)?;
-                writer.finish()?;
-                drop(writer);
+                let lines = json_lines(&decimals_as_text(batch)?)?;
                 let mut out = Vec::with_capacity(lines.len() + batch.num_rows());
                 for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     if !*first_row {

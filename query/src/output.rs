@@ -84,6 +84,18 @@ pub fn render(
     }
 }
 
+/// `batch` as JSON lines, one object per row, nulls written out.
+pub fn json_lines(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+    let mut lines = Vec::new();
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::LineDelimited>(&mut lines);
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(lines)
+}
+
 /// `batch` with its decimal columns as text: exact (money is never a float), and JSON readers
 /// do not round them to a double.
 pub fn decimals_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
@@ -146,14 +158,8 @@ pub fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             )])),
             vec![Arc::clone(column)],
         )?;
-        let mut lines = Vec::new();
-        let mut writer = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::LineDelimited>(&mut lines);
-        writer.write(&single)?;
-        writer.finish()?;
-        drop(writer);
-        let text = String::from_utf8(lines).map_err(|e| ArrowError::ExternalError(e.into()))?;
+        let text = String::from_utf8(json_lines(&single)?)
+            .map_err(|e| ArrowError::ExternalError(e.into()))?;
         let values: arrow::array::StringArray = text
             .lines()
             .enumerate()

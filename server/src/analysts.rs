@@ -364,19 +364,24 @@ fn execution_error(error: DataFusionError) -> ServerError {
 }
 
 fn limit_or_lake(error: &DataFusionError) -> Option<ServerError> {
-    match error.find_root() {
-        DataFusionError::ResourcesExhausted(_) => Some(ServerError::OverMemory(format!(
+    let message = error.strip_backtrace();
+    // Through a Parquet reader the store's error arrives as text (`ParquetError::General`),
+    // out of `find_root`'s reach.
+    let lake = matches!(
+        error.find_root(),
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)
+    ) || message.contains("Object Store error");
+    if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        Some(ServerError::OverMemory(format!(
             "the query needs more memory than analysts' queries have ([server] \
-             sql_memory_limit): {}",
-            error.strip_backtrace()
-        ))),
-        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => {
-            Some(ServerError::Unavailable(format!(
-                "the lake cannot be read: {}",
-                error.strip_backtrace()
-            )))
-        }
-        _ => None,
+             sql_memory_limit): {message}"
+        )))
+    } else if lake {
+        Some(ServerError::Unavailable(format!(
+            "the lake cannot be read: {message}"
+        )))
+    } else {
+        None
     }
 }
 

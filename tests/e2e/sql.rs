@@ -411,6 +411,23 @@ fn every_format_answers_what_the_cli_answers() {
     );
     // An Accept the route does not serve.
     assert_eq!(post_sql(server.port, "SELECT 1", "image/png").status, 406);
+
+    // A lake file gone (a disk lost, a vacuum too eager): 503, and back once it is there.
+    let table = dir.path().join("lake/deployments");
+    let file = std::fs::read_dir(&table)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .expect("a data file");
+    let aside = dir.path().join("aside.parquet");
+    std::fs::rename(&file, &aside).unwrap();
+    let lost = post_sql(server.port, "SELECT max(repo) FROM deployments", "*/*");
+    std::fs::rename(&aside, &file).unwrap();
+    assert_eq!(lost.status, 503, "{}", lost.text());
+    assert_eq!(lost.json()["error"]["kind"], "unavailable");
+    let back = post_sql(server.port, "SELECT max(repo) FROM deployments", "*/*");
+    assert_eq!(back.status, 200);
 }
 
 /// `POST /api/v1/sql` in JSON, again while it answers 429: the queries stopped before are still

@@ -142,6 +142,16 @@ fn functions(statement: &ast::Statement) -> Result<(), Refusal> {
                 _ => ControlFlow::Continue(()),
             }
         }
+        fn pre_visit_select(&mut self, select: &ast::Select) -> ControlFlow<String> {
+            match &select.into {
+                Some(into) => ControlFlow::Break(format!(
+                    "SELECT INTO {} is refused: it creates a table, and analysts' SQL is \
+                     read-only",
+                    into.name
+                )),
+                None => ControlFlow::Continue(()),
+            }
+        }
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<String> {
             match expr {
                 Expr::Function(call) => {
@@ -317,6 +327,15 @@ mod tests {
             let message = refused(sql);
             assert!(message.contains("at most 10000"), "{sql}: {message}");
         }
+    }
+
+    #[test]
+    fn select_into_and_deep_nesting_are_refused_before_planning() {
+        assert!(refused("SELECT * INTO t FROM deployments").contains("SELECT INTO t"));
+        assert!(refused("WITH d AS (SELECT 1) SELECT * INTO t FROM d").contains("SELECT INTO"));
+        // The parser's recursion limit: an error, not a stack overflow.
+        let deep = format!("SELECT {}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(matches!(check(&deep), Err(Refusal::Syntax { .. })));
     }
 
     #[test]

@@ -193,3 +193,42 @@ impl From<QueryError> for ServerError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(error: ServerError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = error.into_response();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn sql_errors_carry_their_kind_and_place() {
+        let (status, _, json) = body(ServerError::SqlInvalid {
+            message: "Expected: an expression, found: = at Line: 2, Column: 29".into(),
+            position: Some((2, 29)),
+        })
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"]["kind"], "invalid_sql");
+        assert_eq!(
+            json["error"]["position"],
+            serde_json::json!({ "line": 2, "column": 29 })
+        );
+        let (status, headers, json) = body(ServerError::Busy("2 running".into())).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers.get("retry-after").unwrap(), "1");
+        assert_eq!(json["error"]["kind"], "busy");
+        let (status, _, json) = body(ServerError::OverMemory("over".into())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json["error"]["kind"], "memory_limit");
+        assert!(json["error"].get("position").is_none());
+    }
+}

@@ -558,6 +558,17 @@ fn hostile_statements_are_refused_or_stopped_while_dashboards_answer() {
             refused,
             "at most",
         ),
+        attack(
+            "SELECT * INTO evil FROM deployments",
+            refused,
+            "SELECT INTO",
+        ),
+        // 100,000 nested parentheses: the parser's recursion limit, not a stack overflow.
+        attack(
+            format!("SELECT {}1{}", "(".repeat(100_000), ")".repeat(100_000)),
+            refused,
+            "RecursionLimitExceeded",
+        ),
         attack("SELECT * FROM no_such_table", refused, "no_such_table"),
         attack("SELECT * FROM dora_changes WHERE", refused, ""),
         // Stopped by a limit.
@@ -598,14 +609,14 @@ fn hostile_statements_are_refused_or_stopped_while_dashboards_answer() {
     for attack in &attacks {
         let answer = post_sql_when_free(server.port, &attack.sql);
         let error = &answer.json()["error"];
+        let label: String = attack.sql.chars().take(100).collect();
         assert!(
             attack.statuses.contains(&answer.status),
-            "{}: {} {error}",
-            attack.sql,
+            "{label}: {} {error}",
             answer.status
         );
         let message = error["message"].as_str().unwrap_or_default();
-        assert!(message.contains(attack.says), "{}: {message}", attack.sql);
+        assert!(message.contains(attack.says), "{label}: {message}");
     }
     // A 50 MB literal: over the body limit before anything reads it.
     let giant = format!("SELECT '{}'", "x".repeat(50 << 20));

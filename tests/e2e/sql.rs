@@ -435,7 +435,8 @@ fn every_format_answers_what_the_cli_answers() {
 /// operator yields).
 fn post_sql_when_free(port: u16, sql: &str) -> Answer {
     let mut answer = post_sql(port, sql, "application/json");
-    for _ in 0..240 {
+    // Up to 3 minutes: under a loaded CI a stopped query's operator may take that long to yield.
+    for _ in 0..720 {
         if answer.status != 429 {
             break;
         }
@@ -648,7 +649,7 @@ fn hostile_statements_are_refused_or_stopped_while_dashboards_answer() {
 
     // Afterwards: the server answers, nothing was written.
     let after = post_sql_when_free(server.port, "SELECT count(*) AS n FROM dora_changes");
-    assert_eq!(after.status, 200, "{}", after.text());
+    assert_eq!(after.status, 200, "after the attack: {}", after.text());
     assert_eq!(after.json()["rows"][0]["n"], 5372);
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "files written");
     assert_eq!(sql_rows(dir.path(), &args, counts), counts_before);

@@ -21,6 +21,9 @@ use query::reports::{BoundQuery, Detail, Scope};
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let format = cli.format;
+    if format == Some(OutputFormat::Parquet) && !matches!(cli.command, Command::Sql(_)) {
+        bail!("--format parquet is for `doracost sql`; use json or csv here");
+    }
     match cli.command {
         Command::Demo(ref args) => demo(&cli, args, format).await,
         Command::Ingest(ref args) => {
@@ -167,10 +170,23 @@ pub async fn run(cli: Cli) -> Result<()> {
             let engine = open_engine(&lake, &config)
                 .await
                 .context("opening the lake for SQL")?;
+            if format == Some(OutputFormat::Parquet) {
+                let Some(sql) = &args.query else {
+                    bail!(
+                        "--format parquet needs a query: doracost sql --format parquet \"SELECT …\" --out FILE"
+                    );
+                };
+                return sql_to_parquet(&engine, sql, args.out.as_deref()).await;
+            }
             let format = to_query_format(format);
-            match &args.query {
-                Some(sql) => run_sql(&engine, sql, format).await,
-                None => repl(&engine, format).await,
+            match (&args.query, &args.out) {
+                (Some(sql), Some(out)) => {
+                    let (schema, batches) = engine.query_with_schema(sql).await?;
+                    std::fs::write(out, render(&schema, &batches, format)?)
+                        .with_context(|| format!("writing {}", out.display()))
+                }
+                (Some(sql), None) => run_sql(&engine, sql, format).await,
+                (None, _) => repl(&engine, format).await,
             }
         }
         Command::Lake(ref command) => {
@@ -260,7 +276,8 @@ async fn run_bound(engine: &Engine, query: &BoundQuery, format: Format) -> Resul
 
 fn to_query_format(format: Option<OutputFormat>) -> Format {
     match format {
-        None | Some(OutputFormat::Table) => Format::Table,
+        // Refused before any command runs but `sql`, which writes Parquet itself.
+        None | Some(OutputFormat::Table) | Some(OutputFormat::Parquet) => Format::Table,
         Some(OutputFormat::Csv) => Format::Csv,
         Some(OutputFormat::Json) => Format::Json,
     }
@@ -689,6 +706,34 @@ async fn run_sql(engine: &Engine, sql: &str, format: Format) -> Result<()> {
     let (schema, batches) = engine.query_with_schema(sql).await?;
     let bytes = render(&schema, &batches, format)?;
     std::io::stdout().write_all(&bytes)?;
+    Ok(())
+}
+
+/// `doracost sql --format parquet`: the answer as a Parquet file, written batch by batch (a row
+/// group in memory at most) to `out`, or to standard output when it is not a terminal.
+async fn sql_to_parquet(engine: &Engine, sql: &str, out: Option<&Path>) -> Result<()> {
+    use futures::StreamExt;
+    use query::encode::{Encoder, Encoding, Ending};
+    let mut sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            bail!("Parquet is binary: give --out FILE, or redirect standard output to a file")
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut stream = engine.query_stream(sql).await?;
+    let (mut encoder, opening) = Encoder::start(Encoding::Parquet, stream.schema())?;
+    sink.write_all(&opening)?;
+    let mut ending = Ending::default();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        ending.rows += batch.num_rows();
+        sink.write_all(&encoder.batch(&batch)?)?;
+    }
+    sink.write_all(&encoder.finish(ending)?)?;
+    sink.flush()?;
     Ok(())
 }
 

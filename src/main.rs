@@ -41,6 +41,8 @@ pub enum OutputFormat {
     Csv,
     /// JSON.
     Json,
+    /// Parquet (`doracost sql` only), to `--out FILE` or a redirected stdout.
+    Parquet,
 }
 
 /// Log line formats.
@@ -239,6 +241,9 @@ pub enum Period {
 pub struct SqlArgs {
     /// The query; without one, a prompt reads queries until end of input.
     pub query: Option<String>,
+    /// Write the answer to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `doracost sample …`

@@ -576,6 +576,46 @@ pub struct ServerConfig {
     /// The longest a request may take before it is answered 503, in seconds.
     #[serde(default = "default_request_timeout_seconds")]
     pub request_timeout_seconds: f64,
+    /// `POST /api/v1/sql`: the longest one query may run, answer streamed included, in seconds.
+    #[serde(default = "default_sql_timeout_seconds")]
+    pub sql_timeout_seconds: f64,
+    /// `POST /api/v1/sql`: the memory all analysts' queries share (e.g. `"512M"`, `"2G"`);
+    /// a query that needs more fails alone (sorts and aggregates spill to disk first).
+    #[serde(default = "default_sql_memory_limit")]
+    pub sql_memory_limit: String,
+    /// `POST /api/v1/sql`: the most rows one answer holds; the rest are left out, and the answer
+    /// says it was cut.
+    #[serde(default = "default_sql_max_rows")]
+    pub sql_max_rows: usize,
+    /// `POST /api/v1/sql`: how many analysts' queries run at once (429 beyond).
+    #[serde(default = "default_sql_max_concurrent")]
+    pub sql_max_concurrent: usize,
+    /// `POST /api/v1/sql`: threads for analysts' queries, apart from those that answer the
+    /// dashboards and the API.
+    #[serde(default = "default_sql_threads")]
+    pub sql_threads: usize,
+    /// `POST /api/v1/sql`: the largest query text, in bytes (413 beyond it).
+    #[serde(default = "default_sql_max_body_bytes")]
+    pub sql_max_body_bytes: usize,
+}
+
+fn default_sql_timeout_seconds() -> f64 {
+    30.0
+}
+fn default_sql_memory_limit() -> String {
+    "1G".into()
+}
+fn default_sql_max_rows() -> usize {
+    1_000_000
+}
+fn default_sql_max_concurrent() -> usize {
+    2
+}
+fn default_sql_threads() -> usize {
+    1
+}
+fn default_sql_max_body_bytes() -> usize {
+    1 << 20
 }
 
 fn default_poll_seconds() -> f64 {
@@ -605,6 +645,12 @@ impl Default for ServerConfig {
             max_body_bytes: default_max_body_bytes(),
             poll_seconds: default_poll_seconds(),
             request_timeout_seconds: default_request_timeout_seconds(),
+            sql_timeout_seconds: default_sql_timeout_seconds(),
+            sql_memory_limit: default_sql_memory_limit(),
+            sql_max_rows: default_sql_max_rows(),
+            sql_max_concurrent: default_sql_max_concurrent(),
+            sql_threads: default_sql_threads(),
+            sql_max_body_bytes: default_sql_max_body_bytes(),
         }
     }
 }

@@ -328,11 +328,54 @@ impl Engine {
         &self.ctx
     }
 
+    /// A session for analysts' SQL over this engine's tables and views (the catalog is shared,
+    /// nothing is copied): it allocates from `pool`, not from the engine's pool, so an analyst's
+    /// hash join that runs out fails that query alone and dashboards keep their memory; it has no
+    /// row generators (see [`crate::guard`]); it keeps the SQL spans errors point at.
+    pub fn analyst_session(
+        &self,
+        pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    ) -> SessionContext {
+        use datafusion::execution::SessionStateBuilder;
+        use datafusion::execution::runtime_env::RuntimeEnv;
+        let state = self.ctx.state();
+        // The engine's object stores (the Delta tables' scans look theirs up there), disk and
+        // caches; only the pool is the analysts'.
+        let runtime = RuntimeEnv {
+            memory_pool: pool,
+            ..state.runtime_env().as_ref().clone()
+        };
+        let mut builder =
+            SessionStateBuilder::new_from_existing(state).with_runtime_env(Arc::new(runtime));
+        // The builder's own copy of the config: it says not to create the default catalog (a
+        // config of our own would say to, and `build` would put an empty one in its place, in
+        // the catalog list this session shares with the engine).
+        if let Some(config) = builder.config() {
+            config.options_mut().sql_parser.collect_spans = true;
+        }
+        let state = builder.build();
+        let ctx = SessionContext::new_with_state(state);
+        for generator in ["range", "generate_series"] {
+            ctx.deregister_udtf(generator);
+            ctx.deregister_udf(generator);
+        }
+        ctx
+    }
+
     /// Runs one read-only statement: queries, EXPLAIN, SHOW, DESCRIBE. DDL, DML, COPY and
     /// other statements are refused with an error that says so.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
         let frame = self.ctx.sql_with_options(sql, read_only()).await?;
         Ok(frame.collect().await?)
+    }
+
+    /// Runs one read-only statement as [`Engine::query`] does, its batches as they come.
+    pub async fn query_stream(
+        &self,
+        sql: &str,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, QueryError> {
+        let frame = self.ctx.sql_with_options(sql, read_only()).await?;
+        Ok(frame.execute_stream().await?)
     }
 
     /// Runs a query and returns the schema even when no row comes back.
@@ -361,7 +404,7 @@ impl Engine {
 }
 
 /// Queries only: DDL, DML and statements that change the session are refused.
-fn read_only() -> SQLOptions {
+pub fn read_only() -> SQLOptions {
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -496,6 +539,35 @@ mod tests {
                 "| events:deployment:1  | acme/web           |",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_analyst_session_sees_the_views_and_leaves_the_engine_whole() {
+        use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+        let ctx = Engine::new_context();
+        for table in Table::ALL {
+            let mem =
+                datafusion::datasource::MemTable::try_new(table.schema(), vec![vec![]]).unwrap();
+            ctx.register_table(table.name(), Arc::new(mem)).unwrap();
+        }
+        let engine = Engine::with_tables(ctx, &Config::default()).await.unwrap();
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));
+        let analyst = engine.analyst_session(Arc::clone(&pool));
+        let batches = analyst
+            .sql("SELECT count(*) FROM dora_monthly")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(batches[0].num_rows(), 1);
+        assert!(analyst.sql("SELECT * FROM range(3)").await.is_err());
+        // The engine still has its tables, views and row generators.
+        assert_eq!(
+            text(&engine, "SELECT count(*) AS n FROM dora_monthly").await[3],
+            "| 0 |"
+        );
+        assert!(engine.query("SELECT * FROM range(3)").await.is_ok());
     }
 
     #[test]

@@ -84,8 +84,50 @@ pub fn render(
     }
 }
 
+/// `batch` as JSON lines, one object per row, nulls written out.
+pub fn json_lines(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+    let mut lines = Vec::new();
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::LineDelimited>(&mut lines);
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(lines)
+}
+
+/// `batch` with its decimal columns as text: exact (money is never a float), and JSON readers
+/// do not round them to a double.
+pub fn decimals_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field};
+    let is_decimal =
+        |t: &DataType| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..));
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| is_decimal(f.data_type()))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if is_decimal(field.data_type()) {
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(arrow::compute::cast(column, &DataType::Utf8)?);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
 /// `batch` with its list, map and struct columns as JSON text (CSV has no nested values).
-fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+pub fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     use std::sync::Arc;
 
     use arrow::array::Array;
@@ -116,14 +158,8 @@ fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             )])),
             vec![Arc::clone(column)],
         )?;
-        let mut lines = Vec::new();
-        let mut writer = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::LineDelimited>(&mut lines);
-        writer.write(&single)?;
-        writer.finish()?;
-        drop(writer);
-        let text = String::from_utf8(lines).map_err(|e| ArrowError::ExternalError(e.into()))?;
+        let text = String::from_utf8(json_lines(&single)?)
+            .map_err(|e| ArrowError::ExternalError(e.into()))?;
         let values: arrow::array::StringArray = text
             .lines()
             .enumerate()

@@ -7,7 +7,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Schema};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::HeaderValue;
@@ -67,8 +66,8 @@ pub const DERIVED: RouteSpec = RouteSpec::get(
 
 /// Runs a bound query on `live` and answers its rows.
 async fn rows(live: &LiveEngine, query: &BoundQuery) -> Result<Vec<Value>, ServerError> {
-    let (schema, batches) = live.engine.query_bound(query).await?;
-    json_rows(&schema, &batches)
+    let (_, batches) = live.engine.query_bound(query).await?;
+    json_rows(&batches)
 }
 
 /// The answer of `key` on the engine of the moment: cached, or computed by `compute` and kept.
@@ -142,31 +141,14 @@ async fn costs_answer(live: &LiveEngine, report: &CostsReport) -> Result<Value, 
 }
 
 /// Batches as JSON objects; decimals as strings (money is never a float), NULL as `null`.
-pub fn json_rows(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<Value>, ServerError> {
+pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<Value>, ServerError> {
     let failed = |e: arrow::error::ArrowError| ServerError::Query(e.to_string());
     let mut out = Vec::new();
     for batch in batches {
         if batch.num_rows() == 0 {
             continue;
         }
-        let columns = batch
-            .columns()
-            .iter()
-            .map(|column| match column.data_type() {
-                DataType::Decimal128(..) | DataType::Decimal256(..) => {
-                    arrow::compute::cast(column, &DataType::Utf8)
-                }
-                _ => Ok(Arc::clone(column)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(failed)?;
-        let fields: Vec<_> = schema
-            .fields()
-            .iter()
-            .zip(&columns)
-            .map(|(f, c)| arrow::datatypes::Field::new(f.name(), c.data_type().clone(), true))
-            .collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(failed)?;
+        let batch = query::output::decimals_as_text(batch).map_err(failed)?;
         let mut bytes = Vec::new();
         let mut writer = arrow::json::WriterBuilder::new()
             .with_explicit_nulls(true)

@@ -1,11 +1,12 @@
 //! The server: doracost over the network (DESIGN §5 "HTTP"). One axum router over one
-//! [`AppState`] (config, lake, the query engine of the moment); the JSON API, health checks and,
-//! as they come, pages, charts, SQL, webhooks and `/metrics` mount on [`app`]. [`run`] serves it
+//! [`AppState`] (config, lake, the query engine of the moment); the JSON API, analysts' SQL, health checks and,
+//! as they come, pages, charts, webhooks and `/metrics` mount on [`app`]. [`run`] serves it
 //! on a listener until a shutdown signal, finishing the requests in flight.
 //!
 //! Not for: computing metrics (the views of `query` do) or reading sources (`ingest` does); the
 //! handlers validate, bind and render.
 
+pub mod analysts;
 pub mod api;
 pub mod auth;
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod pipeline;
+pub mod sql;
 pub mod state;
 
 use std::future::Future;
@@ -38,6 +40,7 @@ pub use state::{AppState, Background, LiveEngine, ServerOptions};
 pub fn app(state: AppState) -> Router {
     let timeout = state.options().request_timeout;
     let body_limit = state.config().server.max_body_bytes;
+    let sql_body_limit = state.options().sql.max_body_bytes;
     Router::new()
         .route(HEALTHZ.path, get(healthz))
         .route(READYZ.path, get(readyz))
@@ -45,6 +48,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             events::EVENTS.path,
             post(events::post_events).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route(
+            sql::SQL.path,
+            post(sql::post_sql).layer(DefaultBodyLimit::max(sql_body_limit)),
         )
         .route(api::SERVICES.path, get(api::services))
         .route(api::DORA.path, get(api::dora))
@@ -141,6 +148,7 @@ pub const ROUTES: &[&RouteSpec] = &[
     &api::DATA_QUALITY,
     &api::DERIVED,
     &events::EVENTS,
+    &sql::SQL,
     &openapi::OPENAPI,
 ];
 

@@ -38,10 +38,38 @@ pub fn document(routes: &[&RouteSpec]) -> Value {
             })
             .collect();
         let mut responses = Map::new();
+        let answers: Value = if route.path == crate::sql::SQL.path {
+            json!({
+                "application/json": {}, "text/csv": {},
+                "application/vnd.apache.arrow.stream": {}, "application/vnd.apache.parquet": {},
+            })
+        } else {
+            json!({ route.answers: {} })
+        };
         responses.insert(
             "200".into(),
-            json!({ "description": "the answer", "content": { route.answers: {} } }),
+            json!({ "description": "the answer", "content": answers }),
         );
+        if route.path == crate::sql::SQL.path {
+            responses.insert(
+                "406".into(),
+                error_response("no answer format the client accepts"),
+            );
+            responses.insert(
+                "415".into(),
+                error_response("a body that is neither SQL text nor {\"sql\": …}"),
+            );
+            responses.insert(
+                "422".into(),
+                error_response(
+                    "the query failed on the data, or ran out of [server] sql_memory_limit",
+                ),
+            );
+            responses.insert(
+                "429".into(),
+                error_response("[server] sql_max_concurrent queries are running"),
+            );
+        }
         if !route.params.is_empty() || route.method == "POST" {
             responses.insert("400".into(), error_response("a bad parameter or body"));
         }
@@ -62,7 +90,20 @@ pub fn document(routes: &[&RouteSpec]) -> Value {
         if route.needs_token {
             operation["security"] = json!([{ "bearer": [] }]);
         }
-        if route.method == "POST" {
+        if route.path == crate::sql::SQL.path {
+            let text =
+                json!({ "schema": { "type": "string", "description": "one SQL statement" } });
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {
+                    "text/plain": text, "application/sql": text,
+                    "application/json": { "schema": {
+                        "type": "object", "required": ["sql"],
+                        "properties": { "sql": { "type": "string" } },
+                    } },
+                },
+            });
+        } else if route.method == "POST" {
             operation["requestBody"] = json!({
                 "required": true,
                 "content": { "application/json": { "schema": {
@@ -90,9 +131,15 @@ pub fn document(routes: &[&RouteSpec]) -> Value {
                 "required": ["error"],
                 "properties": { "error": {
                     "type": "object",
-                    "required": ["status", "message"],
+                    "required": ["status", "kind", "message"],
                     "properties": {
                         "status": { "type": "integer" },
+                        "kind": { "type": "string", "description": "what went wrong, e.g. refused, invalid_sql, memory_limit, time_limit, busy" },
+                        "position": {
+                            "type": "object",
+                            "description": "where in the SQL, when DataFusion says",
+                            "properties": { "line": { "type": "integer" }, "column": { "type": "integer" } },
+                        },
                         "message": { "type": "string" },
                         "parameter": { "type": "string", "description": "the query-string parameter at fault" },
                         "field": { "type": "string", "description": "the body's field at fault" },

@@ -17,6 +17,7 @@ use query::Engine;
 use tokio::sync::{Notify, mpsc};
 
 use crate::StartError;
+use crate::analysts::{Analysts, SqlLimits};
 use crate::auth::Token;
 use crate::error::ServerError;
 use crate::events::Submission;
@@ -33,6 +34,8 @@ pub struct ServerOptions {
     pub read_derived: bool,
     /// The bearer token of the write endpoints (`[server] token`, resolved); none on loopback.
     pub token: Option<Token>,
+    /// The limits of analysts' SQL (`POST /api/v1/sql`).
+    pub sql: SqlLimits,
 }
 
 impl ServerOptions {
@@ -64,11 +67,33 @@ impl ServerOptions {
                 )
             }
         };
+        let count = |key: &'static str, value: usize| {
+            (value > 0).then_some(value).ok_or(StartError::Setting {
+                key,
+                value: value.to_string(),
+                expected: "a whole number above 0",
+            })
+        };
+        let sql = SqlLimits {
+            timeout: seconds("sql_timeout_seconds", server.sql_timeout_seconds)?,
+            memory_bytes: query::engine::parse_size(&server.sql_memory_limit).ok_or_else(|| {
+                StartError::Setting {
+                    key: "sql_memory_limit",
+                    value: server.sql_memory_limit.clone(),
+                    expected: "a size such as \"512M\" or \"2G\"",
+                }
+            })?,
+            max_rows: count("sql_max_rows", server.sql_max_rows)?,
+            max_concurrent: count("sql_max_concurrent", server.sql_max_concurrent)?,
+            threads: count("sql_threads", server.sql_threads)?,
+            max_body_bytes: count("sql_max_body_bytes", server.sql_max_body_bytes)?,
+        };
         Ok(ServerOptions {
             poll_interval: seconds("poll_seconds", server.poll_seconds)?,
             request_timeout: seconds("request_timeout_seconds", server.request_timeout_seconds)?,
             read_derived,
             token,
+            sql,
         })
     }
 }
@@ -109,6 +134,8 @@ struct Inner {
     /// This server's event commits not yet refreshed into the derived tables, oldest first.
     unrefreshed: Mutex<Vec<(Instant, query::EventChange)>>,
     metrics: Metrics,
+    /// Where analysts' SQL runs.
+    analysts: Analysts,
 }
 
 /// How long the watcher waits for the refresh of this server's own event commits before it shows
@@ -123,6 +150,7 @@ impl AppState {
         let (events, events_waiting) = mpsc::channel(4096);
         AppState {
             inner: Arc::new(Inner {
+                analysts: Analysts::new(options.sql.clone()),
                 config,
                 lake,
                 options,
@@ -183,6 +211,11 @@ impl AppState {
     /// The write endpoints' token, when configured.
     pub fn token(&self) -> Option<&Token> {
         self.inner.options.token.as_ref()
+    }
+
+    /// Where analysts' SQL runs.
+    pub fn analysts(&self) -> &Analysts {
+        &self.inner.analysts
     }
 
     /// The server's own counters.

@@ -17,5 +17,6 @@ mod incremental;
 mod s3;
 mod sample;
 mod server;
+mod sql;
 mod support;
 mod webhooks;

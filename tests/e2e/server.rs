@@ -421,6 +421,7 @@ fn data_quality_answers_what_the_views_say_and_openapi_lists_every_route() {
             "/api/v1/openapi.json",
             "/api/v1/scorecard",
             "/api/v1/services",
+            "/api/v1/sql",
             "/healthz",
             "/metrics",
             "/readyz",
@@ -436,6 +437,17 @@ fn data_quality_answers_what_the_views_say_and_openapi_lists_every_route() {
     assert_eq!(
         paths["/api/v1/events"]["post"]["security"][0]["bearer"],
         serde_json::json!([])
+    );
+    let sql = &paths["/api/v1/sql"]["post"];
+    assert_eq!(sql["security"][0]["bearer"], serde_json::json!([]));
+    let answers = sql["responses"]["200"]["content"].as_object().unwrap();
+    assert!(
+        answers.contains_key("application/vnd.apache.parquet"),
+        "{sql}"
+    );
+    assert!(
+        sql["requestBody"]["content"]["application/sql"].is_object(),
+        "{sql}"
     );
     // Every GET the document lists is served.
     for (path, operations) in paths {

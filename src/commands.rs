@@ -96,14 +96,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             let report = print_ingest(&summary, format);
             finish_ingest(&config, &lake, args.no_refresh, format, report).await
         }
-        Command::Refresh => {
+        Command::Refresh(args) => {
             let config = load_config(cli.config.as_deref())?;
             let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
             let engine = Engine::open(&lake, &config)
                 .await
                 .context("opening the lake")?;
             let done = engine
-                .refresh_derived()
+                .refresh_derived_in_parts(args.part_deployments)
                 .await
                 .context("refreshing the derived tables")?;
             print_refresh(&engine, &done, format);

@@ -69,7 +69,7 @@ pub enum Command {
     /// Recompute the lake's derived tables (the per-row metric views kept under `_derived/`)
     /// that are stale or missing; ingests do this themselves. Needed after a config change, for
     /// fast queries.
-    Refresh,
+    Refresh(RefreshArgs),
     /// Run read-only SQL over the lake.
     Sql(SqlArgs),
     /// Serve the JSON API and health checks over the lake, following its new commits.
@@ -344,4 +344,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `doracost refresh`.
+#[derive(Debug, clap::Args)]
+pub struct RefreshArgs {
+    /// Deployments per part of a refresh in parts (benchmarks: memory against time).
+    #[arg(long, hide = true, default_value_t = query::engine::REFRESH_PART_DEPLOYMENTS)]
+    pub part_deployments: usize,
 }

@@ -6,6 +6,7 @@ pub mod commits;
 pub mod config;
 mod key_index;
 pub mod lake;
+pub mod memory;
 pub mod money;
 pub mod schema;
 mod sorted;

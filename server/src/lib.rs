@@ -13,7 +13,6 @@ pub mod cache;
 pub mod error;
 pub mod events;
 pub mod lake_metrics;
-mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod params;

@@ -7,6 +7,9 @@ use query::{Engine, EventChange, QueryError, Refreshed};
 
 /// Recomputes the derived tables the lake's new data (or a config change) made stale.
 pub async fn refresh_derived(lake: &Lake, config: &Config) -> Result<Vec<Refreshed>, QueryError> {
+    // What the ingest before it freed goes back to the system first: glibc keeps it in each
+    // thread's arena, and the refresh's peak would stand on top of the ingest's.
+    model::memory::release_freed();
     let engine = Engine::open(lake, config).await?;
     refresh_opened(&engine, None).await
 }

@@ -374,7 +374,7 @@ impl AppState {
             }
         }
         drop(current);
-        crate::memory::release_freed();
+        model::memory::release_freed();
         Ok(true)
     }
 

@@ -7,7 +7,7 @@
 //! 1.24–1.41 GB with a trim after each engine swap, which is where the watcher calls this).
 
 /// Returns the free memory of every arena to the operating system (a no-op elsewhere than glibc).
-pub(crate) fn release_freed() {
+pub fn release_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes no pointers; it walks glibc's own free lists under its locks.
     unsafe {

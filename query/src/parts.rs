@@ -172,7 +172,7 @@ impl Engine {
     /// Every service a per-row view can name (the config's, those deployments and incidents
     /// name, and `unattributed`), in name order, packed into groups of about `batch_deployments`
     /// deployments (a service with more is a group of its own), and into at most [`MAX_PARTS`]
-    /// groups.
+    /// groups (larger ones when needed).
     async fn service_groups(
         &self,
         batch_deployments: usize,
@@ -211,21 +211,16 @@ impl Engine {
             weights.entry(service.name.clone()).or_default();
         }
         weights.entry(UNATTRIBUTED.to_owned()).or_default();
-        let total: usize = weights.values().sum();
-        let batch_deployments = batch_deployments.max(total.div_ceil(MAX_PARTS)).max(1);
-        let mut groups = vec![BTreeSet::new()];
-        let mut weight = 0;
-        for (service, n) in weights {
-            if weight > 0 && weight + n > batch_deployments && groups.len() < MAX_PARTS {
-                groups.push(BTreeSet::new());
-                weight = 0;
+        // Larger groups when the lake needs more than MAX_PARTS of the size asked for (packing
+        // whole services leaves groups short of it, so the count is checked, not estimated).
+        let mut size = batch_deployments.max(1);
+        loop {
+            let groups = pack(&weights, size);
+            if groups.len() <= MAX_PARTS {
+                return Ok(groups);
             }
-            weight += n;
-            if let Some(group) = groups.last_mut() {
-                group.insert(service);
-            }
+            size += size / 4 + 1;
         }
-        Ok(groups)
     }
 
     /// The event rows each group reads, written to its files (see [`crate::parts`]).
@@ -538,6 +533,24 @@ impl Engine {
         }
         Ok(ctx)
     }
+}
+
+/// The services (name → deployments) in name order, packed into groups of at most `size`
+/// deployments (a service with more is a group of its own).
+fn pack(weights: &BTreeMap<String, usize>, size: usize) -> Vec<BTreeSet<String>> {
+    let mut groups = vec![BTreeSet::new()];
+    let mut weight = 0;
+    for (service, &n) in weights {
+        if weight > 0 && weight + n > size {
+            groups.push(BTreeSet::new());
+            weight = 0;
+        }
+        weight += n;
+        if let Some(group) = groups.last_mut() {
+            group.insert(service.clone());
+        }
+    }
+    groups
 }
 
 /// The event rows split by group: each group's deployments, links and changes in Arrow IPC files

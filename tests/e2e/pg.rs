@@ -189,6 +189,23 @@ fn psql_reads_the_views_and_their_catalog_and_is_refused_writes() {
     let none = psql_error(&server, None, "SELECT 1").to_lowercase();
     assert!(none.contains("password"), "{none}");
     assert_eq!(psql_rows(&server, "SELECT 1"), [["1"]]);
+
+    // A client that sends garbage (a startup message claiming 2 GB, then junk) is dropped; the
+    // server lives.
+    for garbage in [
+        &b"\x7f\xff\xff\xff\x00\x03\x00\x00"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0u8; 64][..],
+    ] {
+        use std::io::{Read, Write};
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.pg_port)).unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let _ = socket.write_all(garbage);
+        let _ = socket.read_to_end(&mut Vec::new());
+    }
+    assert_eq!(psql_rows(&server, "SELECT 1"), [["1"]]);
 }
 
 #[test]
@@ -249,6 +266,15 @@ fn psycopg_binds_parameters_prepares_and_rolls_back() {
     assert_eq!(units(got["cost"].as_str().unwrap()), units(cost), "{got}");
     assert_eq!(got["after_rollback"], "IDLE", "{got}");
     assert_eq!(got["one"], 1, "{got}");
+    assert_eq!(
+        got["interval_minutes"], 90.0,
+        "an interval as timedelta: {got}"
+    );
+    assert_eq!(
+        got["array"],
+        serde_json::json!(["a", "b"]),
+        "a list as an array: {got}"
+    );
     assert_eq!(got["drop"], "25006", "{got}");
     assert_eq!(got["still_answers"], true, "{got}");
 }

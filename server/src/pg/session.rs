@@ -40,6 +40,10 @@ use crate::state::{AppState, LiveEngine};
 static PARSER: LazyLock<PostgresCompatibilityParser> =
     LazyLock::new(PostgresCompatibilityParser::new);
 
+/// The most parameters of one statement, as in PostgreSQL (the Bind message counts them in 16
+/// bits); `$4000000000` must not size a vector.
+const MAX_PARAMETERS: usize = 65_535;
+
 /// One connection's handlers (pgwire asks for them once per connection).
 pub(super) struct Connection {
     session: Arc<Session>,
@@ -331,11 +335,14 @@ fn parameters(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
         let number = name
             .strip_prefix('$')
             .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n > 0)
+            .filter(|n| (1..=MAX_PARAMETERS).contains(n))
             .ok_or_else(|| {
                 error(
                     "42P02",
-                    format!("parameter {name}: expected $1, $2, … (positional parameters)"),
+                    format!(
+                        "parameter {name}: expected $1, $2, … up to ${MAX_PARAMETERS} \
+                         (positional parameters)"
+                    ),
                 )
             })?;
         numbered.push((number, datatype));
@@ -577,6 +584,20 @@ mod tests {
         );
         assert!(reply(&one("SELECT 1")).unwrap().is_none());
         assert!(parse("-- ping").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn parameters_are_numbered_and_bounded() {
+        let session = query::Engine::new_context();
+        let plan = |sql: &'static str| {
+            let session = session.clone();
+            async move { session.state().create_logical_plan(sql).await.unwrap() }
+        };
+        let types = parameters(&plan("SELECT $2 = 'x' AND $1 = 1").await).unwrap();
+        assert_eq!(types.len(), 2);
+        let huge = parameters(&plan("SELECT $4000000000 = 1").await).unwrap_err();
+        assert_eq!(code(huge), "42P02");
+        assert!(parameters(&plan("SELECT 1").await).unwrap().is_empty());
     }
 
     #[test]

@@ -50,6 +50,11 @@ def psycopg_clients():
         conn.rollback()
         out["after_rollback"] = conn.info.transaction_status.name
         out["one"] = conn.execute("SELECT 1").fetchone()[0]
+        (interval, array) = conn.execute(
+            "SELECT INTERVAL '90 minutes', make_array('a', 'b')"
+        ).fetchone()
+        out["interval_minutes"] = interval / datetime.timedelta(minutes=1)
+        out["array"] = array
         try:
             conn.execute("DROP VIEW dora_monthly")
             out["drop"] = "ran"

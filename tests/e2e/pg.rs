@@ -356,3 +356,34 @@ fn a_heavy_query_over_postgresql_leaves_the_api_answering() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
+
+#[test]
+fn postgresql_outside_loopback_needs_a_password() {
+    let (dir, args) = sample_lake("", &[]);
+    let out = crate::support::run(
+        dir.path(),
+        &crate::support::with_args(
+            &args,
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--pg-listen",
+                "0.0.0.0:0",
+            ],
+        ),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[server] pg_password"), "{stderr}");
+    // A password written into the config is refused: secrets are references.
+    let (dir, args) = sample_lake("[server]\npg_password = \"hunter2\"\n", &[]);
+    let out = crate::support::run(dir.path(), &crate::support::with_args(&args, &["serve"]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("secrets are not written in the config"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

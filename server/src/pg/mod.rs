@@ -17,7 +17,6 @@ mod session;
 
 use std::future::Future;
 use std::sync::Arc;
-
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 

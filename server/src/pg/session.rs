@@ -127,7 +127,7 @@ pub(super) enum Reply {
 pub(super) struct Read {
     /// The statement as DataFusion reads it (catalog queries rewritten).
     sql: String,
-    /// The answer's columns, planned at Parse.
+    /// The answer's columns, planned at Parse (none over the simple protocol).
     schema: SchemaRef,
     /// The parameters' types DataFusion inferred, `$1` first.
     params: Vec<Option<DataType>>,
@@ -180,13 +180,22 @@ impl Planner {
         parse(sql)
     }
 
-    /// What `statement` becomes: a reply, or a checked and planned read.
-    async fn prepare(&self, statement: ast::Statement) -> PgWireResult<Prepared> {
+    /// What `statement` becomes: a reply, or a checked read, planned when `describe` (the
+    /// extended protocol describes its answer and parameters before running it; the simple one
+    /// does not, and the read is planned once, where it runs).
+    async fn prepare(&self, statement: ast::Statement, describe: bool) -> PgWireResult<Prepared> {
         if let Some(reply) = reply(&statement)? {
             return Ok(Prepared::Reply(reply));
         }
         let sql = statement.to_string();
         let checked = query::guard::check(&sql).map_err(|refusal| refused(refusal, &statement))?;
+        if !describe {
+            return Ok(Prepared::Read(Arc::new(Read {
+                sql,
+                schema: Arc::new(arrow::datatypes::Schema::empty()),
+                params: Vec::new(),
+            })));
+        }
         let session = self.session()?;
         let plan = session
             .state()
@@ -427,7 +436,7 @@ impl SimpleQueryHandler for Session {
         }
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
-            let prepared = self.planner.prepare(statement).await?;
+            let prepared = self.planner.prepare(statement, false).await?;
             responses.push(
                 self.planner
                     .respond(client, &prepared, None, &Format::UnifiedText)
@@ -497,7 +506,7 @@ impl QueryParser for Planner {
                 "cannot insert multiple commands into a prepared statement",
             ));
         }
-        self.prepare(statement).await.map(Some)
+        self.prepare(statement, true).await.map(Some)
     }
 
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {

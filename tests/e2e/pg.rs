@@ -297,6 +297,15 @@ fn grafanas_catalog_queries_answer() {
     assert!(has("tables_in_public", "dora_monthly"), "{got}");
     assert!(has("columns", "period_start"), "{got}");
     assert!(has("columns", "deployments"), "{got}");
+    // Types in PostgreSQL's words, and `udt_name`.
+    let period_start = got["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row[0] == "period_start");
+    assert_eq!(period_start.map(|row| &row[1]), Some(&Value::from("date")), "{got}");
+    assert!(has("time_columns", "finished_at"), "{got}");
+    assert!(!has("time_columns", "service"), "{got}");
 }
 
 #[test]

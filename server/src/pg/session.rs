@@ -166,6 +166,18 @@ impl Planner {
         Ok(session)
     }
 
+    /// The session's catalog (where the views are).
+    fn catalog(&self) -> PgWireResult<String> {
+        Ok(self
+            .session()?
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_catalog
+            .clone())
+    }
+
     /// The client's SQL as statements, refused over `[server] sql_max_body_bytes`.
     fn statements(&self, sql: &str) -> PgWireResult<Vec<ast::Statement>> {
         let most = self.state.analysts().limits().max_body_bytes;
@@ -187,6 +199,8 @@ impl Planner {
         if let Some(reply) = reply(&statement)? {
             return Ok(Prepared::Reply(reply));
         }
+        let mut statement = statement;
+        catalog::pg_information_schema(&mut statement, &self.catalog()?);
         let sql = statement.to_string();
         let checked = query::guard::check(&sql).map_err(|refusal| refused(refusal, &statement))?;
         if !describe {

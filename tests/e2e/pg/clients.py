@@ -129,6 +129,12 @@ GRAFANA = {
         ELSE quote_ident(table_name) = 'public.dora_monthly'
           AND {SEARCH_PATH_SCHEMAS}
       END""",
+    # Grafana's older query builder (meta_query.ts) finds time columns by `udt_name`.
+    "time_columns": """SELECT quote_ident(column_name) AS "column"
+    FROM information_schema.columns
+    WHERE quote_ident(table_name) = 'deployments'
+      AND udt_name IN ('timestamptz', 'timestamp')
+    ORDER BY ordinal_position""",
 }
 
 

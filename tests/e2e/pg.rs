@@ -303,7 +303,11 @@ fn grafanas_catalog_queries_answer() {
         .unwrap()
         .iter()
         .find(|row| row[0] == "period_start");
-    assert_eq!(period_start.map(|row| &row[1]), Some(&Value::from("date")), "{got}");
+    assert_eq!(
+        period_start.map(|row| &row[1]),
+        Some(&Value::from("date")),
+        "{got}"
+    );
     assert!(has("time_columns", "finished_at"), "{got}");
     assert!(!has("time_columns", "service"), "{got}");
 }

@@ -44,6 +44,14 @@ static PARSER: LazyLock<PostgresCompatibilityParser> =
 /// bits); `$4000000000` must not size a vector.
 const MAX_PARAMETERS: usize = 65_535;
 
+/// The client settings pgwire formats a connection's rows by.
+const FORMAT_SETTINGS: &[&str] = &[
+    "datestyle",
+    "intervalstyle",
+    "bytea_output",
+    "extra_float_digits",
+];
+
 /// One connection's handlers (pgwire asks for them once per connection).
 pub(super) struct Connection {
     session: Arc<Session>,
@@ -320,8 +328,11 @@ fn reply(statement: &ast::Statement) -> PgWireResult<Option<Reply>> {
 fn answer<C: ClientInfo>(client: &mut C, reply: &Reply) -> Response {
     match reply {
         Reply::Set { name, value } => {
-            // pgwire formats this connection's rows by these (DateStyle, bytea_output …).
-            client.metadata_mut().insert(name.clone(), value.clone());
+            // pgwire formats this connection's rows by these; the connection's other metadata
+            // (its user, its database) is not a client's to set.
+            if FORMAT_SETTINGS.contains(&name.as_str()) {
+                client.metadata_mut().insert(name.clone(), value.clone());
+            }
             Response::Execution(Tag::new("SET"))
         }
         Reply::Begin => Response::TransactionStart(Tag::new("BEGIN")),

@@ -20,6 +20,7 @@ sql_timeout_seconds = 2
 sql_memory_limit = "64M"
 sql_max_rows = 1000
 sql_max_concurrent = 2
+sql_max_body_bytes = 65536
 "#;
 
 /// The server over the sample's events and bills, with [`CONFIG`].
@@ -174,6 +175,22 @@ fn psql_reads_the_views_and_their_catalog_and_is_refused_writes() {
         assert!(error.contains("refused"), "{sql}: {error}");
     }
     assert!(!Path::new("/tmp/doracost-pg-copy").exists());
+    // The limits of `POST /api/v1/sql`: the row cap, the largest statement.
+    let changes = sql_rows(dir.path(), &args, "SELECT count(*) FROM changes");
+    assert!(
+        changes[0][0].parse::<usize>().unwrap() > 1000,
+        "{changes:?}"
+    );
+    assert_eq!(
+        psql_rows(&server, "SELECT change_id FROM changes").len(),
+        1000
+    );
+    let long = format!("SELECT 1 /* {} */", "x".repeat(70_000));
+    let error = psql_error(&server, Some(PASSWORD), &long);
+    assert!(
+        error.contains("54000") && error.contains("sql_max_body_bytes"),
+        "{error}"
+    );
     // Client settings are answered, not passed to DataFusion.
     assert_eq!(
         psql_rows(

@@ -14,6 +14,7 @@
 mod auth;
 mod catalog;
 mod session;
+mod statement;
 
 use std::future::Future;
 use std::sync::Arc;

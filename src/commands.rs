@@ -162,7 +162,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .listen
                 .clone()
                 .unwrap_or_else(|| config.server.listen.clone());
-            serve(config, lake, &listen).await
+            let pg_listen = args
+                .pg_listen
+                .clone()
+                .unwrap_or_else(|| config.server.pg_listen.clone());
+            serve(config, lake, &listen, &pg_listen).await
         }
         Command::Sql(ref args) => {
             let config = load_config(cli.config.as_deref())?;
@@ -837,24 +841,57 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
     run_sql(&engine, DEMO_SUMMARY_SQL, format).await?;
     drop(engine);
     if !args.no_serve {
-        serve(config, lake, &format!("127.0.0.1:{}", args.port)).await?;
+        serve(
+            config,
+            lake,
+            &format!("127.0.0.1:{}", args.port),
+            &format!("127.0.0.1:{}", args.pg_port),
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// `doracost serve` (and the end of `doracost demo`): the server over the lake until SIGINT or
-/// SIGTERM; the first line on stdout names the address it serves on.
-async fn serve(config: Config, lake: Lake, listen: &str) -> Result<()> {
+/// `doracost serve` (and the end of `doracost demo`): the server over the lake, HTTP on
+/// `listen` and PostgreSQL on `pg_listen`, until SIGINT or SIGTERM; the first line on stdout
+/// names both addresses.
+async fn serve(config: Config, lake: Lake, listen: &str, pg_listen: &str) -> Result<()> {
     let options = server::ServerOptions::from_config(&config.server, read_derived())?;
     let listener = server::bind(listen, options.token.is_some()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
+    let pg_listener = server::pg::bind(pg_listen, options.pg_password.is_some()).await?;
+    let pg_address = pg_listener
+        .local_addr()
+        .context("reading the bound PostgreSQL address")?;
     let state = server::AppState::new(config, lake, options);
     let _background = state.start();
-    println!("serving on http://{address}/ (Ctrl-C stops)");
+    // One signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let pg = tokio::spawn(server::pg::run(
+        pg_listener,
+        state.clone(),
+        until_stopped(stopped.clone()),
+    ));
+    println!(
+        "serving on http://{address}/ and postgresql://{}@{pg_address}/{} (Ctrl-C stops)",
+        server::pg::USER,
+        server::pg::USER
+    );
     std::io::stdout().flush()?;
-    server::run(listener, state, server::shutdown_signal())
-        .await
-        .context("serving")?;
+    let served = server::run(listener, state, until_stopped(stopped)).await;
+    signal.abort();
+    if served.is_err() {
+        pg.abort();
+    }
+    let _ = pg.await;
+    served.context("serving")?;
     eprintln!("stopped");
     Ok(())
 }

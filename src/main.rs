@@ -111,6 +111,9 @@ pub struct DemoArgs {
     /// The port to serve on (loopback only; 0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// The PostgreSQL endpoint's port (loopback only; 0 picks a free one).
+    #[arg(long, default_value_t = 5433)]
+    pub pg_port: u16,
 }
 
 /// `doracost serve`
@@ -120,6 +123,10 @@ pub struct ServeArgs {
     /// free one).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// The PostgreSQL endpoint's address, IP:PORT (default: `[server] pg_listen`, else
+    /// 127.0.0.1:5433; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    pub pg_listen: Option<String>,
 }
 
 /// `doracost ingest …`

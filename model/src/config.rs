@@ -567,6 +567,9 @@ pub struct ServerConfig {
     pub pg_listen: String,
     /// Bearer token for write endpoints and SQL when not on loopback.
     pub token: Option<SecretRef>,
+    /// The PostgreSQL endpoint's password of user `doracost` (SCRAM-SHA-256), a secret
+    /// reference; without it the endpoint listens on loopback only and asks for none.
+    pub pg_password: Option<SecretRef>,
     /// The largest body `POST /api/v1/events` accepts, in bytes (413 beyond it).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -642,6 +645,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             pg_listen: default_pg_listen(),
             token: None,
+            pg_password: None,
             max_body_bytes: default_max_body_bytes(),
             poll_seconds: default_poll_seconds(),
             request_timeout_seconds: default_request_timeout_seconds(),

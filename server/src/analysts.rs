@@ -1,4 +1,5 @@
-//! Where analysts' queries run (`POST /api/v1/sql`, DESIGN §5 "SQL safety"), apart from the
+//! Where analysts' queries run (`POST /api/v1/sql` and the PostgreSQL endpoint, DESIGN §5 "SQL
+//! safety"), apart from the
 //! dashboards and the API: their own memory pool (`[server] sql_memory_limit`, shared by them
 //! all), their own threads (`sql_threads`: a heavy query takes those, not the ones that answer
 //! `/api/v1/dora`), at most `sql_max_concurrent` at once, each within `sql_timeout_seconds` and
@@ -14,11 +15,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
+use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use http_body::Frame;
 use query::encode::{Encoder, Encoding, Ending};
@@ -90,6 +95,134 @@ impl Analysts {
         &self.limits
     }
 
+    /// A place among the queries running at once; 429 when they are all taken.
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ServerError> {
+        Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
+            ServerError::Busy(format!(
+                "{} analysts' queries are running, the most at once ([server] \
+                 sql_max_concurrent): try again in a moment",
+                self.limits.max_concurrent
+            ))
+        })
+    }
+
+    /// A session over `live` that allocates from the analysts' pool (the PostgreSQL endpoint
+    /// adds its catalog to it, and runs it with [`Analysts::batches`]).
+    pub fn session(&self, live: &LiveEngine) -> SessionContext {
+        live.engine.analyst_session(Arc::clone(&self.pool))
+    }
+
+    /// Runs `sql` (checked by [`query::guard::check`] already) on `session` (from
+    /// [`Analysts::session`]) with `params` bound to its placeholders, within the same limits
+    /// as [`Analysts::answer`]: its batches as they come, at most `sql_max_rows` rows in all.
+    /// An error before the first batch is returned here; the stream ends with an error at the
+    /// deadline, and dropping it stops the query.
+    pub async fn batches(
+        &self,
+        session: SessionContext,
+        sql: String,
+        params: Option<ParamValues>,
+    ) -> Result<Batches, ServerError> {
+        let permit = self.permit()?;
+        let deadline = Instant::now() + self.limits.timeout;
+        let (opened, schema) = oneshot::channel();
+        // Small: the query runs at most a few batches ahead of a client that reads slowly.
+        let (batches, receiver) = mpsc::channel(4);
+        let limits = self.limits.clone();
+        let work = async move {
+            let plan = async {
+                let mut frame = session
+                    .sql_with_options(&sql, query::engine::read_only())
+                    .await
+                    .map_err(planning_error)?;
+                if let Some(params) = params {
+                    frame = frame.with_param_values(params).map_err(planning_error)?;
+                }
+                frame.execute_stream().await.map_err(execution_error)
+            };
+            let mut stream = match tokio::time::timeout_at(deadline, plan).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    let _ = opened.send(Err(error));
+                    return;
+                }
+                Err(_) => {
+                    let _ = opened.send(Err(over_time(&limits)));
+                    return;
+                }
+            };
+            if opened.send(Ok(stream.schema())).is_err() {
+                return;
+            }
+            let mut rows = 0;
+            loop {
+                let next = tokio::select! {
+                    next = tokio::time::timeout_at(deadline, stream.next()) => next,
+                    () = batches.closed() => return,
+                };
+                let batch = match next {
+                    Ok(None) => return,
+                    Ok(Some(Ok(batch))) => Ok(batch),
+                    Ok(Some(Err(error))) => Err(execution_error(error)),
+                    Err(_) => Err(over_time(&limits)),
+                };
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        let _ = batches.send(Err(error)).await;
+                        return;
+                    }
+                };
+                let room = limits.max_rows - rows;
+                let truncated = batch.num_rows() > room;
+                let batch = if truncated {
+                    tracing::info!(
+                        rows = limits.max_rows,
+                        "an analyst's answer stopped at the row cap ([server] sql_max_rows)"
+                    );
+                    batch.slice(0, room)
+                } else {
+                    batch
+                };
+                rows += batch.num_rows();
+                if batches.send(Ok(batch)).await.is_err() || truncated {
+                    return;
+                }
+            }
+        };
+        let task = match &self.runtime {
+            Some(runtime) => runtime.spawn(async move {
+                work.await;
+                drop(permit);
+            }),
+            None => tokio::spawn(async move {
+                work.await;
+                drop(permit);
+            }),
+        };
+        let abort = task.abort_handle();
+        let schema = match tokio::time::timeout_at(deadline, schema).await {
+            Err(_) => {
+                abort.abort();
+                return Err(over_time(&self.limits));
+            }
+            Ok(Err(_)) => {
+                return Err(ServerError::Defect(
+                    "the query stopped before answering (a defect; see the log)".into(),
+                ));
+            }
+            Ok(Ok(opened)) => opened?,
+        };
+        Ok(Batches {
+            schema,
+            receiver,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            abort,
+            limits: self.limits.clone(),
+            ended: false,
+        })
+    }
+
     /// Runs `sql` (checked by [`query::guard::check`] already) on `live` and answers it in
     /// `encoding`: an error before the first batch is an error response; after it, the body is
     /// cut short (an incomplete transfer, never a complete-looking partial answer). With
@@ -102,13 +235,7 @@ impl Analysts {
         encoding: Encoding,
         trailers: bool,
     ) -> Result<Response, ServerError> {
-        let permit = Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
-            ServerError::Busy(format!(
-                "{} analysts' queries are running, the most at once ([server] \
-                 sql_max_concurrent): try again in a moment",
-                self.limits.max_concurrent
-            ))
-        })?;
+        let permit = self.permit()?;
         let (started, first) = oneshot::channel();
         // Small: the query runs at most a few batches ahead of a client that reads slowly.
         let (frames, body) = mpsc::channel(4);
@@ -303,6 +430,40 @@ fn over_time(limits: &SqlLimits) -> ServerError {
     ))
 }
 
+/// The batches of a query run by [`Analysts::batches`], cut at its deadline; dropped, it stops
+/// the query.
+pub struct Batches {
+    /// The answer's schema.
+    pub schema: SchemaRef,
+    receiver: mpsc::Receiver<Result<RecordBatch, ServerError>>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    abort: tokio::task::AbortHandle,
+    limits: SqlLimits,
+    ended: bool,
+}
+
+impl futures::Stream for Batches {
+    type Item = Result<RecordBatch, ServerError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+            self.abort.abort();
+            return Poll::Ready(Some(Err(over_time(&self.limits))));
+        }
+        self.receiver.poll_recv(cx)
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
+}
+
 /// The response body: the frames a query sends, cut at the deadline; dropped (the client hung
 /// up, or the answer ended), it stops the query.
 struct AnswerBody {
@@ -343,7 +504,7 @@ impl Drop for AnswerBody {
 
 /// A planning error: the statement's fault (400, with its place when DataFusion has one),
 /// unless the lake or the memory limit is.
-fn planning_error(error: DataFusionError) -> ServerError {
+pub(crate) fn planning_error(error: DataFusionError) -> ServerError {
     if let Some(limited) = limit_or_lake(&error) {
         return limited;
     }

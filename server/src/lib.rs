@@ -16,6 +16,7 @@ pub mod lake_metrics;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
+pub mod pg;
 pub mod pipeline;
 pub mod sql;
 pub mod state;
@@ -203,6 +204,16 @@ pub enum StartError {
          on 127.0.0.1"
     )]
     NeedsToken(std::net::SocketAddr),
+    /// A non-loopback PostgreSQL address without a password would open SQL to the network.
+    #[error(
+        "refusing to serve PostgreSQL on {0} without a password: outside loopback it needs \
+         `[server] pg_password = {{ env = \"DORACOST_PG_PASSWORD\" }}` (a secret reference), or \
+         `pg_listen = \"127.0.0.1:5433\"`"
+    )]
+    NeedsPgPassword(std::net::SocketAddr),
+    /// `[server] pg_password` cannot be read.
+    #[error("[server] pg_password: {0}")]
+    PgPassword(String),
     /// A `[server]` setting out of range.
     #[error("[server] {key} = {value}: expected {expected}")]
     Setting {

@@ -34,8 +34,10 @@ pub struct ServerOptions {
     pub read_derived: bool,
     /// The bearer token of the write endpoints (`[server] token`, resolved); none on loopback.
     pub token: Option<Token>,
-    /// The limits of analysts' SQL (`POST /api/v1/sql`).
+    /// The limits of analysts' SQL (`POST /api/v1/sql` and the PostgreSQL endpoint).
     pub sql: SqlLimits,
+    /// The PostgreSQL endpoint's password (`[server] pg_password`, resolved); none on loopback.
+    pub pg_password: Option<crate::pg::PgPassword>,
 }
 
 impl ServerOptions {
@@ -67,6 +69,18 @@ impl ServerOptions {
                 )
             }
         };
+        let pg_password = match &server.pg_password {
+            None => None,
+            Some(secret) => {
+                let value = secret
+                    .resolve()
+                    .map_err(|e| StartError::PgPassword(e.to_string()))?;
+                Some(
+                    crate::pg::PgPassword::new(&value)
+                        .ok_or_else(|| StartError::PgPassword("the secret is empty".into()))?,
+                )
+            }
+        };
         let count = |key: &'static str, value: usize| {
             (value > 0).then_some(value).ok_or(StartError::Setting {
                 key,
@@ -94,6 +108,7 @@ impl ServerOptions {
             read_derived,
             token,
             sql,
+            pg_password,
         })
     }
 }

@@ -15,6 +15,8 @@ pub struct Server {
     child: Child,
     /// The port it bound.
     pub port: u16,
+    /// The PostgreSQL endpoint's port.
+    pub pg_port: u16,
 }
 
 impl Drop for Server {
@@ -25,7 +27,8 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Starts `doracost ARGS… serve --listen 127.0.0.1:0` in `dir` and waits until it is ready.
+    /// Starts `doracost ARGS… serve --listen 127.0.0.1:0 --pg-listen 127.0.0.1:0` in `dir` and
+    /// waits until it is ready.
     pub fn start(dir: &Path, args: &[String]) -> Server {
         Server::start_with_env(dir, args, &[])
     }
@@ -39,7 +42,16 @@ impl Server {
             .expect("a log file");
         let mut child = crate::support::doracost()
             .current_dir(dir)
-            .args(with_args(args, &["serve", "--listen", "127.0.0.1:0"]))
+            .args(with_args(
+                args,
+                &[
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--pg-listen",
+                    "127.0.0.1:0",
+                ],
+            ))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -50,14 +62,21 @@ impl Server {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("a first line");
-        // "serving on http://127.0.0.1:PORT/ …"
-        let port = line
-            .split("http://127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no address in the first line: {line:?}"));
-        let server = Server { child, port };
+        // "serving on http://127.0.0.1:PORT/ and postgresql://doracost@127.0.0.1:PORT/doracost …"
+        let port_after = |scheme: &str| {
+            line.split(scheme)
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no {scheme} address in the first line: {line:?}"))
+        };
+        let port = port_after("http://127.0.0.1:");
+        let pg_port = port_after("@127.0.0.1:");
+        let server = Server {
+            child,
+            port,
+            pg_port,
+        };
         server.wait_ready();
         server
     }

@@ -51,6 +51,15 @@ pub const PER_SERVICE: [&str; 4] = [
     "dora_incidents",
 ];
 
+/// The lake tables the per-row DORA views read events from, restricted to some services' rows
+/// by the incremental refresh and the refresh in parts.
+pub(crate) const EVENT_TABLES: [Table; 4] = [
+    Table::Deployments,
+    Table::DeploymentChanges,
+    Table::Changes,
+    Table::Incidents,
+];
+
 /// The derived table recomputed whole (it spans every service's dates).
 pub(crate) const GRID: &str = "dora_period_grid";
 
@@ -534,20 +543,22 @@ impl Engine {
                 .or(is_in("caused_by_deployment_id", &deployment_ids)),
         );
         let ((links, changes), incidents) = tokio::try_join!(shipped, incidents)?;
+        self.session_over([deployments, links, changes, incidents])
+            .await
+    }
+
+    /// A session whose event tables ([`EVENT_TABLES`]) hold `rows` (in that order) and whose
+    /// other lake tables are the engine's.
+    pub(crate) async fn session_over(
+        &self,
+        rows: [Vec<RecordBatch>; 4],
+    ) -> Result<SessionContext, QueryError> {
         let ctx = Engine::new_context();
-        for (table, rows) in [
-            (Table::Deployments, deployments),
-            (Table::DeploymentChanges, links),
-            (Table::Changes, changes),
-            (Table::Incidents, incidents),
-        ] {
+        for (table, rows) in EVENT_TABLES.into_iter().zip(rows) {
             ctx.register_table(table.name(), memory(table.schema(), rows)?)?;
         }
         for table in Table::ALL {
-            if !matches!(
-                table,
-                Table::Deployments | Table::DeploymentChanges | Table::Changes | Table::Incidents
-            ) {
+            if !EVENT_TABLES.contains(&table) {
                 ctx.register_table(table.name(), self.provider(table.name()).await?)?;
             }
         }

@@ -41,7 +41,7 @@ use futures::StreamExt;
 use model::Table;
 
 use crate::engine::{Engine, QueryError, Refreshed};
-use crate::incremental::{GRID, PER_SERVICE, UNATTRIBUTED, collect, conform, is_in, memory};
+use crate::incremental::{GRID, PER_SERVICE, UNATTRIBUTED, collect, conform, is_in};
 
 /// At most this many groups: the groups reading a row are one word's bits. (Groups grow beyond
 /// the requested size when a lake has more than this many times as many deployments.)
@@ -149,22 +149,22 @@ impl Engine {
                 incremental: false,
             });
         }
-        if let Some(grid) = self.derived().iter().find(|v| v.name == GRID) {
-            if let Some(live) = &grid.live {
-                let step = std::time::Instant::now();
-                let batches = conform(&live.schema(), self.grid_from_derived().await?)?;
-                let rows = batches.iter().map(RecordBatch::num_rows).sum();
-                let version = lake
-                    .write_derived(GRID, live.schema(), batches, &grid.stamp)
-                    .await?;
-                done.push(Refreshed {
-                    name: GRID.to_owned(),
-                    rows,
-                    version,
-                    seconds: step.elapsed().as_secs_f64(),
-                    incremental: false,
-                });
-            }
+        if let Some(grid) = self.derived().iter().find(|v| v.name == GRID)
+            && let Some(live) = &grid.live
+        {
+            let step = std::time::Instant::now();
+            let batches = conform(&live.schema(), self.grid_from_derived().await?)?;
+            let rows = batches.iter().map(RecordBatch::num_rows).sum();
+            let version = lake
+                .write_derived(GRID, live.schema(), batches, &grid.stamp)
+                .await?;
+            done.push(Refreshed {
+                name: GRID.to_owned(),
+                rows,
+                version,
+                seconds: step.elapsed().as_secs_f64(),
+                incremental: false,
+            });
         }
         Ok(Some(done))
     }
@@ -514,24 +514,8 @@ impl Engine {
                 })
                 .collect())
         })?;
-        let ctx = Engine::new_context();
-        for (table, rows) in [
-            (Table::Deployments, deployments),
-            (Table::DeploymentChanges, links),
-            (Table::Changes, changes),
-            (Table::Incidents, incidents),
-        ] {
-            ctx.register_table(table.name(), memory(table.schema(), rows)?)?;
-        }
-        for table in Table::ALL {
-            if !matches!(
-                table,
-                Table::Deployments | Table::DeploymentChanges | Table::Changes | Table::Incidents
-            ) {
-                ctx.register_table(table.name(), self.provider(table.name()).await?)?;
-            }
-        }
-        Ok(ctx)
+        self.session_over([deployments, links, changes, incidents])
+            .await
     }
 }
 

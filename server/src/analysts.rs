@@ -112,6 +112,34 @@ impl Analysts {
         live.engine.analyst_session(Arc::clone(&self.pool))
     }
 
+    /// Runs `work` on the analysts' threads and waits for what it sends `first` (its schema, or
+    /// that its answer started) until `deadline`. The deadline is kept here, on the caller's
+    /// threads: a query busy inside one operator (a nested-loop join, a recursive step) sees its
+    /// own deadline only when it yields, and the client must not wait for that; the abort
+    /// stops it at that yield. Returns the first message and the handle that stops the work.
+    async fn start<T>(
+        &self,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+        first: oneshot::Receiver<Result<T, ServerError>>,
+        deadline: Instant,
+    ) -> Result<(T, tokio::task::AbortHandle), ServerError> {
+        let task = match &self.runtime {
+            Some(runtime) => runtime.spawn(work),
+            None => tokio::spawn(work),
+        };
+        let abort = task.abort_handle();
+        match tokio::time::timeout_at(deadline, first).await {
+            Err(_) => {
+                abort.abort();
+                Err(over_time(&self.limits))
+            }
+            Ok(Err(_)) => Err(ServerError::Defect(
+                "the query stopped before answering (a defect; see the log)".into(),
+            )),
+            Ok(Ok(first)) => Ok((first?, abort)),
+        }
+    }
+
     /// Runs `sql` (checked by [`query::guard::check`] already) on `session` (from
     /// [`Analysts::session`]) with `params` bound to its placeholders, within the same limits
     /// as [`Analysts::answer`]: its batches as they come, at most `sql_max_rows` rows in all.
@@ -190,29 +218,11 @@ impl Analysts {
                 }
             }
         };
-        let task = match &self.runtime {
-            Some(runtime) => runtime.spawn(async move {
-                work.await;
-                drop(permit);
-            }),
-            None => tokio::spawn(async move {
-                work.await;
-                drop(permit);
-            }),
+        let work = async move {
+            work.await;
+            drop(permit);
         };
-        let abort = task.abort_handle();
-        let schema = match tokio::time::timeout_at(deadline, schema).await {
-            Err(_) => {
-                abort.abort();
-                return Err(over_time(&self.limits));
-            }
-            Ok(Err(_)) => {
-                return Err(ServerError::Defect(
-                    "the query stopped before answering (a defect; see the log)".into(),
-                ));
-            }
-            Ok(Ok(opened)) => opened?,
-        };
+        let (schema, abort) = self.start(work, schema, deadline).await?;
         Ok(Batches {
             schema,
             receiver,
@@ -253,26 +263,7 @@ impl Analysts {
             query.run(started, frames).await;
             drop(permit);
         };
-        let task = match &self.runtime {
-            Some(runtime) => runtime.spawn(work),
-            None => tokio::spawn(work),
-        };
-        // The deadline is also kept here, on the server's threads: a query busy inside one
-        // operator (a nested-loop join, a recursive step) sees its own deadline only when it
-        // yields, and the client must not wait for that. The abort stops it at that yield.
-        let abort = task.abort_handle();
-        match tokio::time::timeout_at(deadline, first).await {
-            Err(_) => {
-                abort.abort();
-                return Err(over_time(&self.limits));
-            }
-            Ok(Err(_)) => {
-                return Err(ServerError::Defect(
-                    "the query stopped before answering (a defect; see the log)".into(),
-                ));
-            }
-            Ok(Ok(started)) => started?,
-        }
+        let ((), abort) = self.start(work, first, deadline).await?;
         let body = AnswerBody {
             frames: body,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),

@@ -55,26 +55,21 @@ pub fn setting(name: &str) -> Option<&'static str> {
 }
 
 /// `information_schema.columns` as PostgreSQL clients read it: DataFusion's, with `data_type`
-/// in PostgreSQL's words and `udt_name` (Grafana's pickers look for `timestamptz` there).
+/// in PostgreSQL's words and `udt_name` (Grafana's pickers look for `timestamptz` there), the
+/// Arrow type classified once (as `udt_name`) and `data_type` named from it.
 /// `{catalog}` is the session's catalog: the view reads DataFusion's own table by its full name,
 /// which [`pg_information_schema`] leaves alone.
 const COLUMNS: &str = "SELECT table_catalog, table_schema, table_name, column_name, \
     ordinal_position, column_default, is_nullable, \
-    CASE WHEN data_type LIKE 'Timestamp(%' AND (data_type LIKE '%UTC%' OR data_type LIKE '%+00:00%') \
-           THEN 'timestamp with time zone' \
-         WHEN data_type LIKE 'Timestamp(%' THEN 'timestamp without time zone' \
-         WHEN data_type IN ('Utf8', 'LargeUtf8', 'Utf8View') THEN 'text' \
-         WHEN data_type IN ('Int64', 'UInt32') THEN 'bigint' \
-         WHEN data_type IN ('Int32', 'UInt16') THEN 'integer' \
-         WHEN data_type IN ('Int16', 'Int8', 'UInt8') THEN 'smallint' \
-         WHEN data_type = 'Float64' THEN 'double precision' \
-         WHEN data_type IN ('Float32', 'Float16') THEN 'real' \
-         WHEN data_type = 'Boolean' THEN 'boolean' \
-         WHEN data_type IN ('Date32', 'Date64') THEN 'date' \
-         WHEN data_type LIKE 'Decimal%' OR data_type = 'UInt64' THEN 'numeric' \
-         WHEN data_type LIKE 'Interval%' OR data_type LIKE 'Duration%' THEN 'interval' \
-         WHEN data_type LIKE '%List%' THEN 'ARRAY' \
+    CASE udt_name WHEN 'timestamptz' THEN 'timestamp with time zone' \
+         WHEN 'timestamp' THEN 'timestamp without time zone' \
+         WHEN 'text' THEN 'text' WHEN 'int8' THEN 'bigint' WHEN 'int4' THEN 'integer' \
+         WHEN 'int2' THEN 'smallint' WHEN 'float8' THEN 'double precision' \
+         WHEN 'float4' THEN 'real' WHEN 'bool' THEN 'boolean' WHEN 'date' THEN 'date' \
+         WHEN 'numeric' THEN 'numeric' WHEN 'interval' THEN 'interval' WHEN '_text' THEN 'ARRAY' \
          ELSE 'USER-DEFINED' END AS data_type, \
+    udt_name, character_maximum_length, numeric_precision, numeric_scale \
+    FROM (SELECT *, \
     CASE WHEN data_type LIKE 'Timestamp(%' AND (data_type LIKE '%UTC%' OR data_type LIKE '%+00:00%') \
            THEN 'timestamptz' \
          WHEN data_type LIKE 'Timestamp(%' THEN 'timestamp' \
@@ -89,9 +84,8 @@ const COLUMNS: &str = "SELECT table_catalog, table_schema, table_name, column_na
          WHEN data_type LIKE 'Decimal%' OR data_type = 'UInt64' THEN 'numeric' \
          WHEN data_type LIKE 'Interval%' OR data_type LIKE 'Duration%' THEN 'interval' \
          WHEN data_type LIKE '%List%' THEN '_text' \
-         ELSE data_type END AS udt_name, \
-    character_maximum_length, numeric_precision, numeric_scale \
-    FROM {catalog}.information_schema.columns";
+         ELSE data_type END AS udt_name \
+    FROM {catalog}.information_schema.columns) c";
 
 /// Reads `information_schema.columns` in `statement` as [`COLUMNS`] (of `catalog`).
 pub fn pg_information_schema(statement: &mut ast::Statement, catalog: &str) {

@@ -337,22 +337,14 @@ impl Engine {
         let hasher =
             std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
         let mut deployment_parts: HashMap<u64, Parts> = HashMap::new();
-        let mut files = split.writers(Table::Deployments)?;
-        let mut stream = self
-            .context()
-            .table(Table::Deployments.name())
-            .await?
-            .execute_stream()
-            .await?;
-        while let Some(batch) = stream.next().await {
-            let batch = conformed(Table::Deployments, batch?)?;
+        self.split_table(&split, Table::Deployments, |batch| {
             let (id, service, repo, group) = (
-                text(&batch, "deployment_id")?,
-                text(&batch, "service")?,
-                text(&batch, "repo")?,
-                text(&batch, "deployment_group")?,
+                text(batch, "deployment_id")?,
+                text(batch, "service")?,
+                text(batch, "repo")?,
+                text(batch, "deployment_group")?,
             );
-            let bits: Vec<Parts> = (0..batch.num_rows())
+            Ok((0..batch.num_rows())
                 .map(|row| {
                     let key = if group.is_valid(row) {
                         group.value(row)
@@ -368,11 +360,10 @@ impl Engine {
                     }
                     bits
                 })
-                .collect();
-            files.write(&split, &batch, &bits)?;
-        }
-        files.finish(&split)?;
-        drop((stream, of_group, named));
+                .collect())
+        })
+        .await?;
+        drop((of_group, named));
 
         // The links of those deployments; each change's groups kept by hash, sorted, for the
         // changes.
@@ -385,17 +376,9 @@ impl Engine {
             .count()
             .await?;
         let mut change_parts: Vec<(u64, Parts)> = Vec::with_capacity(links);
-        let mut files = split.writers(Table::DeploymentChanges)?;
-        let mut stream = self
-            .context()
-            .table(Table::DeploymentChanges.name())
-            .await?
-            .execute_stream()
-            .await?;
-        while let Some(batch) = stream.next().await {
-            let batch = conformed(Table::DeploymentChanges, batch?)?;
-            let (deployment, change) = (text(&batch, "deployment_id")?, text(&batch, "change_id")?);
-            let bits: Vec<Parts> = (0..batch.num_rows())
+        self.split_table(&split, Table::DeploymentChanges, |batch| {
+            let (deployment, change) = (text(batch, "deployment_id")?, text(batch, "change_id")?);
+            Ok((0..batch.num_rows())
                 .map(|row| {
                     let bits = deployment_parts
                         .get(&hasher.hash_one(deployment.value(row)))
@@ -406,11 +389,10 @@ impl Engine {
                     }
                     bits
                 })
-                .collect();
-            files.write(&split, &batch, &bits)?;
-        }
-        files.finish(&split)?;
-        drop((stream, deployment_parts));
+                .collect())
+        })
+        .await?;
+        drop(deployment_parts);
         change_parts.sort_unstable_by_key(|(hash, _)| *hash);
         change_parts.dedup_by(|next, kept| {
             next.0 == kept.0 && {
@@ -419,30 +401,44 @@ impl Engine {
             }
         });
 
-        let mut files = split.writers(Table::Changes)?;
-        let mut stream = self
-            .context()
-            .table(Table::Changes.name())
-            .await?
-            .execute_stream()
-            .await?;
-        while let Some(batch) = stream.next().await {
-            let batch = conformed(Table::Changes, batch?)?;
-            let change = text(&batch, "change_id")?;
-            let bits: Vec<Parts> = (0..batch.num_rows())
+        self.split_table(&split, Table::Changes, |batch| {
+            let change = text(batch, "change_id")?;
+            Ok((0..batch.num_rows())
                 .map(|row| {
                     let hash = hasher.hash_one(change.value(row));
                     change_parts
                         .binary_search_by_key(&hash, |(h, _)| *h)
                         .map_or(0, |i| change_parts[i].1)
                 })
-                .collect();
-            files.write(&split, &batch, &bits)?;
-        }
-        files.finish(&split)?;
-        drop((stream, change_parts));
+                .collect())
+        })
+        .await?;
+        drop(change_parts);
         model::memory::release_freed();
         Ok(Split { incidents, ..split })
+    }
+
+    /// Streams lake table `table` (in its canonical schema) into `split`'s files: each row to
+    /// the groups `groups_of` gives it.
+    async fn split_table(
+        &self,
+        split: &Split,
+        table: Table,
+        mut groups_of: impl FnMut(&RecordBatch) -> Result<Vec<Parts>, QueryError>,
+    ) -> Result<(), QueryError> {
+        let mut files = split.writers(table);
+        let mut stream = self
+            .context()
+            .table(table.name())
+            .await?
+            .execute_stream()
+            .await?;
+        while let Some(batch) = stream.next().await {
+            let batch = conformed(table, batch?)?;
+            let bits = groups_of(&batch)?;
+            files.write(split, &batch, &bits)?;
+        }
+        files.finish(split)
     }
 
     /// Every row of lake table `table`, in its canonical schema.
@@ -553,11 +549,11 @@ impl Split {
     }
 
     /// One lazily created file per group for `table`'s rows.
-    fn writers(&self, table: Table) -> Result<GroupFiles, QueryError> {
-        Ok(GroupFiles {
+    fn writers(&self, table: Table) -> GroupFiles {
+        GroupFiles {
             table,
             files: (0..self.groups).map(|_| None).collect(),
-        })
+        }
     }
 
     /// Group `group`'s rows of `table` (none when it has no file).

@@ -458,20 +458,25 @@ impl Engine {
         let deployments = split.read(Table::Deployments, index)?;
         // Exact from here on: a link only of this group's deployments, a change only of its
         // links, the incidents of its services, of none, or naming its deployments.
-        let mut ids: HashSet<String> = HashSet::new();
+        // The group's deployment rows (`parts`, what links name) and, with their deployment
+        // groups, every id an incident may name (`ids`).
+        let mut parts: HashSet<String> = HashSet::new();
+        let mut groups: HashSet<String> = HashSet::new();
         for batch in &deployments {
-            for column in ["deployment_id", "deployment_group"] {
-                let values = text(batch, column)?;
-                ids.extend(values.iter().flatten().map(str::to_owned));
-            }
+            parts.extend(
+                text(batch, "deployment_id")?
+                    .iter()
+                    .flatten()
+                    .map(str::to_owned),
+            );
+            groups.extend(
+                text(batch, "deployment_group")?
+                    .iter()
+                    .flatten()
+                    .map(str::to_owned),
+            );
         }
-        let parts: HashSet<String> = deployments
-            .iter()
-            .map(|b| text(b, "deployment_id"))
-            .collect::<Result<Vec<_>, _>>()?
-            .iter()
-            .flat_map(|values| values.iter().flatten().map(str::to_owned))
-            .collect();
+        let named = |id: &str| parts.contains(id) || groups.contains(id);
         let links = keep(split.read(Table::DeploymentChanges, index)?, |batch| {
             let deployment = text(batch, "deployment_id")?;
             Ok(deployment
@@ -505,7 +510,7 @@ impl Engine {
                     Some(
                         !service.is_valid(row)
                             || services.contains(service.value(row))
-                            || (cause.is_valid(row) && ids.contains(cause.value(row))),
+                            || (cause.is_valid(row) && named(cause.value(row))),
                     )
                 })
                 .collect())

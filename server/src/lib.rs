@@ -15,6 +15,7 @@ pub mod events;
 pub mod lake_metrics;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod params;
 pub mod pg;
 pub mod pipeline;
@@ -61,6 +62,13 @@ pub fn app(state: AppState) -> Router {
         .route(api::DATA_QUALITY.path, get(api::data_quality))
         .route(api::DERIVED.path, get(api::derived))
         .route(openapi::OPENAPI.path, get(openapi::openapi))
+        .route("/", get(pages::review))
+        .route("/costs", get(pages::costs))
+        .route("/data-quality", get(pages::data_quality))
+        .route("/dashboards/{name}", get(pages::dashboard))
+        .route("/services/{name}", get(pages::service))
+        .route("/teams/{name}", get(pages::team))
+        .route("/charts/{dashboard}/{file}", get(pages::chart_file))
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -227,6 +235,9 @@ pub enum StartError {
     /// `[server] token` cannot be read.
     #[error("[server] token: {0}")]
     Token(String),
+    /// A dashboard of `[dashboards] dir` (or a built-in one) cannot be read.
+    #[error("dashboards: {0}")]
+    Dashboards(String),
     /// The address is in use or not ours.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -244,12 +255,22 @@ pub async fn bind(
     listen: &str,
     token_configured: bool,
 ) -> Result<tokio::net::TcpListener, StartError> {
+    bind_guarded(listen, token_configured, StartError::NeedsToken).await
+}
+
+/// Binds `listen`; a non-loopback address only when `guarded` (a credential is configured),
+/// else the error `unguarded` makes of it. The HTTP and PostgreSQL listeners both bind so.
+pub(crate) async fn bind_guarded(
+    listen: &str,
+    guarded: bool,
+    unguarded: fn(std::net::SocketAddr) -> StartError,
+) -> Result<tokio::net::TcpListener, StartError> {
     let address: std::net::SocketAddr = listen
         .trim()
         .parse()
         .map_err(|_| StartError::Address(listen.to_owned()))?;
-    if !address.ip().is_loopback() && !token_configured {
-        return Err(StartError::NeedsToken(address));
+    if !address.ip().is_loopback() && !guarded {
+        return Err(unguarded(address));
     }
     tokio::net::TcpListener::bind(address)
         .await

@@ -35,16 +35,7 @@ pub async fn bind(
     listen: &str,
     password_configured: bool,
 ) -> Result<tokio::net::TcpListener, StartError> {
-    let address: std::net::SocketAddr = listen
-        .trim()
-        .parse()
-        .map_err(|_| StartError::Address(listen.to_owned()))?;
-    if !address.ip().is_loopback() && !password_configured {
-        return Err(StartError::NeedsPgPassword(address));
-    }
-    tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| StartError::Bind { address, source })
+    crate::bind_guarded(listen, password_configured, StartError::NeedsPgPassword).await
 }
 
 /// Serves the PostgreSQL endpoint on `listener` until `shutdown` completes; then stops

@@ -24,6 +24,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     if format == Some(OutputFormat::Parquet) && !matches!(cli.command, Command::Sql(_)) {
         bail!("--format parquet is for `doracost sql`; use json or csv here");
     }
+    if matches!(format, Some(OutputFormat::Html | OutputFormat::Md))
+        != matches!(cli.command, Command::Report(_))
+        && format.is_some()
+    {
+        bail!(
+            "--format html and md are for `doracost report`, which writes only those; use table, json or csv here"
+        );
+    }
     match cli.command {
         Command::Demo(ref args) => demo(&cli, args, format).await,
         Command::Ingest(ref args) => {
@@ -134,6 +142,37 @@ pub async fn run(cli: Cli) -> Result<()> {
                 to_query_format(format),
             )
             .await
+        }
+        Command::Report(ref args) => {
+            let config = load_config(cli.config.as_deref())?;
+            let catalog = dashboards::Catalog::load(config.dashboards.dir.as_deref())
+                .context("reading the dashboards")?;
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
+            let engine = open_engine(&lake, &config)
+                .await
+                .context("opening the lake")?;
+            note_stale(&engine);
+            let file_format = match format {
+                Some(OutputFormat::Md) => dashboards::ReportFormat::Markdown,
+                _ => dashboards::ReportFormat::Html,
+            };
+            let text = dashboards::report(
+                &engine,
+                &catalog,
+                &config,
+                &args.dashboard,
+                args.month,
+                file_format,
+            )
+            .await?;
+            match &args.out {
+                Some(path) => write_atomically(path, text.as_bytes())
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout()
+                    .write_all(text.as_bytes())
+                    .context("writing the report")?,
+            }
+            Ok(())
         }
         Command::Costs(ref args) => {
             let config = load_config(cli.config.as_deref())?;
@@ -280,8 +319,12 @@ async fn run_bound(engine: &Engine, query: &BoundQuery, format: Format) -> Resul
 
 fn to_query_format(format: Option<OutputFormat>) -> Format {
     match format {
-        // Refused before any command runs but `sql`, which writes Parquet itself.
-        None | Some(OutputFormat::Table) | Some(OutputFormat::Parquet) => Format::Table,
+        // Refused before any command runs but `sql` (which writes Parquet itself) and `report`.
+        None
+        | Some(OutputFormat::Table)
+        | Some(OutputFormat::Parquet)
+        | Some(OutputFormat::Html)
+        | Some(OutputFormat::Md) => Format::Table,
         Some(OutputFormat::Csv) => Format::Csv,
         Some(OutputFormat::Json) => Format::Json,
     }
@@ -718,6 +761,20 @@ async fn run_sql(engine: &Engine, sql: &str, format: Format) -> Result<()> {
 
 /// `doracost sql --format parquet`: the answer as a Parquet file, written batch by batch (a row
 /// group in memory at most) to `out`, or to standard output when it is not a terminal.
+/// Writes `bytes` to `path` through a temporary file beside it and a rename: a failed or killed
+/// write leaves no half-written file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().map_or_else(
+        || "report".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
+}
+
 async fn sql_to_parquet(engine: &Engine, sql: &str, out: Option<&Path>) -> Result<()> {
     use futures::StreamExt;
     use query::encode::{Encoder, Encoding, Ending};
@@ -859,7 +916,7 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
 /// `listen` and PostgreSQL on `pg_listen`, until SIGINT or SIGTERM; the first line on stdout
 /// names both addresses.
 async fn serve(config: Config, lake: Lake, listen: &str, pg_listen: &str) -> Result<()> {
-    let options = server::ServerOptions::from_config(&config.server, read_derived())?;
+    let options = server::ServerOptions::from_config(&config, read_derived())?;
     let listener = server::bind(listen, options.token.is_some()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
     let pg_listener = server::pg::bind(pg_listen, options.pg_password.is_some()).await?;

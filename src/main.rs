@@ -43,6 +43,10 @@ pub enum OutputFormat {
     Json,
     /// Parquet (`doracost sql` only), to `--out FILE` or a redirected stdout.
     Parquet,
+    /// One self-contained HTML page (`doracost report` only; its default).
+    Html,
+    /// Markdown (`doracost report` only).
+    Md,
 }
 
 /// Log line formats.
@@ -74,6 +78,9 @@ pub enum Command {
     Sql(SqlArgs),
     /// Serve the JSON API and health checks over the lake, following its new commits.
     Serve(ServeArgs),
+    /// The monthly infra review (or another dashboard) as one file: self-contained HTML with
+    /// the charts inline, or a Markdown summary.
+    Report(ReportArgs),
     /// The sample organisation.
     #[command(subcommand)]
     Sample(SampleCommand),
@@ -224,6 +231,20 @@ pub struct CostsArgs {
     /// The month (YYYY-MM; default: the month of the bill's latest complete data).
     #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
     pub month: Option<chrono::NaiveDate>,
+}
+
+/// `doracost report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The month (YYYY-MM; default: the latest complete month of the lake).
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: Option<chrono::NaiveDate>,
+    /// Write here instead of to standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Which dashboard (default: the infra review).
+    #[arg(long, default_value = "review")]
+    pub dashboard: String,
 }
 
 /// `YYYY-MM` as the month's first day.

@@ -42,6 +42,18 @@ pub struct Config {
     /// The HTTP and PostgreSQL listeners.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Where teams keep their own dashboards.
+    #[serde(default)]
+    pub dashboards: DashboardsConfig,
+}
+
+/// `[dashboards]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardsConfig {
+    /// A folder of `*.toml` dashboards (relative to the config file): each adds a page at
+    /// `/dashboards/{file stem}`, or replaces the built-in page of that name.
+    pub dir: Option<PathBuf>,
 }
 
 /// `[lake]`
@@ -744,7 +756,7 @@ pub enum ConfigError {
 
 /// `toml`'s message with its line and column, but without the quoted source line: a mistyped
 /// secret must not be echoed to a terminal or a log.
-fn toml_message(text: &str, err: &toml::de::Error) -> String {
+pub fn toml_message(text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim_end();
     match err.span() {
         Some(span) => {
@@ -923,6 +935,11 @@ impl Config {
     fn resolve_relative_to(&mut self, dir: &Path) {
         if !self.lake.path.contains("://") && Path::new(&self.lake.path).is_relative() {
             self.lake.path = dir.join(&self.lake.path).to_string_lossy().into_owned();
+        }
+        if let Some(dashboards) = &mut self.dashboards.dir
+            && dashboards.is_relative()
+        {
+            *dashboards = dir.join(&*dashboards);
         }
         for source in [
             &mut self.sources.events,

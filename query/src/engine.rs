@@ -56,6 +56,9 @@ pub struct Engine {
     recipe: Option<crate::derived::StampRecipe>,
     /// The configuration the views were created with.
     config: Config,
+    /// The version of the lake's commit log the session was opened at (none without a lake, or
+    /// for a lake written before the log).
+    log_version: Option<u64>,
 }
 
 /// Deployments per part of a refresh in parts (`Engine::refresh_derived_in_parts`). Measured on
@@ -178,6 +181,7 @@ impl Engine {
         let mut engine = Engine::build(ctx, config, Some(&side)).await?;
         engine.lake = Some(lake.clone());
         engine.contents = side.contents;
+        engine.log_version = lake_state.log_version;
         Ok(engine)
     }
 
@@ -242,6 +246,7 @@ impl Engine {
             lake: None,
             derived,
             contents: Default::default(),
+            log_version: None,
             recipe,
             config: config.clone(),
         })
@@ -298,6 +303,12 @@ impl Engine {
             });
         }
         Ok(done)
+    }
+
+    /// The version of the lake's commit log the session was opened at: what "lake version N"
+    /// on a page means (`doracost lake history` lists them).
+    pub fn lake_version(&self) -> Option<u64> {
+        self.log_version
     }
 
     /// The content id (`id@version`, see [`model::lake::content_id`]) of every lake table as

@@ -38,15 +38,17 @@ pub struct ServerOptions {
     pub sql: SqlLimits,
     /// The PostgreSQL endpoint's password (`[server] pg_password`, resolved); none on loopback.
     pub pg_password: Option<crate::pg::PgPassword>,
+    /// The dashboards: built in, and `[dashboards] dir`'s.
+    pub dashboards: Arc<dashboards::Catalog>,
 }
 
 impl ServerOptions {
-    /// The options `[server]` sets, the token resolved from its secret reference; the derived
+    /// The options `[server]` sets, the token resolved from its secret reference, the dashboards
+    /// of `[dashboards] dir` read and checked; the derived
     /// tables read when `read_derived` (the CLI's `DORACOST_DERIVED`).
-    pub fn from_config(
-        server: &model::config::ServerConfig,
-        read_derived: bool,
-    ) -> Result<ServerOptions, StartError> {
+    pub fn from_config(config: &Config, read_derived: bool) -> Result<ServerOptions, StartError> {
+        let server = &config.server;
+        let dashboards_dir = config.dashboards.dir.as_deref();
         let seconds = |key: &'static str, value: f64| {
             Duration::try_from_secs_f64(value)
                 .ok()
@@ -109,6 +111,10 @@ impl ServerOptions {
             token,
             sql,
             pg_password,
+            dashboards: Arc::new(
+                dashboards::Catalog::load(dashboards_dir)
+                    .map_err(|e| StartError::Dashboards(e.to_string()))?,
+            ),
         })
     }
 }

@@ -14,6 +14,7 @@ mod events;
 mod focus;
 mod focus_spec;
 mod incremental;
+mod pages;
 mod pg;
 mod s3;
 mod sample;

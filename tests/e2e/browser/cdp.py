@@ -155,12 +155,13 @@ class Browser:
             self.events.append((message.get("sessionId"), message["method"], message.get("params", {})))
         return message
 
-    def wait_event(self, session, method, start):
-        """Waits for `method` on `session` among the events from index `start` on."""
+    def wait_event(self, session, method, start, match=lambda params: True):
+        """Waits for `method` on `session` (with params that `match`) among the events from index
+        `start` on."""
         seen = start
         while True:
             for sid, name, params in self.events[seen:]:
-                if sid == session and name == method:
+                if sid == session and name == method and match(params):
                     return params
             seen = len(self.events)
             self._read()
@@ -204,6 +205,7 @@ def visit(browser, page, spec, deadline):
     session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Page", "Runtime", "Log", "Network"):
         browser.call(f"{domain}.enable", {}, session)
+    browser.call("Page.setLifecycleEventsEnabled", {"enabled": True}, session)
     browser.call(
         "Emulation.setDeviceMetricsOverride",
         {"width": spec["width"], "height": spec["height"], "deviceScaleFactor": 1, "mobile": False},
@@ -213,7 +215,12 @@ def visit(browser, page, spec, deadline):
     nav = browser.call("Page.navigate", {"url": url}, session)
     report = {"url": url, "status": None, "error": nav.get("errorText") or None}
     if not report["error"]:
-        browser.wait_event(session, "Page.loadEventFired", start)
+        # The load event of this navigation's document (not of the tab's first about:blank).
+        browser.wait_event(
+            session, "Page.lifecycleEvent", start,
+            lambda e: e.get("name") == "load" and e.get("frameId") == nav.get("frameId")
+            and e.get("loaderId") == nav.get("loaderId"),
+        )
         if page.get("wait_for"):
             while True:
                 value, error = browser.evaluate(session, page["wait_for"])

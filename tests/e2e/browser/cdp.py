@@ -22,7 +22,9 @@ Prints one JSON object: {"browser": "Chrome/…", "pages": [REPORT, …]}, a REP
    "eval": {"NAME": value}, "eval_errors": {"NAME": "the exception's text"},
    "screenshot": path or null, "pdf": path or null}
 console_errors gathers console.error/console.assert, uncaught exceptions (and rejected promises)
-and the browser's own error log (a subresource that failed to load, a 404 image, a CSP refusal).
+and the browser's own error log (a subresource that failed to load, a 404 image, a CSP refusal),
+except a failed /favicon.ico at the page's origin, which Chromium asks for on its own (late, so
+reporting it would make the errors depend on timing).
 What a page says is data: the exit status is 0 whatever the pages did. A harness failure (no
 Chromium, the browser died, `wait_for` never true, the overall timeout) exits 1 with a message
 on stderr. Chromium runs in a temporary profile, killed and removed on every way out.
@@ -282,11 +284,22 @@ def visit(browser, page, spec, deadline):
             errors.append({"source": "exception", "text": exception_text(details), "url": details.get("url")})
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
+            if is_implicit_favicon(entry.get("url"), url):
+                continue
             errors.append({"source": "log", "text": entry.get("text", ""), "url": entry.get("url")})
     report["console_errors"] = errors
     browser.call("Target.closeTarget", {"targetId": target})
     browser.events = []
     return report
+
+
+def is_implicit_favicon(resource, page):
+    """The browser's own request for /favicon.ico at the page's origin, made whatever the page
+    says (a page's declared icon elsewhere is the page's, and reported)."""
+    if not resource or not page.startswith(("http://", "https://")):
+        return False
+    scheme, _, rest = page.partition("://")
+    return resource == f"{scheme}://{rest.split('/')[0]}/favicon.ico"
 
 
 def write(path, b64):

@@ -25,9 +25,13 @@ console_errors gathers console.error/console.assert, uncaught exceptions (and re
 and the browser's own error log (a subresource that failed to load, a 404 image, a CSP refusal),
 except a failed /favicon.ico at the page's origin, which Chromium asks for on its own (late, so
 reporting it would make the errors depend on timing).
+Errors are gathered until the page's report is done (after its evals, screenshot and PDF): one
+that comes later is not seen, hence `wait_for`/`wait_ms` for pages that draw after loading.
 What a page says is data: the exit status is 0 whatever the pages did. A harness failure (no
-Chromium, the browser died, `wait_for` never true, the overall timeout) exits 1 with a message
-on stderr. Chromium runs in a temporary profile, killed and removed on every way out.
+Chromium, the browser died, `wait_for` never true, `timeout` seconds passed for the whole run)
+exits 1 with a message on stderr. Chromium runs in a temporary profile, killed (its whole process
+group) and the profile removed on every way out; if this script is itself SIGKILLed, Chromium
+still dies (PR_SET_PDEATHSIG) but the profile stays in $TMPDIR (doracost-cdp-*).
 
 Standard library only: the websocket is the few lines of RFC 6455 a DevTools client needs.
 """

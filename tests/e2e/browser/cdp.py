@@ -33,7 +33,8 @@ exits 1 with a message on stderr. Chromium runs in a temporary profile, killed (
 group) and the profile removed on every way out; if this script is itself SIGKILLed, Chromium
 still dies (PR_SET_PDEATHSIG) but the profile stays in $TMPDIR (doracost-cdp-*).
 
-Standard library only: the websocket is the few lines of RFC 6455 a DevTools client needs.
+Runs `chromium` from PATH (Debian's; $CHROMIUM names another binary). Standard library only: the
+websocket is the few lines of RFC 6455 a DevTools client needs.
 """
 import base64
 import json
@@ -411,9 +412,10 @@ def read_spec(argv):
     if not isinstance(spec, dict) or not isinstance(spec.get("pages"), list) \
             or not all(isinstance(p, dict) and isinstance(p.get("url"), str) for p in spec["pages"]):
         raise Failure('the spec must be {"pages": [{"url": …}, …], …}')
-    spec.setdefault("timeout", 60)
-    spec.setdefault("width", 1280)
-    spec.setdefault("height", 800)
+    for key, default in (("timeout", 60), ("width", 1280), ("height", 800)):
+        spec.setdefault(key, default)
+        if not isinstance(spec[key], int) or spec[key] <= 0:
+            raise Failure(f"the spec's {key!r} must be a positive integer")
     return spec
 
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `doracost` binary: one test binary, one module per area.
 
 mod atomic;
+mod browser;
 mod build;
 #[path = "../../ingest/src/cost_explorer/canned_http.rs"]
 mod canned_http;

@@ -237,3 +237,49 @@ fn the_review_as_one_html_file_and_as_markdown() {
     let err = fails(dir.path(), &with_args(&args, &["costs", "--format", "md"]));
     assert!(err.contains("html and md are for `doracost report`"), "{err}");
 }
+
+#[test]
+fn every_builtin_page_in_real_chromium_has_its_charts_no_errors_and_a_working_filter() {
+    use crate::browser::{PageVisit, visit};
+    let (dir, args) = sample();
+    let server = Server::start(dir.path(), &args);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let tiles = "[...document.querySelectorAll('[data-value]')].map(e => e.closest('[data-panel]').dataset.panel + '=' + e.dataset.value)";
+    let panels = "[...document.querySelectorAll('[data-panel]')].map(e => e.dataset.panel)";
+    let pages = [
+        ("review", "/"),
+        ("review-checkout", "/?service=checkout"),
+        ("service-checkout", "/services/checkout"),
+        ("team-payments", "/teams/payments"),
+        ("costs", "/costs"),
+        ("data-quality", "/data-quality"),
+    ];
+    let mut visits: Vec<PageVisit> = pages
+        .iter()
+        .map(|(name, path)| {
+            PageVisit::new(format!("{base}{path}"))
+                .selector("figure[data-chart] svg")
+                .eval("tiles", tiles)
+                .eval("panels", panels)
+                .eval("errors", "document.querySelectorAll('.panel-error').length")
+                .screenshot(name)
+        })
+        .collect();
+    visits[0] = visits[0].clone().pdf("review");
+    let reports = visit(&visits);
+    for ((name, path), report) in pages.iter().zip(&reports) {
+        assert_eq!(report.status, Some(200), "{path}");
+        assert!(report.console_errors.is_empty(), "{path}: {:?}", report.console_errors);
+        assert_eq!(report.eval["errors"], 0, "{path}: a panel failed");
+        assert!(!report.elements.is_empty(), "{path}: no chart");
+        for chart in &report.elements {
+            assert!(chart.width > 100.0 && chart.height > 50.0, "{name}: a chart of {}×{}", chart.width, chart.height);
+        }
+        assert!(report.screenshot.as_ref().is_some_and(|p| p.exists()), "{name}: no screenshot");
+    }
+    // The review draws a chart for each chart panel (the tiles, tables and summary are HTML).
+    assert!(reports[0].elements.len() >= 10, "{} charts on the review", reports[0].elements.len());
+    assert_ne!(reports[0].eval["tiles"], reports[1].eval["tiles"], "the service filter changed no number");
+    let pdf = std::fs::read(reports[0].pdf.as_ref().expect("a PDF")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+}

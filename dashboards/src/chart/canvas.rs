@@ -139,6 +139,7 @@ pub(crate) struct LegendEntry {
 const LEGEND_ROW: i32 = 20;
 const LEGEND_MARK: i32 = 18;
 const LEGEND_GAP: i32 = 16;
+const LEGEND_MAX_ROWS: i32 = 3;
 
 /// Lays the entries out in rows under the title; returns the y below the legend.
 pub(crate) fn draw_legend<DB: DrawingBackend>(
@@ -152,13 +153,20 @@ pub(crate) fn draw_legend<DB: DrawingBackend>(
     let (width, _) = area.dim_in_pixel();
     let right = width as i32 - PAD;
     let style = text_style(TEXT_SIZE - 1.0, false, INK, HPos::Left, VPos::Center);
-    let (mut x, mut y) = (PAD, top + LEGEND_ROW / 2);
-    for entry in entries {
+    let (mut x, mut y, mut row) = (PAD, top + LEGEND_ROW / 2, 1);
+    for (i, entry) in entries.iter().enumerate() {
         let label = fit(&entry.label, (right - PAD) / 2, TEXT_SIZE - 1.0, false);
         let item = LEGEND_MARK + 6 + text_width(&label, TEXT_SIZE - 1.0, false);
         if x > PAD && x + item > right {
+            // The legend must leave the plot its room: past a few rows, the rest are counted.
+            if row == LEGEND_MAX_ROWS {
+                let more = format!("+{} more", entries.len() - i);
+                draw_text(area, &more, (x.min(right - text_width(&more, TEXT_SIZE - 1.0, false)), y), &style)?;
+                break;
+            }
             x = PAD;
             y += LEGEND_ROW;
+            row += 1;
         }
         match entry.mark {
             Mark::Swatch => area

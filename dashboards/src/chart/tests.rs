@@ -84,6 +84,21 @@ fn draw(spec: &ChartSpec, (schema, batches): &(Schema, Vec<RecordBatch>)) -> Str
     check_svg(&document, spec)
 }
 
+#[test]
+fn a_legend_of_forty_series_keeps_three_rows_and_counts_the_rest() {
+    let series: Vec<String> = (0..40).map(|i| format!("team-{i}")).collect();
+    let series: Vec<&str> = series.iter().map(String::as_str).collect();
+    let drawn = draw(
+        &spec(ChartKind::Line, Unit::Count),
+        &rows(vec![
+            ("x", Arc::new(Date32Array::from(vec![day(3, 1); 40]))),
+            ("series", text(&series)),
+            ("y", floats((0..40).map(|i| Some(i as f64)).collect())),
+        ]),
+    );
+    assert!(drawn.contains("team-0") && drawn.contains(" more") && !drawn.contains("team-39"), "{drawn}");
+}
+
 fn lead_time() -> (Schema, Vec<RecordBatch>) {
     // Two weeks of daily lead time for two services; api misses 03-05 (a gap in its line).
     let days: Vec<i32> = (1..=14).map(|d| day(3, d)).collect();
@@ -350,6 +365,8 @@ fn sample_pngs() {
         ("burn", ChartSpec { title: "Budget burn, March".to_owned(), ..spec(ChartKind::Burn, Unit::Currency) }, march_burn()),
         ("calendar", ChartSpec { title: "Deployments".to_owned(), width: 720, height: 220, ..spec(ChartKind::Calendar, Unit::Count) }, deployments_by_day()),
         ("no_data", spec(ChartKind::Line, Unit::Number), rows(vec![("x", text(&[])), ("y", floats(vec![]))])),
+        ("line_narrow_categories", ChartSpec { title: "Deployment frequency by team, a narrow panel".to_owned(), width: 320, height: 200, ..spec(ChartKind::Line, Unit::PerDay) }, team_weeks()),
+        ("stacked_bar_daily", ChartSpec { title: "Daily cost".to_owned(), width: 480, height: 240, ..spec(ChartKind::StackedBar, Unit::Currency) }, daily_cost()),
     ];
     for (name, spec, (schema, batches)) in samples {
         let file = png(&spec, &schema, &batches).unwrap();
@@ -357,4 +374,24 @@ fn sample_pngs() {
         std::fs::write(target.join(format!("{name}.png")), file).unwrap();
         std::fs::write(target.join(format!("{name}.svg")), svg(&spec, &schema, &batches).unwrap()).unwrap();
     }
+}
+
+/// Thirty weekly labels on a narrow panel: labels must thin out, not overlap.
+fn team_weeks() -> (Schema, Vec<RecordBatch>) {
+    let weeks: Vec<String> = (1..=30).map(|w| format!("2026-W{w:02}")).collect();
+    let weeks: Vec<&str> = weeks.iter().map(String::as_str).collect();
+    rows(vec![("x", text(&weeks)), ("y", floats((0..30).map(|w| Some(0.5 + (w % 7) as f64 * 0.4)).collect()))])
+}
+
+/// Sixty days of cost in three services, as a long result.
+fn daily_cost() -> (Schema, Vec<RecordBatch>) {
+    let (mut x, mut series, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    for d in 0..60 {
+        for (s, name) in ["compute", "storage", "network"].iter().enumerate() {
+            x.push(day(2, 1) + d);
+            series.push(*name);
+            y.push(Some(120.0 / (s + 1) as f64 + (d % 10) as f64 * 4.0));
+        }
+    }
+    rows(vec![("x", Arc::new(Date32Array::from(x))), ("series", text(&series)), ("y", floats(y))])
 }

@@ -91,13 +91,18 @@ impl BarChart {
         let values = || rows.iter().map(|r| r.value).chain(references.iter().map(|r| r.value));
         let lo = values().fold(0.0, f64::min);
         let hi = values().fold(0.0, f64::max);
-        let tick_label = format_in_unit(hi.abs().max(lo.abs()), spec.unit, &spec.currency, Some(0));
-        let max_ticks = ((bars_right - bars_left) / (text_width(&tick_label, TEXT_SIZE, false) + 24)).max(2) as usize;
         // The bars span the data, not the round range around it: every bar carries its value, the
-        // ticks inside are a guide. Two more allowed, as the outer ones fall outside.
-        let (ticks, step) = nice_ticks(lo, hi, max_ticks + 2);
-        let ticks: Vec<f64> = ticks.into_iter().filter(|t| *t >= lo - step * 1e-6 && *t <= hi + step * 1e-6).collect();
+        // ticks inside are a guide. The finest round step whose labels keep apart.
+        let tick_label = format_in_unit(-hi.abs().max(lo.abs()), spec.unit, &spec.currency, Some(0));
+        let spacing = f64::from(text_width(&tick_label, TEXT_SIZE, false) + 20);
+        let bars_width = f64::from((bars_right - bars_left).max(1));
         let span = if hi > lo { hi - lo } else { 1.0 };
+        let (ticks, step) = (2..=12)
+            .rev()
+            .map(|count| nice_ticks(lo, hi, count))
+            .find(|(_, step)| step / span * bars_width >= spacing)
+            .unwrap_or_else(|| nice_ticks(lo, hi, 2));
+        let ticks: Vec<f64> = ticks.into_iter().filter(|t| *t >= lo - step * 1e-6 && *t <= hi + step * 1e-6).collect();
         let px = |v: f64| bars_left + ((v - lo) / span * f64::from(bars_right - bars_left)).round() as i32;
         let bars_top = top + 4;
         let bars_bottom = bars_top + pitch * rows.len() as i32;

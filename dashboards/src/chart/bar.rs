@@ -77,16 +77,10 @@ impl BarChart {
         let detail_room = (right - left) * 2 / 5;
         let notes: Vec<String> =
             rows.iter().map(|r| fit(&annotation(r), detail_room, TEXT_SIZE - 1.0, false)).collect();
-        let note_width = |negative: bool| {
-            rows.iter()
-                .zip(&notes)
-                .filter(|(r, _)| (r.value < 0.0) == negative)
-                .map(|(_, n)| text_width(n, TEXT_SIZE - 1.0, false) + 8)
-                .max()
-                .unwrap_or(0)
-        };
-        // Room beside the bars' outer ends for their annotations, so none runs off the panel.
-        let (bars_left, bars_right) = (left + note_width(true), right - note_width(false));
+        // Every annotation reads to the right: a positive bar's after its end, a negative bar's
+        // after the zero line. So the bars keep all the width but one column of text.
+        let note_width = notes.iter().map(|n| text_width(n, TEXT_SIZE - 1.0, false) + 8).max().unwrap_or(0);
+        let (bars_left, bars_right) = (left, right - note_width);
         let references = super::axes::spec_references(spec, spec.target);
         let values = || rows.iter().map(|r| r.value).chain(references.iter().map(|r| r.value));
         let lo = values().fold(0.0, f64::min);
@@ -131,8 +125,8 @@ impl BarChart {
                 area.draw(&Rectangle::new([(zero.min(end), centre - half), (zero.max(end), centre + half)], color.filled()))
                     .map_err(canvas::render_error)?;
             }
-            let (anchor, at) = if row.value < 0.0 { (HPos::Right, end - 6) } else { (HPos::Left, end + 6) };
-            draw_text(area, &notes[i], (at, centre), &text_style(TEXT_SIZE - 1.0, false, MUTED, anchor, VPos::Center))?;
+            let at = end.max(zero) + 6;
+            draw_text(area, &notes[i], (at, centre), &text_style(TEXT_SIZE - 1.0, false, MUTED, HPos::Left, VPos::Center))?;
         }
         for reference in &references {
             let x = px(reference.value);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -124,9 +124,4 @@ fn for_people(column: &ArrayRef, time_zone: &str) -> Result<ArrayRef, String> {
         }
         _ => Ok(Arc::clone(column)),
     }
-}
-
-/// Whether the rows have a column called `name`.
-pub fn has_column(schema: &Schema, name: &str) -> bool {
-    schema.index_of(name).is_ok()
 }

@@ -45,9 +45,16 @@ pub struct PanelResult {
 /// Runs `panel` for `selection`.
 pub async fn run_panel(engine: &Engine, panel: &Panel, selection: &Selection) -> PanelResult {
     let query = selection.bind(&panel.sql);
-    let outcome = engine
-        .query_bound(&query)
-        .await
+    let outcome = engine.query_bound(&query).await;
+    finish(panel, query, outcome)
+}
+
+fn finish(
+    panel: &Panel,
+    query: BoundQuery,
+    outcome: Result<(Arc<Schema>, Vec<RecordBatch>), query::QueryError>,
+) -> PanelResult {
+    let outcome = outcome
         .map(|(schema, batches)| Rows { schema, batches })
         .map_err(|e| e.to_string());
     if let Err(message) = &outcome {
@@ -56,19 +63,37 @@ pub async fn run_panel(engine: &Engine, panel: &Panel, selection: &Selection) ->
     PanelResult { query, outcome }
 }
 
-/// Runs every panel of `dashboard` concurrently; results in panel order.
+/// Runs every panel of `dashboard` at once, each in a task of its own on a clone of the engine's
+/// session (polled together in one task, their operators would share one thread); results in
+/// panel order.
 pub async fn run_page(
     engine: &Engine,
     dashboard: &Dashboard,
     selection: &Selection,
 ) -> Vec<PanelResult> {
-    futures::future::join_all(
-        dashboard
-            .panels
-            .iter()
-            .map(|panel| run_panel(engine, panel, selection)),
-    )
-    .await
+    let tasks: Vec<_> = dashboard
+        .panels
+        .iter()
+        .map(|panel| {
+            let ctx = engine.context().clone();
+            let query = selection.bind(&panel.sql);
+            tokio::spawn(async move {
+                let outcome = query::engine::query_bound_on(&ctx, &query).await;
+                (query, outcome)
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for (panel, task) in dashboard.panels.iter().zip(tasks) {
+        results.push(match task.await {
+            Ok((query, outcome)) => finish(panel, query, outcome),
+            Err(e) => PanelResult {
+                query: selection.bind(&panel.sql),
+                outcome: Err(format!("the panel's query stopped: {e}")),
+            },
+        });
+    }
+    results
 }
 
 /// The latest month of the DORA grid that has ended (pages show it by default); `None` on an

@@ -406,13 +406,22 @@ impl Engine {
         &self,
         query: &crate::reports::BoundQuery,
     ) -> Result<(Arc<Schema>, Vec<RecordBatch>), QueryError> {
-        let mut frame = self.ctx.sql_with_options(&query.sql, read_only()).await?;
-        if !query.params.is_empty() {
-            frame = frame.with_param_values(query.params.clone())?;
-        }
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        Ok((schema, frame.collect().await?))
+        query_bound_on(&self.ctx, query).await
     }
+}
+
+/// [`Engine::query_bound`] on a clone of an engine's session ([`Engine::context`]): a task of its
+/// own can run it, so that queries run side by side on the runtime's threads.
+pub async fn query_bound_on(
+    ctx: &SessionContext,
+    query: &crate::reports::BoundQuery,
+) -> Result<(Arc<Schema>, Vec<RecordBatch>), QueryError> {
+    let mut frame = ctx.sql_with_options(&query.sql, read_only()).await?;
+    if !query.params.is_empty() {
+        frame = frame.with_param_values(query.params.clone())?;
+    }
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    Ok((schema, frame.collect().await?))
 }
 
 /// Queries only: DDL, DML and statements that change the session are refused.

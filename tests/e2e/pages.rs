@@ -70,7 +70,7 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
     ] {
         assert!(html.contains(&format!("data-panel=\"{id}\"")), "panel {id} missing");
     }
-    assert!(!html.contains("panel-error"), "a panel failed: {html}");
+    assert!(!html.contains("class=\"panel-error\""), "a panel failed: {html}");
     assert!(html.contains("<svg"), "no chart drawn");
     assert!(html.contains("Last refreshed: Lake version"), "no refreshed line");
 
@@ -130,7 +130,7 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
         for id in panels {
             assert!(page.body.contains(&format!("data-panel=\"{id}\"")), "{path}: panel {id} missing");
         }
-        assert!(!page.body.contains("panel-error"), "{path}: a panel failed: {}", page.body);
+        assert!(!page.body.contains("class=\"panel-error\""), "{path}: a panel failed: {}", page.body);
     }
     let team = get(&server, "/teams/payments");
     assert!(team.body.contains("<a href=\"/services/checkout\">checkout</a>"), "services linked");
@@ -199,7 +199,7 @@ sql = "SELECT no_such_column FROM dora_deployments"
     assert!(page.body.contains("data-panel=\"deploys\""));
     assert!(page.body.contains("data-chart=\"deploys\""), "the good panel drew");
     let broken = page.body.split("data-panel=\"broken\"").nth(1).unwrap();
-    assert!(broken.contains("panel-error") && broken.contains("no_such_column"), "{broken}");
+    assert!(broken.contains("class=\"panel-error\"") && broken.contains("no_such_column"), "{broken}");
     assert!(page.body.contains("href=\"/dashboards/mine\""), "listed in the navigation");
     drop(server);
 

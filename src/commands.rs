@@ -193,6 +193,20 @@ pub async fn run(cli: Cli) -> Result<()> {
                 (None, _) => repl(&engine, format).await,
             }
         }
+        Command::Docs(crate::DocsCommand::Views { ref write }) => {
+            let section = query::catalog_doc::views_markdown().await?;
+            match write {
+                None => print!("{section}"),
+                Some(path) => {
+                    let readme = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let updated = query::catalog_doc::splice_readme(&readme, &section)?;
+                    std::fs::write(path, updated)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            Ok(())
+        }
         Command::Lake(ref command) => {
             let config = load_config(cli.config.as_deref())?;
             let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;

@@ -80,6 +80,21 @@ pub enum Command {
     /// The lake's commit log, Delta's time travel as backup and rollback, and file clean-up.
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Documentation generated from the code.
+    #[command(subcommand, hide = true)]
+    Docs(DocsCommand),
+}
+
+/// `doracost docs …`
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// README's list of every view and column, from the comments of `query/sql/*.sql`: printed,
+    /// or written into FILE in place of the section between its markers.
+    Views {
+        /// The README to update.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
 }
 
 /// `doracost lake …`

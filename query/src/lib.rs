@@ -6,6 +6,7 @@
 pub mod allocation;
 pub mod baseline;
 pub mod cached;
+pub mod catalog_doc;
 pub mod config_tables;
 pub mod cost_tables;
 pub mod derived;

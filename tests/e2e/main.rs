@@ -15,6 +15,7 @@ mod focus;
 mod focus_spec;
 mod incremental;
 mod pg;
+mod polars;
 mod s3;
 mod sample;
 mod server;

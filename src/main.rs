@@ -1,6 +1,7 @@
 //! `doracost`: the command line. Argument parsing only; each command calls into the crates.
 
 mod commands;
+mod repl;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -261,7 +262,8 @@ pub enum Period {
 /// `doracost sql`
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// The query; without one, a prompt reads queries until end of input.
+    /// The query; without one, a prompt (line editing, history, `\timing`, `\dt`, `\dv`, `\q`)
+    /// on a terminal, else the `;`-ended statements of standard input.
     pub query: Option<String>,
     /// Write the answer to this file instead of standard output.
     #[arg(long, value_name = "FILE")]

@@ -19,6 +19,7 @@ pub mod parts;
 pub mod quantile;
 pub mod reports;
 pub mod rule_pick;
+pub mod script;
 
 #[cfg(test)]
 mod cost_property_tests;

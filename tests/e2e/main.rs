@@ -16,6 +16,7 @@ mod focus_spec;
 mod incremental;
 mod pg;
 mod polars;
+mod repl;
 mod s3;
 mod sample;
 mod server;

@@ -23,7 +23,7 @@ const HELP: &str = "Statements end with `;` and may span lines.
 enum Input {
     /// A terminal: rustyline, its history kept in `history` when there is a place for it.
     Terminal {
-        editor: rustyline::DefaultEditor,
+        editor: Box<rustyline::DefaultEditor>,
         history: Option<PathBuf>,
     },
     /// Anything else: lines as they come, no prompt.
@@ -95,8 +95,13 @@ pub async fn run(engine: &Engine, format: Format, view_names: &[String]) -> Resu
             // A first session has no file yet.
             let _ = editor.load_history(path);
         }
-        eprintln!("doracost SQL over the lake; statements end with `;`, \\? for help, \\q to quit.");
-        Input::Terminal { editor, history }
+        eprintln!(
+            "doracost SQL over the lake; statements end with `;`, \\? for help, \\q to quit."
+        );
+        Input::Terminal {
+            editor: Box::new(editor),
+            history,
+        }
     } else {
         Input::Piped(stdin.lock().lines())
     };
@@ -104,7 +109,11 @@ pub async fn run(engine: &Engine, format: Format, view_names: &[String]) -> Resu
     let mut timing = false;
     let mut failed = 0usize;
     loop {
-        let prompt = if buffer.is_empty() { "doracost> " } else { "      -> " };
+        let prompt = if buffer.is_empty() {
+            "doracost> "
+        } else {
+            "      -> "
+        };
         let Some(line) = input.line(prompt, &mut buffer)? else {
             break;
         };
@@ -149,11 +158,11 @@ pub async fn run(engine: &Engine, format: Format, view_names: &[String]) -> Resu
     input.save_history();
     // A last statement without its `;` at the end of piped input still runs (as it always has).
     let rest = buffer.take_rest();
-    if !rest.is_empty() {
-        if let Err(e) = run_one(engine, &rest, format, timing).await {
-            eprintln!("error: {e:#}");
-            failed += 1;
-        }
+    if !rest.is_empty()
+        && let Err(e) = run_one(engine, &rest, format, timing).await
+    {
+        eprintln!("error: {e:#}");
+        failed += 1;
     }
     if failed > 0 && !interactive {
         bail!("{failed} statement(s) failed (their errors are above)");

@@ -48,10 +48,16 @@ pub enum CatalogError {
     Readme(String),
     /// The engine the column names come from did not open.
     #[error(transparent)]
-    Query(#[from] crate::QueryError),
+    Query(Box<crate::QueryError>),
     /// A view's schema could not be read.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+impl From<crate::QueryError> for CatalogError {
+    fn from(error: crate::QueryError) -> Self {
+        CatalogError::Query(Box::new(error))
+    }
 }
 
 /// One view (or, for the per-period template, its three views) as its comment documents it.
@@ -74,10 +80,7 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<ViewDoc>, CatalogError> {
     let mut docs = Vec::new();
     for chunk in text.split("\n;") {
         let lines: Vec<&str> = chunk.lines().collect();
-        let Some(create) = lines
-            .iter()
-            .position(|l| l.starts_with("CREATE VIEW "))
-        else {
+        let Some(create) = lines.iter().position(|l| l.starts_with("CREATE VIEW ")) else {
             continue;
         };
         let name = lines[create]["CREATE VIEW ".len()..]
@@ -126,13 +129,14 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<ViewDoc>, CatalogError> {
             if !in_columns {
                 doc.prose.push(line.to_owned());
             } else if let Some(bullet) = line.strip_prefix("- ") {
-                let (names, meaning) = bullet.split_once(": ").ok_or_else(|| CatalogError::View {
-                    file,
-                    view: name.clone(),
-                    message: format!(
-                        "the Columns bullet `- {bullet}` has no `: `; write `- column: meaning`"
-                    ),
-                })?;
+                let (names, meaning) =
+                    bullet.split_once(": ").ok_or_else(|| CatalogError::View {
+                        file,
+                        view: name.clone(),
+                        message: format!(
+                            "the Columns bullet `- {bullet}` has no `: `; write `- column: meaning`"
+                        ),
+                    })?;
                 let names = names
                     .split(',')
                     .map(|n| n.trim().trim_matches('`').trim_matches('"').to_owned())
@@ -223,12 +227,17 @@ pub async fn views_markdown() -> Result<String, CatalogError> {
             if let Some(unknown) = doc.fallbacks.iter().find(|v| !meanings.contains_key(*v)) {
                 return Err(view_error(
                     doc,
-                    format!("its Columns line refers to `{unknown}`, which is no view of dora.sql or cost.sql"),
+                    format!(
+                        "its Columns line refers to `{unknown}`, which is no view of dora.sql or cost.sql"
+                    ),
                 ));
             }
             for other in &doc.names[1..] {
                 if schemas[other] != *fields {
-                    return Err(view_error(doc, "its per-period views differ in columns".into()));
+                    return Err(view_error(
+                        doc,
+                        "its per-period views differ in columns".into(),
+                    ));
                 }
             }
             let mut rows = Vec::new();
@@ -435,7 +444,10 @@ mod tests {
             .enumerate()
             .find(|(_, (have, want))| have != want)
             .map(|(i, (have, want))| {
-                format!("first difference at line {}:\n  README: {have}\n  SQL:    {want}", i + 1)
+                format!(
+                    "first difference at line {}:\n  README: {have}\n  SQL:    {want}",
+                    i + 1
+                )
             })
             .unwrap_or_else(|| "the two differ in length".into());
         panic!(
@@ -455,7 +467,10 @@ mod tests {
         assert_eq!(docs[0].prose, ["The view."]);
         assert_eq!(
             docs[0].columns,
-            [(vec!["x".to_owned(), "y".to_owned()], "two lines.".to_owned())]
+            [(
+                vec!["x".to_owned(), "y".to_owned()],
+                "two lines.".to_owned()
+            )]
         );
         assert_eq!(docs[0].fallbacks, ["b"]);
         assert!(!docs[0].internal && docs[1].internal);

@@ -95,10 +95,7 @@ mod tests {
             "SELECT 'a;b' AS x, \"c;d\" -- e;f",
             "/* g; */ FROM t; SELECT 'it''s;'",
         ]);
-        assert_eq!(
-            done,
-            ["SELECT 'a;b' AS x, \"c;d\" -- e;f\n/* g; */ FROM t"]
-        );
+        assert_eq!(done, ["SELECT 'a;b' AS x, \"c;d\" -- e;f\n/* g; */ FROM t"]);
         assert_eq!(rest, "SELECT 'it''s;'");
     }
 

@@ -53,21 +53,36 @@ SELECT 'after quit' AS never;
 ";
     let (success, stdout, stderr) = pipe(dir.path(), &args, script);
     assert!(success, "{stderr}");
-    assert!(stdout.starts_with("x,y\na;b,2\nservices\n12\nz\n3\nscope\nall\n"), "{stdout}");
-    assert!(stderr.contains("Timing is on.") && stderr.contains("Timing is off."), "{stderr}");
+    assert!(
+        stdout.starts_with("x,y\na;b,2\nservices\n12\nz\n3\nscope\nall\n"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("Timing is on.") && stderr.contains("Timing is off."),
+        "{stderr}"
+    );
     // Three statements ran with timing on, one after it was turned off.
     assert_eq!(stderr.matches("Time: ").count(), 3, "{stderr}");
     let after_dv = stdout.split("view\n").nth(1).unwrap();
     let views: Vec<&str> = after_dv.split("table\n").next().unwrap().lines().collect();
-    assert!(views.contains(&"dora_monthly") && views.contains(&"cost_daily"), "{views:?}");
+    assert!(
+        views.contains(&"dora_monthly") && views.contains(&"cost_daily"),
+        "{views:?}"
+    );
     assert!(!views.contains(&"deployments"), "{views:?}");
     let tables = stdout.split("table\n").nth(1).unwrap();
     for table in ["deployments", "costs", "services", "derived_tables"] {
-        assert!(tables.lines().any(|l| l == table), "{table} in \\dt: {tables}");
+        assert!(
+            tables.lines().any(|l| l == table),
+            "{table} in \\dt: {tables}"
+        );
     }
     assert!(!tables.lines().any(|l| l == "dora_monthly"), "{tables}");
     assert!(!stdout.contains("after quit"), "{stdout}");
-    assert!(!dir.path().join("history").exists(), "piped input wrote a history");
+    assert!(
+        !dir.path().join("history").exists(),
+        "piped input wrote a history"
+    );
 }
 
 #[test]
@@ -79,7 +94,10 @@ fn a_failing_piped_statement_is_reported_the_rest_run_and_the_exit_says_so() {
         "SELECT nope FROM deployments;\nDROP TABLE deployments;\nSELECT 1 AS one;\nSELECT 2 AS two",
     );
     assert!(!success, "{stdout}");
-    assert!(stdout.contains("one\n1\n") && stdout.contains("two\n2\n"), "{stdout}");
+    assert!(
+        stdout.contains("one\n1\n") && stdout.contains("two\n2\n"),
+        "{stdout}"
+    );
     assert!(stderr.contains("nope"), "{stderr}");
     assert!(stderr.contains("2 statement(s) failed"), "{stderr}");
 }

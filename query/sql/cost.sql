@@ -244,6 +244,7 @@ GROUP BY day, month, service, team, provider, cloud_service, currency
 -- the days of that provider and currency with nothing unallocated), not by summing `cost_daily`,
 -- which would group the day-level rows twice.
 -- Columns (the rest as in `cost_daily`):
+-- - month: the month, in the reporting time zone
 -- - cost: the month's cost allocated to the service (direct + shared), in `currency`
 CREATE VIEW cost_monthly AS
 WITH zero_unallocated AS (
@@ -563,7 +564,12 @@ LEFT JOIN teams t ON t.service = coalesce(c.service, d.service)
 -- The service scorecard (issue 5): per service and month, cost and cost per deployment beside
 -- the DORA metrics of `dora_monthly` (deployments, change failure rate, recovery and lead time
 -- medians, and their levels).
--- Columns (all as in `cost_per_deploy`, `dora_monthly`):
+-- Columns (the rest as in `cost_per_deploy`):
+-- - lead_time_median_hours: the median lead time of the changes first deployed in the month
+-- - change_failure_rate: failed ÷ successful production deployments of the month
+-- - recovery_median_hours: the median recovery time of the failures recovered in the month
+-- - deploy_frequency_level, lead_time_level, change_failure_level, recovery_level: the month's
+--   levels in `dora_monthly`: `elite`, `high`, `medium` or `low` (NULL when the metric is)
 CREATE VIEW service_scorecard AS
 SELECT c.service, c.team, c.month, c.cost, c.deployments, c.cost_per_deployment,
        d.deploy_frequency_level,

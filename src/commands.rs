@@ -1,7 +1,7 @@
 //! What each command does, in terms of the crates below; output for people and for machines.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -229,8 +229,25 @@ pub async fn run(cli: Cli) -> Result<()> {
                         .with_context(|| format!("writing {}", out.display()))
                 }
                 (Some(sql), None) => run_sql(&engine, sql, format).await,
-                (None, _) => repl(&engine, format).await,
+                (None, _) => {
+                    let views = query::config_tables::view_names(&config)?;
+                    crate::repl::run(&engine, format, &views).await
+                }
             }
+        }
+        Command::Docs(crate::DocsCommand::Views { ref write }) => {
+            let section = query::catalog_doc::views_markdown().await?;
+            match write {
+                None => print!("{section}"),
+                Some(path) => {
+                    let readme = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let updated = query::catalog_doc::splice_readme(&readme, &section)?;
+                    std::fs::write(path, updated)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            Ok(())
         }
         Command::Lake(ref command) => {
             let config = load_config(cli.config.as_deref())?;
@@ -798,57 +815,6 @@ async fn sql_to_parquet(engine: &Engine, sql: &str, out: Option<&Path>) -> Resul
     }
     sink.write_all(&encoder.finish(ending)?)?;
     sink.flush()?;
-    Ok(())
-}
-
-/// Reads statements ended by `;` from standard input and runs each; errors are printed, not fatal.
-async fn repl(engine: &Engine, format: Format) -> Result<()> {
-    let stdin = std::io::stdin();
-    let interactive = std::io::IsTerminal::is_terminal(&stdin);
-    let mut buffer = String::new();
-    let prompt = |continuing: bool| {
-        if interactive {
-            eprint!(
-                "{}",
-                if continuing {
-                    "      -> "
-                } else {
-                    "doracost> "
-                }
-            );
-        }
-    };
-    // `\timing` toggles "Time: … ms" after each statement, as in psql.
-    let mut timing = false;
-    prompt(false);
-    for line in stdin.lock().lines() {
-        let line = line?;
-        if buffer.trim().is_empty() && line.trim() == "\\timing" {
-            timing = !timing;
-            eprintln!("Timing is {}.", if timing { "on" } else { "off" });
-            prompt(false);
-            continue;
-        }
-        buffer.push_str(&line);
-        buffer.push('\n');
-        let trimmed = buffer.trim();
-        if trimmed.is_empty() {
-            buffer.clear();
-        } else if trimmed.ends_with(';') {
-            let started = std::time::Instant::now();
-            if let Err(err) = run_sql(engine, trimmed.trim_end_matches(';'), format).await {
-                eprintln!("error: {err:#}");
-            }
-            if timing {
-                eprintln!("Time: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0);
-            }
-            buffer.clear();
-        }
-        prompt(!buffer.is_empty());
-    }
-    if !buffer.trim().is_empty() {
-        run_sql(engine, buffer.trim(), format).await?;
-    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `doracost`: the command line. Argument parsing only; each command calls into the crates.
 
 mod commands;
+mod repl;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,21 @@ pub enum Command {
     /// The lake's commit log, Delta's time travel as backup and rollback, and file clean-up.
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Documentation generated from the code.
+    #[command(subcommand, hide = true)]
+    Docs(DocsCommand),
+}
+
+/// `doracost docs …`
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// README's list of every view and column, from the comments of `query/sql/*.sql`: printed,
+    /// or written into FILE in place of the section between its markers.
+    Views {
+        /// The README to update.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
 }
 
 /// `doracost lake …`
@@ -267,7 +283,8 @@ pub enum Period {
 /// `doracost sql`
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// The query; without one, a prompt reads queries until end of input.
+    /// The query; without one, a prompt (line editing, history, `\timing`, `\dt`, `\dv`, `\q`)
+    /// on a terminal, else the `;`-ended statements of standard input.
     pub query: Option<String>,
     /// Write the answer to this file instead of standard output.
     #[arg(long, value_name = "FILE")]

@@ -22,6 +22,7 @@
 -- (`[reporting] cost_metric`: effective_cost by default, billed_cost by config; a missing amount
 -- counts as 0), its local day, and the `ordinal` of the cost rule it takes (`rule_ordinal`, NULL
 -- when none: see `cost_assignments`).
+-- @internal
 CREATE VIEW cost_lines AS
 SELECT c.cost_id, c.provider, c.billing_account, c.sub_account, c.cloud_service, c.currency,
        c.is_estimated, c.tags,
@@ -36,6 +37,7 @@ FROM costs c CROSS JOIN reporting r
 -- an account rule matches the line's sub-account or billing account; a cloud-service rule its
 -- `cloud_service`. Rules come from `[[services]]` (cost_tags, cost_accounts, cost_cloud_services)
 -- and `[[shared_costs]]` (see `cost_rules`).
+-- @internal
 CREATE VIEW cost_rule_matches AS
 WITH tag_entries AS (
   SELECT cost_id, lower(trim(e['key'])) AS tag_key, lower(trim(e['value'])) AS tag_value
@@ -62,10 +64,14 @@ FROM costs c JOIN cost_rules r ON r.rule_kind = 'cloud_service' AND r.value = lo
 -- (the cost views use it: unnesting every tag of every line and joining back by `cost_id` does not
 -- scale to tens of millions of lines); `cost_assignments_by_matches` spells it out in SQL, and the
 -- tests check that the two agree.
+-- @internal
 CREATE VIEW cost_assignments AS
 SELECT l.cost_id, r.target_kind, r.target, r.precedence, r.ordinal
 FROM cost_lines l JOIN cost_rules r ON r.ordinal = l.rule_ordinal
 ;
+-- `cost_assignments` spelled out in SQL from `cost_rule_matches`: the lowest precedence, then the
+-- first in config order (the tests check it agrees with `cost_rule_pick` line by line).
+-- @internal
 CREATE VIEW cost_assignments_by_matches AS
 SELECT cost_id, target_kind, target, precedence, ordinal FROM (
   SELECT cost_id, target_kind, target, precedence, ordinal,
@@ -76,6 +82,14 @@ SELECT cost_id, target_kind, target, precedence, ordinal FROM (
 -- §4 "Cost that maps nowhere is `unallocated`, never dropped": the bill per day, provider, cloud
 -- service and currency, by owner: a service (`owner_kind = 'service'`), a shared cost
 -- (`'shared'`, split below) or `unallocated`. `is_estimated` when any line is an estimate.
+-- Columns:
+-- - day: the charge's day in the reporting time zone
+-- - provider, cloud_service, currency: as in `costs`
+-- - owner_kind: `service`, `shared` or `unallocated`
+-- - owner: the service, the shared cost's name, or `unallocated`
+-- - cost: the configured cost column summed
+-- - is_estimated: any of its lines is an estimate (Cost Explorer's `Estimated`)
+-- - lines: how many bill lines it sums
 -- @persisted
 CREATE VIEW cost_owned AS
 SELECT l.day, l.provider, l.cloud_service, l.currency,
@@ -92,6 +106,7 @@ GROUP BY l.day, l.provider, l.cloud_service, l.currency, coalesce(a.target_kind,
 -- - `split = "proportional"`: the service's direct cost the same day and currency (all providers),
 --   a negative one (credits) counting 0; when no service has a positive direct cost that day,
 --   the services share equally (weight 1 each).
+-- @internal
 CREATE VIEW cost_shared_weights AS
 WITH pool_days AS (
   SELECT DISTINCT owner AS pool, day, currency FROM cost_owned WHERE owner_kind = 'shared'
@@ -125,6 +140,7 @@ FROM proportional
 -- (`share_floor`, exact 256-bit integer arithmetic); the units left over (fewer than the pieces)
 -- go one each to the pieces with the largest remainders (`share_remainder`), ties to the service
 -- first by name. So the pieces sum to the amount exactly, and the same input splits the same way.
+-- @internal
 CREATE VIEW cost_shared_pieces AS
 WITH pools AS (
   SELECT day, provider, cloud_service, currency, owner AS pool, cost
@@ -158,6 +174,15 @@ FROM ranked
 -- currency: a service's direct cost (`allocation = 'direct'`), its pieces of shared costs
 -- (`'shared'`, `shared_cost` naming which), and `unallocated` (lines no rule maps, and a shared
 -- cost none of whose services exists to take it).
+-- Columns:
+-- - day, month: the charge's day and month in the reporting time zone
+-- - provider, cloud_service, currency: as in `costs`
+-- - service: the service, or `unallocated`
+-- - team: the service's team from config
+-- - allocation: `direct`, `shared` or `unallocated`
+-- - shared_cost: the shared cost a `shared` piece came from (also on `unallocated` rows of a shared
+--   cost nobody took)
+-- - cost: the amount, DECIMAL(38, 12)
 -- @persisted
 CREATE VIEW cost_allocated AS
 WITH teams AS (SELECT service, min(team) AS team FROM services GROUP BY service),
@@ -187,6 +212,15 @@ FROM parts p LEFT JOIN teams t ON t.service = p.service
 -- §4 "Cost per service ... per day": cost by day, service, team, provider, cloud service and
 -- currency, with its direct and shared parts. `unallocated` is always present: a (day, provider,
 -- currency) of the bill with nothing unallocated has an `unallocated` row of 0.
+-- Columns:
+-- - day, month: the day and its month in the reporting time zone
+-- - service: the service, or `unallocated`
+-- - team: the service's team from config
+-- - provider, cloud_service, currency: as in `costs` (`cloud_service` NULL on a zero
+--   `unallocated` row)
+-- - cost: the day's cost allocated to the service (direct + shared), in `currency`
+-- - direct_cost: the part its own rules mapped
+-- - shared_cost: the part it took of shared costs
 CREATE VIEW cost_daily AS
 WITH zero_unallocated AS (
   SELECT day, provider, currency FROM cost_allocated GROUP BY day, provider, currency
@@ -209,6 +243,9 @@ GROUP BY day, month, service, team, provider, cloud_service, currency
 -- `cost_allocated` in one aggregation (the same sums: a month's `unallocated` row of 0 stands for
 -- the days of that provider and currency with nothing unallocated), not by summing `cost_daily`,
 -- which would group the day-level rows twice.
+-- Columns (the rest as in `cost_daily`):
+-- - month: the month, in the reporting time zone
+-- - cost: the month's cost allocated to the service (direct + shared), in `currency`
 CREATE VIEW cost_monthly AS
 WITH zero_unallocated AS (
   SELECT DISTINCT month, provider, currency FROM (
@@ -231,6 +268,13 @@ GROUP BY month, service, team, provider, cloud_service, currency
 -- §4 "Allocated + unallocated = bill, to the last decimal", shown: per provider, month and
 -- currency, the bill read straight from the lake's lines beside what the allocation handed out
 -- (services, shared pieces included) and left unallocated. `difference` must be 0.
+-- Columns:
+-- - provider, month, currency: the bill's provider, month (reporting time zone) and currency
+-- - lines: bill lines in the lake
+-- - bill: their cost (the configured cost column), summed
+-- - allocated: what services received, shared pieces included
+-- - unallocated: what mapped to no service
+-- - difference: `bill` − `allocated` − `unallocated`: always 0
 CREATE VIEW cost_reconciliation AS
 WITH bill AS (
   SELECT provider, CAST(date_trunc('month', CAST(day AS TIMESTAMP)) AS DATE) AS month, currency,
@@ -255,6 +299,9 @@ LEFT JOIN handed_out h ON h.provider = b.provider AND h.month = b.month AND h.cu
 -- latest day is still filling in, and an estimated day (Cost Explorer's `Estimated`) will be
 -- restated, so the cutoff is the latest day, or the first estimated day among the 14 before it
 -- when earlier. Days from the cutoff on are incomplete.
+-- Columns:
+-- - last_day: the bill's latest day
+-- - cutoff: the first day that may still change (forecasts are made as of it)
 CREATE VIEW cost_cutoff AS
 WITH last AS (SELECT max(day) AS last_day FROM cost_owned),
 estimated AS (
@@ -268,6 +315,12 @@ FROM last l CROSS JOIN estimated e WHERE l.last_day IS NOT NULL
 -- Daily cost series for the forecast, anomaly and budget views: per service (configured or seen,
 -- `unallocated` included), per team and for everything (`scope` = 'service' | 'team' | 'all'),
 -- every calendar day from the bill's first day to its last, 0 on a day without cost.
+-- Columns:
+-- - scope: `service`, `team` or `all`
+-- - name: the service (`unallocated` included), the team, or `all`
+-- - team: a service's team (NULL for teams and `all`)
+-- - day, month: the calendar day and its month
+-- - cost: the day's allocated cost, 0 on a day without any
 -- @cached
 CREATE VIEW cost_series AS
 WITH bounds AS (SELECT min(day) AS first_day, max(day) AS last_day FROM cost_allocated),
@@ -306,6 +359,15 @@ LEFT JOIN sums s ON s.scope = n.scope AND s.name = n.name AND s.day = d.day
 -- the series, none on its first day: NULL), and days_left the days from D to the month's end, D
 -- included. A run rate of whole weeks carries the weekday/weekend mix. One row per series and
 -- day D, so past forecasts can be replayed (`cost_forecast_backtest`).
+-- Columns:
+-- - scope, name, team: the series, as in `cost_series`
+-- - month: the month forecast
+-- - as_of: the day D the forecast is made on (D's own cost not yet known)
+-- - actual_before: the month's cost on its days before D
+-- - trailing_days: how many days the run rate averages (up to `forecast_trailing_days`)
+-- - run_rate: mean daily cost of those days (NULL on the series' first day)
+-- - days_left: days from D to the month's end, D included
+-- - forecast: `actual_before` + `run_rate` × `days_left` (NULL without a run rate)
 -- @cached
 CREATE VIEW cost_forecast_history AS
 WITH w AS (
@@ -330,6 +392,8 @@ FROM w
 ;
 -- §4 "Forecast": each series' projection for the month of the cutoff (`cost_cutoff`), beside its
 -- month-to-date actual (every day so far, incomplete ones included).
+-- Columns (the rest as in `cost_forecast_history`):
+-- - actual_to_date: the month's cost so far, incomplete days included
 CREATE VIEW cost_forecast AS
 WITH mtd AS (
   SELECT s.scope, s.name, sum(s.cost) AS actual_to_date
@@ -347,6 +411,14 @@ WHERE h.as_of = c.cutoff
 -- §4 "Forecast ... back-tested": every complete month before the cutoff's month, forecast as of
 -- its 10th and its 20th day (data through the 9th and the 19th), against what the month came to.
 -- `error_pct` = (forecast − actual) ÷ actual × 100, NULL when the month cost 0.
+-- Columns:
+-- - scope, name: the series, as in `cost_series`
+-- - month: the complete month forecast
+-- - as_of_day: the day of the month the forecast was made on: 10 or 20
+-- - forecast: the month-end forecast made then
+-- - actual: what the month came to
+-- - error: `forecast` − `actual`
+-- - error_pct: `error` ÷ `actual` × 100 (NULL when the month cost 0)
 CREATE VIEW cost_forecast_backtest AS
 WITH actual AS (
   SELECT scope, name, month, sum(cost) AS actual, min(day) AS first_day FROM cost_series GROUP BY scope, name, month
@@ -372,6 +444,15 @@ WHERE date_part('day', h.as_of) IN (10, 20)
 -- One row per series and judged day (`is_anomaly` says which are). The median of an even count
 -- is the mean of the two middle values, truncated at the 12th decimal (`list_median`, `list_mad`:
 -- query/src/baseline.rs, over each day's window of N costs).
+-- Columns:
+-- - scope, name, team: the series, as in `cost_series`
+-- - day: the judged day (complete: before the cutoff)
+-- - cost: its cost
+-- - baseline: median cost of the `anomaly_baseline_days` days before it
+-- - mad: median absolute deviation of those days from `baseline`
+-- - impact: `cost` − `baseline`
+-- - impact_pct: `impact` ÷ `baseline` × 100 (NULL when `baseline` is 0)
+-- - is_anomaly: beyond the threshold and the minimum impact
 -- @cached
 CREATE VIEW cost_anomaly_scores AS
 WITH s AS (
@@ -397,6 +478,7 @@ FROM scored s CROSS JOIN reporting r
 WHERE s.days = r.anomaly_baseline_days
 ;
 -- §4 "Anomaly": the anomalous days only.
+-- Columns (all as in `cost_anomaly_scores`):
 CREATE VIEW cost_anomalies AS
 SELECT scope, name, team, day, cost, baseline, mad, impact, impact_pct
 FROM cost_anomaly_scores WHERE is_anomaly
@@ -404,6 +486,18 @@ FROM cost_anomaly_scores WHERE is_anomaly
 -- Budgets (DESIGN §6 `[[budgets]]`) per month of the bill: the scope's cost so far (`actual`) and
 -- its month-end forecast (`cost_forecast`'s method for the cutoff's month; a complete month's
 -- forecast is its actual), against the monthly amount. `is_current` marks the cutoff's month.
+-- Columns:
+-- - budget: the budget's name
+-- - scope: `service`, `team` or `all`
+-- - scope_name: the service's or team's name, or `all`
+-- - month: the month of the bill
+-- - monthly_amount, currency: the budget's amount and currency
+-- - actual: the scope's cost in the month so far
+-- - forecast: its month-end forecast (a complete month's: its actual)
+-- - is_current: the month of the cutoff
+-- - as_of: the cutoff (see `cost_cutoff`)
+-- - actual_pct, forecast_pct: `actual` and `forecast` in percent of `monthly_amount` (NULL when it
+--   is 0)
 CREATE VIEW budget_status AS
 WITH months AS (
   SELECT scope, name, month, sum(cost) AS actual FROM cost_series GROUP BY scope, name, month
@@ -424,6 +518,13 @@ LEFT JOIN cost_forecast f ON f.scope = b.scope AND f.name = b.scope_name
 ;
 -- Each budget threshold per month: the amount it stands for (monthly amount × percent ÷ 100,
 -- exact), the value it compares (`actual` or `forecast`) and whether that reached it.
+-- Columns:
+-- - budget, month, is_current: as in `budget_status`
+-- - kind: `actual` or `forecast`: which value the threshold compares
+-- - percent: the threshold, in percent of the monthly amount
+-- - threshold_amount: monthly amount × `percent` ÷ 100
+-- - value: the budget's `actual` or `forecast` that month
+-- - crossed: `value` ≥ `threshold_amount`
 CREATE VIEW budget_threshold_status AS
 SELECT s.budget, s.month, s.is_current, t.kind, t.percent,
        CAST(s.monthly_amount * CAST(t.percent AS DECIMAL(10, 4)) / 100 AS DECIMAL(38, 12)) AS threshold_amount,
@@ -435,6 +536,13 @@ FROM budget_status s JOIN budget_thresholds t ON t.budget = s.budget
 -- §4 "Cost per deployment": per service and month, its allocated cost (all providers, shared
 -- pieces included) ÷ its successful production deployments (`dora_monthly`); NULL with no
 -- deployment (never a division by 0, never 0 for "no data"). A month with cost or a DORA row.
+-- Columns:
+-- - service: the service
+-- - team: its team from config
+-- - month: the month (reporting time zone)
+-- - cost: its allocated cost in the month, shared pieces included (0 with none)
+-- - deployments: its successful production deployments in the month
+-- - cost_per_deployment: `cost` ÷ `deployments` (NULL with no deployment)
 CREATE VIEW cost_per_deploy AS
 WITH cost AS (
   SELECT service, month, sum(cost) AS cost FROM cost_allocated
@@ -456,6 +564,12 @@ LEFT JOIN teams t ON t.service = coalesce(c.service, d.service)
 -- The service scorecard (issue 5): per service and month, cost and cost per deployment beside
 -- the DORA metrics of `dora_monthly` (deployments, change failure rate, recovery and lead time
 -- medians, and their levels).
+-- Columns (the rest as in `cost_per_deploy`):
+-- - lead_time_median_hours: the median lead time of the changes first deployed in the month
+-- - change_failure_rate: failed ÷ successful production deployments of the month
+-- - recovery_median_hours: the median recovery time of the failures recovered in the month
+-- - deploy_frequency_level, lead_time_level, change_failure_level, recovery_level: the month's
+--   levels in `dora_monthly`: `elite`, `high`, `medium` or `low` (NULL when the metric is)
 CREATE VIEW service_scorecard AS
 SELECT c.service, c.team, c.month, c.cost, c.deployments, c.cost_per_deployment,
        d.deploy_frequency_level,

@@ -18,6 +18,7 @@
 
 -- §4 "Service attribution": one row per service, repo and path prefix; `path_prefix` NULL means the
 -- whole repo belongs to the service.
+-- @internal
 -- @cached
 CREATE VIEW dora_service_map AS
 WITH s AS (SELECT service, team, unnest(repos) AS repo, paths FROM services)
@@ -29,6 +30,7 @@ SELECT service, team, repo, unnest(paths) AS path_prefix FROM s WHERE cardinalit
 -- repo the change is in, and, for path-mapped (monorepo) services, one of whose prefixes a touched
 -- path starts with. A change touching two services has two rows. A change no rule maps has none,
 -- and then counts for the service of whichever deployment ships it.
+-- @internal
 -- @cached
 CREATE VIEW dora_change_services AS
 SELECT change_id, service FROM changes WHERE service IS NOT NULL
@@ -55,6 +57,7 @@ JOIN dora_service_map m
 -- its last row did (`deployment_finished_at`; DevLake's dashboards take the latest
 -- `finished_date` of a deployment's commits); `grouped` marks the rows of such deployments. `deployment_seq` numbers a service's deployments in
 -- the order they finished; `seq` numbers its rows in that order (a deployment's rows in a row).
+-- @internal
 -- @cached
 CREATE VIEW dora_production AS
 WITH d AS (
@@ -124,6 +127,7 @@ FROM localized
 -- new. One row per change and service, with the deployment and the row of it (`part_id`) that
 -- listed it. (`seq` orders a service's rows by finish, so the first shipment is the listing with
 -- the lowest `seq`: an aggregate, not a sort of every listing.)
+-- @internal
 -- @cached
 CREATE VIEW dora_first_shipments AS
 WITH shipped AS (
@@ -148,6 +152,26 @@ WHERE m.change_id IS NULL OR array_has(m.services, s.service)
 -- merged), deploy (merged → deployed); each NULL when its ends are missing or it is negative.
 -- Deployed = when the row that shipped it finished (for a deployment across repos, its repo's
 -- row: DevLake takes each deployment commit's own finish too).
+-- Columns:
+-- - change_id: the change (`repo:sha`), as in `changes`
+-- - service: the service it counts for (one row per service it maps to)
+-- - team: the service's team from config (NULL when none)
+-- - repo, sha: the change's repository and commit
+-- - pr_number: its pull request (NULL without PR data)
+-- - deployment_id: its first successful production deployment of this service
+-- - deployed_at: when that deployment's row that shipped it finished (the end of the lead time)
+-- - day, week, month: calendar keys of `deployed_at` in the reporting time zone (`week`: the ISO
+--   week's Monday)
+-- - lead_time_start: the start of the lead time: the PR's first commit, else `committed_at`
+-- - start_kind: which start was used: `pr_first_commit` or `commit` (NULL with neither)
+-- - lead_time_hours: `deployed_at` − `lead_time_start` in hours; NULL when negative or unknown
+-- - negative_lead_time: the span was negative (clock skew): dropped from medians, counted
+-- - coding_hours: PR's first commit → PR opened, hours (NULL when an end is missing or negative)
+-- - pickup_hours: PR opened → first review by someone other than the author, hours
+-- - review_hours: first review → merged, hours
+-- - deploy_hours: merged → deployed, hours
+-- - pr_head_branch, labels, incident_refs: the PR's branch, labels and incident references (the
+--   rework rule reads them)
 -- @persisted
 CREATE VIEW dora_changes AS
 WITH j AS (
@@ -189,6 +213,7 @@ FROM spans
 -- rows: a deployment across repos is a rollback when one of its rows is (undoing from the
 -- earliest any of them undoes), and a repo it leaves at the sha already in production (the same
 -- sha in the deployment before) rolls nothing back.
+-- @internal
 -- @cached
 CREATE VIEW dora_rollbacks AS
 WITH l AS (
@@ -229,6 +254,7 @@ FROM r GROUP BY deployment_id, service, deployment_seq
 -- undone deployment's `finished_at` and the rollback's `finished_at`. Signals are of deployments
 -- (`deployment_id`), not of their rows: one rollback undoing a deployment across repos is one
 -- signal.
+-- @internal
 -- @cached
 CREATE VIEW dora_failure_signals AS
 WITH explicit_id AS (
@@ -312,6 +338,18 @@ WHERE r.undo_from IS NOT NULL
 -- failure signal (earliest start; on a tie an incident before a window match before a rollback,
 -- then the earliest end) to that signal's end. Open: `recovered_at` NULL, `is_open`, and no
 -- duration (never 0). Calendar keys of the recovery (periods count recoveries completed in them).
+-- Columns:
+-- - deployment_id, service: the failed deployment and the service it failed for
+-- - team: the service's team
+-- - failure_reason: the first signal's kind: `incident`, `attribution_window` or `rollback`
+-- - cause: the incident's id, or for a rollback the rolling-back deployment's id
+-- - signals: how many failure signals the deployment has (several make one failure)
+-- - failed_at: the first signal's start (the incident's `started_at`; for a rollback the failed
+--   deployment's finish)
+-- - recovered_at: that signal's end (`resolved_at`, or the rollback's finish); NULL while open
+-- - is_open: not recovered yet
+-- - recovery_hours: `recovered_at` − `failed_at` in hours; NULL while open (never 0)
+-- - day, week, month: calendar keys of `recovered_at` (a recovery counts in the period it completed)
 -- @persisted
 CREATE VIEW dora_recoveries AS
 WITH ranked AS (
@@ -342,6 +380,7 @@ FROM firsts
 -- ships carries a configured hotfix label or branch prefix (case-insensitive), or a change's PR
 -- references an incident, or it finished while an incident of its service was open. `rework_reason`
 -- is the first that applies, in that order.
+-- @internal
 -- @cached
 CREATE VIEW dora_rework AS
 WITH prefixes AS (SELECT unnest(hotfix_branch_prefixes) AS prefix FROM reporting),
@@ -395,6 +434,32 @@ FROM reasons GROUP BY deployment_id, service
 -- listed in repo order (`repo`, `commit_sha`, comma-separated), started at its first row's start,
 -- finished at its last row's finish (`first_finished_at` is its first row's), its commits listed
 -- when every row listed them.
+-- Columns:
+-- - deployment_id: the deployment (its group's id for a deployment across repos)
+-- - service: the service it counts for (one row per service it deployed)
+-- - team: the service's team from config
+-- - attributed_by: how the service was found: `source` (named by it), `repo`, `path` or `none`
+--   (`unattributed`)
+-- - repo, commit_sha: its repository and head commit (comma-separated lists, in repo order, for a
+--   deployment across repos)
+-- - environment, ref: the production environment it went to and the ref deployed (NULL when a
+--   deployment across repos deployed several refs)
+-- - started_at: when it started (its first row's start)
+-- - finished_at: when it finished (its last row's finish); periods count it here
+-- - first_finished_at: when its first row finished (= `finished_at` but across repos)
+-- - day, week, month: calendar keys of `finished_at` in the reporting time zone
+-- - commits_listed: the source listed the commits it shipped (else only its head commit is known:
+--   lead-time coverage)
+-- - changes_shipped: changes it shipped for the first time to this service
+-- - is_rollback: flagged as a rollback, or a redeploy of an earlier sha
+-- - deployments_undone: how many of the service's deployments this rollback undid (0 if none)
+-- - is_failed: it failed (an incident, the attribution window or a rollback)
+-- - failure_reason, failure_cause: its first failure signal's kind and cause (see `dora_recoveries`)
+-- - failure_signals: how many failure signals it has
+-- - is_rework: it is rework (§4 "Rework rate")
+-- - rework_reason: `rollback`, `hotfix_label`, `hotfix_branch`, `incident_reference` or
+--   `during_incident`: the first that applies
+-- - seq: its number among the service's deployments, in the order they finished
 -- @persisted
 CREATE VIEW dora_deployments AS
 WITH units AS (
@@ -447,6 +512,15 @@ LEFT JOIN dora_rework w ON w.deployment_id = p.deployment_id AND w.service = p.s
 -- §4 "Time to restore (MTTR)", reported beside recovery time: every incident, linked or not, with
 -- the deployment it was attributed to (if any) and how. Open incidents: `is_open`, no duration.
 -- Calendar keys of the resolution (`day`, `week`, `month`) and of the start (`started_*`).
+-- Columns:
+-- - incident_id, service, title, severity, started_at, resolved_at: the incident, as in `incidents`
+-- - team: the service's team
+-- - is_open: not resolved yet
+-- - restore_hours: `resolved_at` − `started_at` in hours; NULL while open or when negative
+-- - deployment_id: the deployment it was attributed to (NULL when none)
+-- - attributed_by: how: `incident` (it names the deployment or its sha) or `attribution_window`
+-- - day, week, month: calendar keys of `resolved_at` (NULL while open)
+-- - started_day, started_week, started_month: calendar keys of `started_at`
 -- @persisted
 CREATE VIEW dora_incidents AS
 WITH linked AS (
@@ -478,6 +552,13 @@ FROM l
 -- Every (period, scope, name, period_start) from the first to the last calendar period holding any
 -- deployment, change, recovery or incident, for every configured or seen service and team, so that
 -- a period with no data is a row: counts 0, medians and rates NULL (§4 "Periods").
+-- Columns:
+-- - period: `day`, `week` or `month`
+-- - scope: `service`, `team` or `all`
+-- - name: the service's or team's name, or `all`
+-- - team: a service's team (NULL for teams and `all`)
+-- - period_start: the period's first day (a week starts on Monday)
+-- - period_end: the day after its last day
 -- @persisted
 CREATE VIEW dora_period_grid AS
 WITH local_times AS (
@@ -526,8 +607,8 @@ FROM starts s CROSS JOIN names n
 -- - deployments: successful production deployments finished in the period; deploys_per_day =
 --   deployments ÷ calendar days of the period (whole periods, also the current one).
 -- - lead time: median and p90 (continuous, interpolated, exact) of the changes first deployed in the
---   period; negative spans dropped and counted; lead_time_coverage counts deployments whose source
---   listed their commits.
+--   period; negative spans dropped and counted; deployments_with_commit_list counts deployments
+--   whose source listed their commits (lead-time coverage).
 -- - change failure rate: failed ÷ deployments, both of the deployments finished in the period.
 -- - recovery: median of the recoveries completed in the period; open ones counted apart.
 -- - time to restore: median over all incidents resolved in the period; open incidents counted.
@@ -540,6 +621,33 @@ FROM starts s CROSS JOIN names n
 -- One view per period (`dora_daily`, `dora_weekly`, `dora_monthly`): the statement below is
 -- written once with a period placeholder (day, week, month) and created three times, so a query
 -- on one period computes only that period.
+-- Columns:
+-- - period: `day`, `week` or `month`
+-- - scope: `service`, `team` or `all`
+-- - name: the service's or team's name, or `all`
+-- - team: a service's team (NULL for teams and `all`)
+-- - period_start: the period's first day, in the reporting time zone (a week starts on Monday)
+-- - period_end: the day after its last day
+-- - days: calendar days in the period
+-- - deployments: successful production deployments that finished in it
+-- - deploys_per_day: `deployments` ÷ `days`
+-- - changes_deployed: changes first deployed in it
+-- - lead_time_median_hours, lead_time_p90_hours: median and p90 of those changes' lead times
+--   (NULL with none)
+-- - negative_lead_times_dropped: changes whose negative lead time was left out
+-- - deployments_with_commit_list: deployments whose source listed their commits (lead-time coverage)
+-- - change_failures: deployments of the period that failed
+-- - change_failure_rate: `change_failures` ÷ `deployments` (NULL with no deployment)
+-- - recoveries: recoveries completed in the period
+-- - recovery_median_hours: their median duration
+-- - open_recoveries: failed deployments of the period not recovered yet
+-- - incidents_resolved: incidents resolved in the period, linked or not
+-- - time_to_restore_median_hours: their median time to restore (MTTR)
+-- - open_incidents: incidents started in the period and still open
+-- - rework_deployments: deployments of the period that are rework
+-- - rework_rate: `rework_deployments` ÷ `deployments` (NULL with no deployment)
+-- - deploy_frequency_level, lead_time_level, change_failure_level, recovery_level: `elite`,
+--   `high`, `medium` or `low` from `dora_levels` (NULL when the metric is)
 CREATE VIEW dora_{{periodly}} AS
 WITH dep AS (
   SELECT CASE WHEN grouping(d.service) = 0 THEN 'service' WHEN grouping(d.team) = 0 THEN 'team' ELSE 'all' END AS scope,
@@ -657,6 +765,7 @@ LEFT JOIN levels lr ON lr.metric = 'recovery_hours'
 ;
 -- §4 "Periods": calendar day, ISO week (starting Monday), month, in the reporting time zone; all
 -- three in one view.
+-- Columns (all as in `dora_daily`):
 CREATE VIEW dora_periods AS
 SELECT * FROM dora_daily UNION ALL SELECT * FROM dora_weekly UNION ALL SELECT * FROM dora_monthly
 ;
@@ -664,6 +773,13 @@ SELECT * FROM dora_daily UNION ALL SELECT * FROM dora_weekly UNION ALL SELECT * 
 -- deploys_per_day ≥ target; lead time, change failure rate and recovery (hours) < target. `met` is
 -- NULL when the metric is (no data is neither met nor missed). Teams and everything use the
 -- default targets.
+-- Columns:
+-- - period, scope, name, team, period_start: the row of `dora_periods`
+-- - metric: `deploys_per_day`, `lead_time_hours`, `change_failure_rate` or `recovery_hours`
+-- - value: the metric's value in the period (the median for times; NULL with no data)
+-- - comparison: `>=` (at least the target) or `<` (under it)
+-- - target: the target (recovery converted from minutes to hours)
+-- - met: whether `value` meets it (NULL when `value` is)
 CREATE VIEW dora_targets AS
 WITH defaults AS (SELECT * FROM targets WHERE service IS NULL),
 -- The target of each metric for each scope and name of the grid (a few rows per service), then

@@ -283,6 +283,14 @@ pub fn cost_statements(config: &Config) -> Result<Vec<ViewStatement>, DataFusion
     view_statements("cost.sql", COST_SQL, config)
 }
 
+/// The names of every view of `dora.sql` and `cost.sql` (a fresh derived table stands in for its
+/// view in the session, so the catalog alone cannot tell them from the lake's tables).
+pub fn view_names(config: &Config) -> Result<Vec<String>, DataFusionError> {
+    let mut views = dora_statements(config)?;
+    views.extend(cost_statements(config)?);
+    Ok(views.into_iter().map(|v| v.name).collect())
+}
+
 /// The names of the views kept in the lake as derived tables (marked `-- @persisted`).
 pub fn persisted_names(config: &Config) -> Result<Vec<String>, DataFusionError> {
     let mut views = dora_statements(config)?;

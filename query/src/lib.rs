@@ -6,6 +6,7 @@
 pub mod allocation;
 pub mod baseline;
 pub mod cached;
+pub mod catalog_doc;
 pub mod config_tables;
 pub mod cost_tables;
 pub mod derived;
@@ -18,6 +19,7 @@ pub mod parts;
 pub mod quantile;
 pub mod reports;
 pub mod rule_pick;
+pub mod script;
 
 #[cfg(test)]
 mod cost_property_tests;

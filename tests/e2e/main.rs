@@ -17,6 +17,8 @@ mod focus_spec;
 mod incremental;
 mod pages;
 mod pg;
+mod polars;
+mod repl;
 mod s3;
 mod sample;
 mod server;

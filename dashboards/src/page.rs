@@ -129,7 +129,16 @@ fn navigation(html: &mut String, context: &PageContext<'_>, current: &Dashboard,
         String::new()
     };
     html.push_str("<nav aria-label=\"Dashboards\"><a class=\"brand\" href=\"/\">doracost</a><ul>");
-    for dashboard in context.catalog.iter() {
+    // The review first, then the other built-in pages, then a team's own.
+    let order = |name: &str| match name {
+        "review" => 0,
+        "costs" => 1,
+        "data-quality" => 2,
+        _ => 3,
+    };
+    let mut dashboards: Vec<&Dashboard> = context.catalog.iter().collect();
+    dashboards.sort_by_key(|d| order(&d.name));
+    for dashboard in dashboards {
         // The service and team pages are reached from the names in tables and the form.
         if matches!(dashboard.name.as_str(), "service" | "team") {
             continue;
@@ -165,14 +174,7 @@ fn form(html: &mut String, context: &PageContext<'_>, dashboard: &Dashboard, sel
                 select(html, "service", "Service", &names, selection.service.as_deref());
             }
             Filter::Team => {
-                let mut teams: Vec<&str> = context
-                    .config
-                    .services
-                    .iter()
-                    .filter_map(|s| s.team.as_deref())
-                    .collect();
-                teams.sort_unstable();
-                teams.dedup();
+                let teams = context.config.teams();
                 select(html, "team", "Team", &teams, selection.team.as_deref());
             }
             Filter::Period => {
@@ -337,15 +339,21 @@ fn tile(html: &mut String, context: &PageContext<'_>, panel: &Panel, rows: &Rows
             Some("lower" | "higher") => "worse",
             _ => "same",
         };
-        let percent = if previous != 0.0 {
-            format!(" ({:+.0} %)", 100.0 * change / previous.abs())
+        // A rate's change is in percentage points; its relative change would read as a rate.
+        let (amount, relative) = if panel.unit == Unit::Percent {
+            (format!("{:.2} pp", 100.0 * change.abs()), String::new())
+        } else if previous != 0.0 {
+            (
+                show(change.abs()),
+                format!(" ({})", signed(&format!("{:.1} %", (100.0 * change / previous.abs()).abs()), change)),
+            )
         } else {
-            String::new()
+            (show(change.abs()), String::new())
         };
         let _ = write!(
             html,
-            "<p class=\"change {verdict}\">{direction} {}{percent} from {} last month</p>",
-            esc(&signed(&show(change.abs()), change)),
+            "<p class=\"change {verdict}\">{direction} {}{relative} from {} last month</p>",
+            esc(&signed(&amount, change)),
             esc(&show(previous)),
         );
     }
@@ -502,20 +510,9 @@ fn table(html: &mut String, context: &PageContext<'_>, rows: &Rows) {
     }
 }
 
-/// Escapes text for HTML content and attribute values.
+/// Escapes text for HTML content and attribute values (as the charts' SVG text is).
 pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    chart::escape_xml(text)
 }
 
 /// The page's look: a 12-column grid of panels, readable type, colour-blind-safe level colours,

@@ -957,6 +957,18 @@ impl Config {
         }
     }
 
+    /// The teams of the configured services, sorted, each once.
+    pub fn teams(&self) -> Vec<&str> {
+        let mut teams: Vec<&str> = self
+            .services
+            .iter()
+            .filter_map(|s| s.team.as_deref())
+            .collect();
+        teams.sort_unstable();
+        teams.dedup();
+        teams
+    }
+
     /// Whether `environment` is a production environment.
     pub fn is_production(&self, environment: &str) -> bool {
         self.reporting

@@ -116,13 +116,7 @@ impl Scope {
                     .iter()
                     .any(|s| s.team.as_deref() == Some(team))
                 {
-                    let mut teams: Vec<&str> = config
-                        .services
-                        .iter()
-                        .filter_map(|s| s.team.as_deref())
-                        .collect();
-                    teams.sort_unstable();
-                    teams.dedup();
+                    let teams = config.teams();
                     return Err(ReportError {
                         parameter: "team",
                         value: team.clone(),

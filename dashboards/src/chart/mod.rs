@@ -204,7 +204,8 @@ fn accessible(document: String, spec: &ChartSpec) -> String {
     out
 }
 
-fn escape_xml(text: &str) -> String {
+/// `text` escaped for XML and HTML content and attribute values (control characters dropped).
+pub fn escape_xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -429,7 +429,9 @@ pub fn summary_sentences(rows: &Rows, currency: &str) -> Vec<String> {
                 }
                 _ => continue,
             };
-            sentences.push(capitalise(&sentence));
+            // A name (a budget, a service) keeps its spelling; a sentence that opens with the
+            // measure starts with a capital.
+            sentences.push(if subject.is_empty() { capitalise(&sentence) } else { sentence });
         }
     }
     sentences
@@ -552,3 +554,123 @@ details.sql pre{white-space:pre-wrap;background:var(--bg);padding:.5rem;border-r
 @media print{nav,form.filters,details.sql{display:none}body{background:#fff;font-size:11pt}main{max-width:none;padding:0}
 .panel{break-inside:avoid;border-color:#999}.panels{gap:.5rem}a{color:inherit;text-decoration:none}}
 "#;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float64Array, StringArray};
+    use arrow::record_batch::RecordBatch;
+
+    use super::*;
+
+    fn rows(columns: Vec<(&str, ArrayRef)>) -> Rows {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        Rows {
+            schema: batch.schema(),
+            batches: vec![batch],
+        }
+    }
+
+    fn text(values: &[Option<&str>]) -> ArrayRef {
+        Arc::new(StringArray::from(values.to_vec()))
+    }
+
+    fn numbers(values: &[Option<f64>]) -> ArrayRef {
+        Arc::new(Float64Array::from(values.to_vec()))
+    }
+
+    #[test]
+    fn the_summary_says_which_way_each_figure_moved() {
+        let summary = rows(vec![
+            ("subject", text(&[Some(""), Some(""), Some(""), Some("payments-team (payments)"), Some("")])),
+            ("measure", text(&[Some("median lead time"), Some("change failure rate"), Some("deployment frequency"), Some("budget"), Some("cost")])),
+            ("unit", text(&[Some("hours"), Some("percent"), Some("per_day"), Some("currency"), Some("currency")])),
+            ("previous", numbers(&[Some(30.1), Some(0.1), Some(2.0), Some(1000.0), None])),
+            ("current", numbers(&[Some(25.2), Some(0.125), Some(2.0), Some(1200.0), Some(99.5)])),
+            ("better", text(&[Some("lower"), Some("lower"), Some("higher"), Some("lower"), Some("lower")])),
+        ]);
+        assert_eq!(
+            summary_sentences(&summary, "USD"),
+            [
+                "Median lead time improved from 30.1 h to 25.2 h.",
+                "Change failure rate worsened from 10 % to 12.5 %.",
+                "Deployment frequency held at 2 /day.",
+                // 1200 over 1000: 200 over, 120 % of the budget.
+                "payments-team (payments) is forecast over budget by $200.00 (120 % of $1,000.00).",
+                "Cost was $99.50.",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tile_shows_value_level_target_and_change() {
+        let catalog = Catalog::builtin().unwrap();
+        let config = Config::default();
+        let context = PageContext {
+            catalog: &catalog,
+            config: &config,
+            currency: "USD".into(),
+            refreshed: String::new(),
+            standalone: false,
+        };
+        let review = catalog.get("review").unwrap();
+        let tile_rows = |value: f64, previous: f64| {
+            rows(vec![
+                ("value", numbers(&[Some(value)])),
+                ("previous", numbers(&[Some(previous)])),
+                ("target", numbers(&[Some(0.05)])),
+                ("level", text(&[Some("high")])),
+                ("better", text(&[Some("lower")])),
+            ])
+        };
+        let mut html = String::new();
+        // 7.38 % from 9.49 %: 2.11 percentage points lower, an improvement.
+        tile(&mut html, &context, review.panel("change-failure-rate").unwrap(), &tile_rows(0.0738, 0.0949));
+        assert!(html.contains("data-value=\"0.0738\""), "{html}");
+        assert!(html.contains("badge level-high"), "{html}");
+        assert!(html.contains("target 5.0 %") || html.contains("target 5 %"), "{html}");
+        assert!(html.contains("change better") && html.contains("−2.11 pp"), "{html}");
+
+        let mut html = String::new();
+        // 35.6 h from 26.4 h: 9.2 h (34.8 %) longer, worse.
+        tile(&mut html, &context, review.panel("lead-time").unwrap(), &tile_rows(35.6, 26.4));
+        assert!(html.contains("change worse") && html.contains("(+34.8 %)"), "{html}");
+    }
+
+    #[test]
+    fn a_failed_panel_shows_its_error_and_the_page_goes_on() {
+        let catalog = Catalog::builtin().unwrap();
+        let config = Config::default();
+        let context = PageContext {
+            catalog: &catalog,
+            config: &config,
+            currency: "USD".into(),
+            refreshed: "Last refreshed: test".into(),
+            standalone: false,
+        };
+        let dashboard = catalog.get("data-quality").unwrap();
+        let selection = Selection::parse(&[], &config, chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()).unwrap();
+        let results: Vec<PanelResult> = dashboard
+            .panels
+            .iter()
+            .enumerate()
+            .map(|(i, panel)| PanelResult {
+                query: selection.bind(&panel.sql),
+                outcome: if i == 0 {
+                    Err("Schema error: No field named <nope>".into())
+                } else {
+                    Ok(rows(vec![("label", text(&[])), ("value", numbers(&[]))]))
+                },
+            })
+            .collect();
+        let html = render(&context, dashboard, &selection, &results);
+        assert!(html.contains("class=\"panel-error\""));
+        assert!(html.contains("No field named &lt;nope&gt;"), "escaped");
+        for panel in &dashboard.panels {
+            assert!(html.contains(&format!("data-panel=\"{}\"", panel.id)));
+        }
+        assert!(html.contains("<th scope=\"col\"") || html.contains("No data for this selection"));
+        assert!(html.contains("March 2026") && html.contains("Last refreshed: test"));
+    }
+}

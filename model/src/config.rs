@@ -582,6 +582,11 @@ pub struct ServerConfig {
     /// The PostgreSQL endpoint's password of user `doracost` (SCRAM-SHA-256), a secret
     /// reference; without it the endpoint listens on loopback only and asks for none.
     pub pg_password: Option<SecretRef>,
+    /// The PostgreSQL endpoint's TLS certificate chain, a PEM file (relative to the config file);
+    /// with `pg_tls_key`, every connection must use TLS (`sslmode=require` or stricter).
+    pub pg_tls_cert: Option<PathBuf>,
+    /// The private key of `pg_tls_cert`, a PEM file (PKCS#8, PKCS#1 or SEC1).
+    pub pg_tls_key: Option<PathBuf>,
     /// The largest body `POST /api/v1/events` accepts, in bytes (413 beyond it).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -658,6 +663,8 @@ impl Default for ServerConfig {
             pg_listen: default_pg_listen(),
             token: None,
             pg_password: None,
+            pg_tls_cert: None,
+            pg_tls_key: None,
             max_body_bytes: default_max_body_bytes(),
             poll_seconds: default_poll_seconds(),
             request_timeout_seconds: default_request_timeout_seconds(),
@@ -822,6 +829,12 @@ impl Config {
 
     /// Cross-field checks that no single key's type can express.
     fn check(&self) -> Result<(), String> {
+        if self.server.pg_tls_cert.is_some() != self.server.pg_tls_key.is_some() {
+            return Err(
+                "[server] pg_tls_cert and pg_tls_key: TLS needs both the certificate chain and its key (or neither)"
+                    .to_owned(),
+            );
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, service) in self.services.iter().enumerate() {
             if service.name.trim().is_empty() {
@@ -936,10 +949,17 @@ impl Config {
         if !self.lake.path.contains("://") && Path::new(&self.lake.path).is_relative() {
             self.lake.path = dir.join(&self.lake.path).to_string_lossy().into_owned();
         }
-        if let Some(dashboards) = &mut self.dashboards.dir
-            && dashboards.is_relative()
+        for path in [
+            &mut self.dashboards.dir,
+            &mut self.server.pg_tls_cert,
+            &mut self.server.pg_tls_key,
+        ]
+        .into_iter()
+        .flatten()
         {
-            *dashboards = dir.join(&*dashboards);
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
         }
         for source in [
             &mut self.sources.events,

@@ -219,6 +219,9 @@ pub enum StartError {
          `pg_listen = \"127.0.0.1:5433\"`"
     )]
     NeedsPgPassword(std::net::SocketAddr),
+    /// `[server] pg_tls_cert` or `pg_tls_key` cannot be read or do not fit.
+    #[error("[server] pg_tls_cert/pg_tls_key: {0}")]
+    PgTls(String),
     /// `[server] pg_password` cannot be read.
     #[error("[server] pg_password: {0}")]
     PgPassword(String),

@@ -38,6 +38,8 @@ pub struct ServerOptions {
     pub sql: SqlLimits,
     /// The PostgreSQL endpoint's password (`[server] pg_password`, resolved); none on loopback.
     pub pg_password: Option<crate::pg::PgPassword>,
+    /// The PostgreSQL endpoint's TLS (`[server] pg_tls_cert` and `pg_tls_key`, read and checked).
+    pub pg_tls: Option<crate::pg::PgTls>,
     /// The dashboards: built in, and `[dashboards] dir`'s.
     pub dashboards: Arc<dashboards::Catalog>,
 }
@@ -111,6 +113,12 @@ impl ServerOptions {
             token,
             sql,
             pg_password,
+            pg_tls: match (&server.pg_tls_cert, &server.pg_tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(crate::pg::PgTls::load(cert, key).map_err(StartError::PgTls)?)
+                }
+                _ => None,
+            },
             dashboards: Arc::new(
                 dashboards::Catalog::load(dashboards_dir)
                     .map_err(|e| StartError::Dashboards(e.to_string()))?,

@@ -468,3 +468,68 @@ fn the_grafana_dashboards_panels_run_with_their_macros_expanded() {
         }
     }
 }
+
+/// `psql` over TLS as `sslmode` asks (the CA file for verify-full), the password given.
+fn psql_tls(server: &Server, sslmode: &str, root: &Path, command: &str) -> Output {
+    Command::new("psql")
+        .args(["-X", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .arg(format!(
+            "host=127.0.0.1 port={} user=doracost dbname=doracost sslmode={sslmode} sslrootcert={}",
+            server.pg_port,
+            root.display()
+        ))
+        .env("PGPASSWORD", PASSWORD)
+        .env("PGCONNECT_TIMEOUT", "30")
+        .output()
+        .expect("psql runs")
+}
+
+#[test]
+fn with_tls_configured_every_connection_is_encrypted_and_plaintext_is_refused() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    // A self-signed certificate for 127.0.0.1, as an operator would make one with openssl.
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tls = format!(
+        "pg_tls_cert = \"{}\"\npg_tls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let (dir, args) = sample_lake(&format!("{CONFIG}{tls}"), &[("events", "events")]);
+    let server = Server::start_with_env(dir.path(), &args, &[("DORACOST_TEST_PG_PASSWORD", PASSWORD)]);
+
+    for sslmode in ["require", "verify-full"] {
+        let out = psql_tls(&server, sslmode, &cert, "SELECT count(*) FROM dora_monthly");
+        assert!(out.status.success(), "{sslmode}: {}", String::from_utf8_lossy(&out.stderr));
+        let info = psql_tls(&server, sslmode, &cert, "\\conninfo");
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains("SSL connection (protocol: TLSv1.3"), "{sslmode}: {info}");
+    }
+    // A client that does not ask for TLS is refused, never served in plaintext.
+    let out = psql_tls(&server, "disable", &cert, "SELECT 1");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("accepts TLS connections only"), "{err}");
+    drop(server);
+
+    // An unreadable key stops the server at start, naming the file.
+    std::fs::write(&key, "not a key").unwrap();
+    let out = crate::support::doracost()
+        .current_dir(dir.path())
+        .args(&args)
+        .args(["serve", "--listen", "127.0.0.1:0", "--pg-listen", "127.0.0.1:0"])
+        .env("DORACOST_TEST_PG_PASSWORD", PASSWORD)
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pg_tls") && err.contains("key.pem"), "{err}");
+}

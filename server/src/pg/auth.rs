@@ -81,8 +81,14 @@ impl AuthSource for Users {
     }
 }
 
-/// A connection's startup: SCRAM-SHA-256 with a password, none without.
-pub(super) enum Startup {
+/// A connection's startup: SCRAM-SHA-256 with a password, none without; with TLS configured, a
+/// client that did not negotiate it is refused before anything else.
+pub(super) struct Startup {
+    method: Method,
+    tls_required: bool,
+}
+
+enum Method {
     Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
     Open(Open),
 }
@@ -94,9 +100,9 @@ impl NoopStartupHandler for Open {}
 
 impl Startup {
     /// A fresh handler for one connection.
-    pub(super) fn new(password: Option<&PgPassword>) -> Startup {
-        match password {
-            None => Startup::Open(Open),
+    pub(super) fn new(password: Option<&PgPassword>, tls_required: bool) -> Startup {
+        let method = match password {
+            None => Method::Open(Open),
             Some(password) => {
                 let users = Arc::new(Users {
                     password: password.clone(),
@@ -104,11 +110,15 @@ impl Startup {
                 let mut parameters = DefaultServerParameterProvider::default();
                 parameters.is_superuser = false;
                 parameters.default_transaction_read_only = true;
-                Startup::Scram(Box::new(
+                Method::Scram(Box::new(
                     SASLAuthStartupHandler::new(Arc::new(parameters))
                         .with_scram(ScramAuth::new(users)),
                 ))
             }
+        };
+        Startup {
+            method,
+            tls_required,
         }
     }
 }
@@ -125,9 +135,17 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match self {
-            Startup::Scram(handler) => handler.on_startup(client, message).await,
-            Startup::Open(handler) => handler.on_startup(client, message).await,
+        if self.tls_required && !client.is_secure() {
+            // 28000: invalid_authorization_specification, as PostgreSQL answers a `hostssl` miss.
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".to_owned(),
+                "28000".to_owned(),
+                "this endpoint accepts TLS connections only: connect with sslmode=require (or verify-full)".to_owned(),
+            ))));
+        }
+        match &self.method {
+            Method::Scram(handler) => handler.on_startup(client, message).await,
+            Method::Open(handler) => handler.on_startup(client, message).await,
         }
     }
 }

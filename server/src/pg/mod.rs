@@ -8,13 +8,14 @@
 //! ([`session::Connection`]: a fresh SCRAM state, its own `SET`s), every statement is answered
 //! here (client settings, transactions) or checked and run on the engine of the moment.
 //!
-//! Not for: TLS (not offered yet; a password is asked for with SCRAM-SHA-256, never in
-//! cleartext).
+//! TLS is offered with `[server] pg_tls_cert` and `pg_tls_key` ([`tls`]), and then required of
+//! every client. A password is asked for with SCRAM-SHA-256, never in cleartext.
 
 mod auth;
 mod catalog;
 mod session;
 mod statement;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use auth::{PgPassword, USER};
+pub use tls::PgTls;
 
 use crate::StartError;
 use crate::state::AppState;
@@ -67,8 +69,9 @@ pub async fn run(
             continue;
         };
         let handlers = session::Connection::new(state.clone(), peer);
+        let tls = state.options().pg_tls.as_ref().map(PgTls::acceptor);
         connections.spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                 tracing::debug!(%peer, error = %e, "a PostgreSQL connection ended with an error");
             }
             drop(place);

@@ -42,7 +42,10 @@ pub(super) struct Connection {
 impl Connection {
     /// Handlers for a new connection from `peer`.
     pub(super) fn new(state: AppState, peer: SocketAddr) -> Connection {
-        let startup = Arc::new(Startup::new(state.options().pg_password.as_ref()));
+        let startup = Arc::new(Startup::new(
+            state.options().pg_password.as_ref(),
+            state.options().pg_tls.is_some(),
+        ));
         Connection {
             session: Arc::new(Session {
                 planner: Arc::new(Planner {

@@ -533,3 +533,48 @@ fn with_tls_configured_every_connection_is_encrypted_and_plaintext_is_refused() 
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pg_tls") && err.contains("key.pem"), "{err}");
 }
+
+#[test]
+fn psql_pages_a_big_answer_through_a_cursor() {
+    let (_dir, _args, server) = start();
+    let query = "SELECT name, CAST(period_start AS VARCHAR) FROM dora_daily WHERE scope = 'service' ORDER BY 1, 2";
+    let whole = psql_rows(&server, query);
+    assert!(whole.len() > 250, "{} rows: too few to page", whole.len());
+    // With FETCH_COUNT psql runs BEGIN; DECLARE _psql_cursor NO SCROLL CURSOR FOR …; FETCH
+    // FORWARD 100 FROM _psql_cursor (until fewer come back); CLOSE; COMMIT.
+    let out = Command::new("psql")
+        .args(["-X", "-w", "-A", "-t", "-F", ",", "-v", "ON_ERROR_STOP=1", "-v", "FETCH_COUNT=100"])
+        .args(["-h", "127.0.0.1", "-p", &server.pg_port.to_string(), "-U", "doracost", "-d", "doracost"])
+        .args(["-c", query])
+        .env("PGPASSWORD", PASSWORD)
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let paged: Vec<Vec<String>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(paged, whole, "the pages put together are the answer");
+
+    // By hand: pages of 2, then what is left; a transaction's end closes its cursors.
+    let rows = psql_rows(
+        &server,
+        "BEGIN; DECLARE c CURSOR FOR SELECT service FROM services ORDER BY service; FETCH 2 FROM c; FETCH NEXT FROM c",
+    );
+    let names = psql_rows(&server, "SELECT service FROM services ORDER BY service");
+    // psql prints each statement's answer: the two tags, the page of two, then the third row.
+    let mut expected = vec![vec!["BEGIN".to_owned()], vec!["DECLARE CURSOR".to_owned()]];
+    expected.extend(names[..3].iter().cloned());
+    assert_eq!(rows, expected);
+    let err = psql_error(
+        &server,
+        Some(PASSWORD),
+        "BEGIN; DECLARE c CURSOR FOR SELECT 1; COMMIT; FETCH 1 FROM c",
+    );
+    assert!(err.contains("34000") && err.contains("does not exist"), "{err}");
+    let err = psql_error(&server, Some(PASSWORD), "DECLARE c CURSOR FOR DELETE FROM deployments");
+    assert!(!err.is_empty());
+}

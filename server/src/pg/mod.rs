@@ -13,6 +13,7 @@
 
 mod auth;
 mod catalog;
+mod cursor;
 mod session;
 mod statement;
 pub mod tls;

@@ -18,7 +18,7 @@ use datafusion_postgres::pgwire;
 use futures::{Sink, StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, Type};
@@ -28,6 +28,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::auth::Startup;
 use super::catalog;
+use super::cursor::{CursorStatement, Cursors, cursor_statement};
 use super::statement::{
     Reply, answer, error, parameters, parse, refused, reply, server_error, show_fields,
 };
@@ -52,6 +53,7 @@ impl Connection {
                     state,
                     peer,
                     engine: Mutex::new(None),
+                    cursors: Mutex::new(Cursors::default()),
                 }),
             }),
             startup,
@@ -97,6 +99,8 @@ pub(super) enum Prepared {
     Reply(Reply),
     /// A checked read, run on the engine of the moment at each Execute.
     Read(Arc<Read>),
+    /// `DECLARE … CURSOR`, `FETCH` or `CLOSE` ([`super::cursor`]).
+    Cursor(Arc<CursorStatement>),
 }
 
 /// A read the guard let through.
@@ -117,9 +121,17 @@ pub(super) struct Planner {
     /// The session of the engine the last statement ran on, with the PostgreSQL catalog added
     /// (built again when the lake's engine changes).
     engine: Mutex<Option<(Arc<LiveEngine>, SessionContext)>>,
+    /// The connection's open cursors.
+    cursors: Mutex<Cursors>,
 }
 
 impl Planner {
+    fn cursors(&self) -> std::sync::MutexGuard<'_, Cursors> {
+        self.cursors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A session over the engine of the moment.
     fn session(&self) -> PgWireResult<SessionContext> {
         let live = self.state.engine().map_err(server_error)?;
@@ -173,6 +185,9 @@ impl Planner {
     /// extended protocol describes its answer and parameters before running it; the simple one
     /// does not, and the read is planned once, where it runs).
     async fn prepare(&self, statement: ast::Statement, describe: bool) -> PgWireResult<Prepared> {
+        if let Some(cursor) = cursor_statement(&statement)? {
+            return Ok(Prepared::Cursor(Arc::new(cursor)));
+        }
         if let Some(reply) = reply(&statement)? {
             return Ok(Prepared::Reply(reply));
         }
@@ -212,7 +227,13 @@ impl Planner {
         format: &Format,
     ) -> PgWireResult<Response> {
         let read = match prepared {
-            Prepared::Reply(reply) => return Ok(answer(client, reply)),
+            Prepared::Reply(reply) => {
+                if matches!(reply, Reply::End(_)) {
+                    self.cursors().end_transaction();
+                }
+                return Ok(answer(client, reply));
+            }
+            Prepared::Cursor(statement) => return self.cursor(client, statement, format).await,
             Prepared::Read(read) => read,
         };
         let session = self.session()?;
@@ -222,24 +243,72 @@ impl Planner {
             .batches(session, read.sql.clone(), params)
             .await
             .map_err(server_error)?;
-        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(arrow_schema_to_pg_fields(
-            &batches.schema,
-            format,
-            Some(options),
-        )?);
-        let encoding = Arc::clone(&fields);
-        let rows = batches
-            .map(move |batch| {
-                let rows: Vec<PgWireResult<_>> = match batch {
-                    Ok(batch) => encode_recordbatch(Arc::clone(&encoding), batch).collect(),
-                    Err(e) => vec![Err(server_error(e))],
-                };
-                stream::iter(rows)
-            })
-            .flatten();
-        Ok(Response::Query(QueryResponse::new(fields, rows)))
+        let schema = Arc::clone(&batches.schema);
+        rows_response(client, &schema, batches, format)
     }
+
+    /// Runs a cursor statement: a `DECLARE` runs its query (guarded and bounded as any read)
+    /// and keeps the rows; a `FETCH` answers the next ones.
+    async fn cursor<C: ClientInfo>(
+        &self,
+        client: &mut C,
+        statement: &CursorStatement,
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        match statement {
+            CursorStatement::Declare { name, hold, query } => {
+                let mut query = query.clone();
+                catalog::pg_information_schema(&mut query, &self.catalog()?);
+                let sql = query.to_string();
+                query::guard::check(&sql).map_err(|refusal| refused(refusal, &query))?;
+                let mut batches = self
+                    .state
+                    .analysts()
+                    .batches(self.session()?, sql, None)
+                    .await
+                    .map_err(server_error)?;
+                let schema = Arc::clone(&batches.schema);
+                let mut rows = Vec::new();
+                while let Some(batch) = batches.next().await {
+                    rows.push(batch.map_err(server_error)?);
+                }
+                self.cursors().declare(name, *hold, schema, rows)?;
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            CursorStatement::Fetch { name, count } => {
+                let (schema, rows) = self.cursors().fetch(name, *count)?;
+                rows_response(client, &schema, stream::iter(rows.into_iter().map(Ok)), format)
+            }
+            CursorStatement::Close(name) => {
+                self.cursors().close(name.as_deref())?;
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+            }
+        }
+    }
+}
+
+/// Rows as a query response in `format`, encoded as the client's settings ask.
+fn rows_response<C: ClientInfo>(
+    client: &C,
+    schema: &SchemaRef,
+    batches: impl futures::Stream<Item = Result<arrow::record_batch::RecordBatch, crate::error::ServerError>>
+    + Send
+    + 'static,
+    format: &Format,
+) -> PgWireResult<Response> {
+    let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let fields = Arc::new(arrow_schema_to_pg_fields(schema, format, Some(options))?);
+    let encoding = Arc::clone(&fields);
+    let rows = batches
+        .map(move |batch| {
+            let rows: Vec<PgWireResult<_>> = match batch {
+                Ok(batch) => encode_recordbatch(Arc::clone(&encoding), batch).collect(),
+                Err(e) => vec![Err(server_error(e))],
+            };
+            stream::iter(rows)
+        })
+        .flatten();
+    Ok(Response::Query(QueryResponse::new(fields, rows)))
 }
 
 /// The connection's query handlers (simple and extended protocol).
@@ -347,7 +416,7 @@ impl QueryParser for Planner {
                     None => Ok(Type::UNKNOWN),
                 })
                 .collect(),
-            Prepared::Reply(_) => Ok(Vec::new()),
+            Prepared::Reply(_) | Prepared::Cursor(_) => Ok(Vec::new()),
         }
     }
 
@@ -363,6 +432,18 @@ impl QueryParser for Planner {
                 None,
             ),
             Prepared::Reply(Reply::Show { name, .. }) => Ok(show_fields(name)),
+            // A FETCH answers its cursor's columns (known once the cursor is declared).
+            Prepared::Cursor(statement) => match statement.as_ref() {
+                CursorStatement::Fetch { name, .. } => match self.cursors().schema(name) {
+                    Some(schema) => arrow_schema_to_pg_fields(
+                        &schema,
+                        format.unwrap_or(&Format::UnifiedText),
+                        None,
+                    ),
+                    None => Ok(Vec::new()),
+                },
+                _ => Ok(Vec::new()),
+            },
             Prepared::Reply(_) => Ok(Vec::new()),
         }
     }

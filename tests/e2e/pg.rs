@@ -578,3 +578,33 @@ fn psql_pages_a_big_answer_through_a_cursor() {
     let err = psql_error(&server, Some(PASSWORD), "DECLARE c CURSOR FOR DELETE FROM deployments");
     assert!(!err.is_empty());
 }
+
+#[test]
+fn jdbc_prepares_binds_pages_and_lists_tables() {
+    let (dir, args, server) = start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/pg/Jdbc.java");
+    let out = Command::new("java")
+        .args(["-cp", "/usr/share/java/postgresql.jar"])
+        .arg(script)
+        .args([&server.pg_port.to_string(), PASSWORD, "checkout"])
+        .output()
+        .expect("java runs (CI installs default-jdk-headless and libpostgresql-jdbc-java)");
+    assert!(out.status.success(), "Jdbc.java: {}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let expected = crate::support::sql_rows(
+        dir.path(),
+        &args,
+        "SELECT count(*), sum(deployments) FROM dora_monthly WHERE scope = 'service' AND name = 'checkout'",
+    );
+    assert_eq!(answer["rows"].to_string(), expected[0][0]);
+    assert_eq!(answer["deployments"].to_string(), expected[0][1]);
+    assert!(answer["tables"].as_u64().unwrap() >= 10, "{answer}");
+    let daily = crate::support::sql_rows(
+        dir.path(),
+        &args,
+        "SELECT count(*) FROM dora_daily WHERE scope = 'service'",
+    );
+    // A fetch size pages through the answer, which stops at this test's `sql_max_rows = 1000`.
+    assert!(daily[0][0].parse::<u64>().unwrap() > 1000);
+    assert_eq!(answer["paged"], 1000);
+}

@@ -781,10 +781,9 @@ async fn run_sql(engine: &Engine, sql: &str, format: Format) -> Result<()> {
 /// Writes `bytes` to `path` through a temporary file beside it and a rename: a failed or killed
 /// write leaves no half-written file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map_or_else(
-        || "report".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
     let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&temporary, bytes)?;
     std::fs::rename(&temporary, path).inspect_err(|_| {

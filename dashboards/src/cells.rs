@@ -30,7 +30,9 @@ pub fn number(array: &dyn Array, row: usize) -> Option<f64> {
         DataType::Decimal128(_, scale) => {
             let raw = array.as_primitive::<Decimal128Type>().value(row);
             // Exact to the cent and beyond: the text form, then one rounding to a double.
-            Decimal128Type::format_decimal(raw, 38, *scale).parse().ok()?
+            Decimal128Type::format_decimal(raw, 38, *scale)
+                .parse()
+                .ok()?
         }
         _ => return None,
     })
@@ -111,7 +113,9 @@ pub fn formatted(rows: &Rows, time_zone: &str, limit: usize) -> Result<Vec<Vec<S
 fn for_people(column: &ArrayRef, time_zone: &str) -> Result<ArrayRef, String> {
     let cast = |to: &DataType| arrow::compute::cast(column, to).map_err(|e| e.to_string());
     match column.data_type() {
-        DataType::Timestamp(unit, _) => cast(&DataType::Timestamp(*unit, Some(Arc::from(time_zone)))),
+        DataType::Timestamp(unit, _) => {
+            cast(&DataType::Timestamp(*unit, Some(Arc::from(time_zone))))
+        }
         DataType::Decimal128(precision, scale) if *scale > 2 => {
             cast(&DataType::Decimal128((*precision).min(38), 2))
         }

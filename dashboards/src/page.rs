@@ -107,9 +107,17 @@ pub fn render(
         scope = esc(&scope),
     );
     if !dashboard.description.is_empty() {
-        let _ = write!(html, "<p class=\"lede\">{}</p>", esc(&dashboard.description));
+        let _ = write!(
+            html,
+            "<p class=\"lede\">{}</p>",
+            esc(&dashboard.description)
+        );
     }
-    let _ = write!(html, "<p class=\"refreshed\">{}</p></header>", esc(&context.refreshed));
+    let _ = write!(
+        html,
+        "<p class=\"refreshed\">{}</p></header>",
+        esc(&context.refreshed)
+    );
     if !context.standalone && !dashboard.filters.is_empty() {
         form(&mut html, context, dashboard, selection);
     }
@@ -121,7 +129,12 @@ pub fn render(
     html
 }
 
-fn navigation(html: &mut String, context: &PageContext<'_>, current: &Dashboard, selection: &Selection) {
+fn navigation(
+    html: &mut String,
+    context: &PageContext<'_>,
+    current: &Dashboard,
+    selection: &Selection,
+) {
     // Links keep the month chosen, so moving between pages stays on one review.
     let keep = if selection.month_chosen {
         format!("?month={}", selection.month.format("%Y-%m"))
@@ -143,8 +156,19 @@ fn navigation(html: &mut String, context: &PageContext<'_>, current: &Dashboard,
         if matches!(dashboard.name.as_str(), "service" | "team") {
             continue;
         }
-        let path = page_path(&dashboard.name, &Selection { service: None, team: None, ..selection.clone() });
-        let current_attr = if dashboard.name == current.name { " aria-current=\"page\"" } else { "" };
+        let path = page_path(
+            &dashboard.name,
+            &Selection {
+                service: None,
+                team: None,
+                ..selection.clone()
+            },
+        );
+        let current_attr = if dashboard.name == current.name {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
         let _ = write!(
             html,
             "<li><a href=\"{path}{keep}\"{current_attr}>{}</a></li>",
@@ -154,7 +178,12 @@ fn navigation(html: &mut String, context: &PageContext<'_>, current: &Dashboard,
     html.push_str("</ul></nav>");
 }
 
-fn form(html: &mut String, context: &PageContext<'_>, dashboard: &Dashboard, selection: &Selection) {
+fn form(
+    html: &mut String,
+    context: &PageContext<'_>,
+    dashboard: &Dashboard,
+    selection: &Selection,
+) {
     let _ = write!(
         html,
         "<form class=\"filters\" method=\"get\" action=\"{}\" aria-label=\"Filters\">",
@@ -170,15 +199,32 @@ fn form(html: &mut String, context: &PageContext<'_>, dashboard: &Dashboard, sel
                 );
             }
             Filter::Service => {
-                let names: Vec<&str> = context.config.services.iter().map(|s| s.name.as_str()).collect();
-                select(html, "service", "Service", &names, selection.service.as_deref());
+                let names: Vec<&str> = context
+                    .config
+                    .services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                select(
+                    html,
+                    "service",
+                    "Service",
+                    &names,
+                    selection.service.as_deref(),
+                );
             }
             Filter::Team => {
                 let teams = context.config.teams();
                 select(html, "team", "Team", &teams, selection.team.as_deref());
             }
             Filter::Period => {
-                select(html, "period", "Period", &["day", "week", "month"], Some(selection.period.as_str()));
+                select(
+                    html,
+                    "period",
+                    "Period",
+                    &["day", "week", "month"],
+                    Some(selection.period.as_str()),
+                );
             }
             Filter::Range => {
                 let _ = write!(
@@ -199,7 +245,11 @@ fn select(html: &mut String, name: &str, label: &str, options: &[&str], chosen: 
         html.push_str("<option value=\"\">all</option>");
     }
     for option in options {
-        let selected = if Some(*option) == chosen { " selected" } else { "" };
+        let selected = if Some(*option) == chosen {
+            " selected"
+        } else {
+            ""
+        };
         let _ = write!(
             html,
             "<option value=\"{v}\"{selected}>{v}</option>",
@@ -244,7 +294,11 @@ fn panel_html(
                 let spec = chart_spec(panel, kind, context.config, &context.currency);
                 match chart::svg(&spec, &rows.schema, &rows.batches) {
                     Ok(svg) => {
-                        let _ = write!(html, "<figure class=\"chart\" data-chart=\"{}\">{svg}</figure>", panel.id);
+                        let _ = write!(
+                            html,
+                            "<figure class=\"chart\" data-chart=\"{}\">{svg}</figure>",
+                            panel.id
+                        );
                     }
                     Err(e) => failed(html, &e.to_string()),
                 }
@@ -281,7 +335,11 @@ fn show_sql(
             .params
             .iter()
             .map(|(name, value)| {
-                let shown = if value.is_null() { "NULL".to_owned() } else { format!("'{value}'") };
+                let shown = if value.is_null() {
+                    "NULL".to_owned()
+                } else {
+                    format!("'{value}'")
+                };
                 format!("<code>${}</code> = <code>{}</code>", esc(name), esc(&shown))
             })
             .collect();
@@ -326,12 +384,22 @@ fn tile(html: &mut String, context: &PageContext<'_>, panel: &Panel, rows: &Rows
         );
     }
     if let Some(target) = cells::first_number(rows, "target").or(panel.target) {
-        let _ = write!(html, "<p class=\"target\">target {}</p>", esc(&show(target)));
+        let _ = write!(
+            html,
+            "<p class=\"target\">target {}</p>",
+            esc(&show(target))
+        );
     }
     if let Some(previous) = cells::first_number(rows, "previous") {
         let better = cells::first_text(rows, "better");
         let change = value - previous;
-        let direction = if change > 0.0 { "▲" } else if change < 0.0 { "▼" } else { "■" };
+        let direction = if change > 0.0 {
+            "▲"
+        } else if change < 0.0 {
+            "▼"
+        } else {
+            "■"
+        };
         let verdict = match better.as_deref() {
             _ if change == 0.0 => "same",
             Some("lower") if change < 0.0 => "better",
@@ -345,7 +413,13 @@ fn tile(html: &mut String, context: &PageContext<'_>, panel: &Panel, rows: &Rows
         } else if previous != 0.0 {
             (
                 show(change.abs()),
-                format!(" ({})", signed(&format!("{:.1} %", (100.0 * change / previous.abs()).abs()), change)),
+                format!(
+                    " ({})",
+                    signed(
+                        &format!("{:.1} %", (100.0 * change / previous.abs()).abs()),
+                        change
+                    )
+                ),
             )
         } else {
             (show(change.abs()), String::new())
@@ -360,7 +434,11 @@ fn tile(html: &mut String, context: &PageContext<'_>, panel: &Panel, rows: &Rows
 }
 
 fn signed(shown: &str, change: f64) -> String {
-    if change < 0.0 { format!("−{shown}") } else { format!("+{shown}") }
+    if change < 0.0 {
+        format!("−{shown}")
+    } else {
+        format!("+{shown}")
+    }
 }
 
 /// The summary panel: its sentences as a list.
@@ -391,7 +469,9 @@ pub fn summary_sentences(rows: &Rows, currency: &str) -> Vec<String> {
                 continue;
             };
             let subject = text("subject").unwrap_or_default();
-            let unit = text("unit").and_then(|u| unit_named(&u)).unwrap_or(Unit::Number);
+            let unit = text("unit")
+                .and_then(|u| unit_named(&u))
+                .unwrap_or(Unit::Number);
             let show = |v: f64| chart::format_value(v, unit, currency);
             let sentence = match (measure.as_str(), number("previous"), number("current")) {
                 ("budget", Some(budget), Some(forecast)) if forecast > budget => format!(
@@ -425,13 +505,21 @@ pub fn summary_sentences(rows: &Rows, currency: &str) -> Vec<String> {
                     }
                 }
                 (measure, None, Some(current)) => {
-                    format!("{} was {}.", format!("{subject} {measure}").trim(), show(current))
+                    format!(
+                        "{} was {}.",
+                        format!("{subject} {measure}").trim(),
+                        show(current)
+                    )
                 }
                 _ => continue,
             };
             // A name (a budget, a service) keeps its spelling; a sentence that opens with the
             // measure starts with a capital.
-            sentences.push(if subject.is_empty() { capitalise(&sentence) } else { sentence });
+            sentences.push(if subject.is_empty() {
+                capitalise(&sentence)
+            } else {
+                sentence
+            });
         }
     }
     sentences
@@ -465,15 +553,27 @@ fn table(html: &mut String, context: &PageContext<'_>, rows: &Rows) {
         html.push_str("<p class=\"none\">No data for this selection.</p>");
         return;
     }
-    let cells = match cells::formatted(rows, context.config.reporting.time_zone.0.name(), TABLE_ROWS) {
+    let cells = match cells::formatted(
+        rows,
+        context.config.reporting.time_zone.0.name(),
+        TABLE_ROWS,
+    ) {
         Ok(cells) => cells,
         Err(message) => return failed(html, &message),
     };
     let fields = rows.schema.fields();
     html.push_str("<div class=\"table-wrap\"><table><thead><tr>");
     for field in fields {
-        let class = if cells::is_numeric(field.data_type()) { " class=\"num\"" } else { "" };
-        let _ = write!(html, "<th scope=\"col\"{class}>{}</th>", esc(&field.name().replace('_', " ")));
+        let class = if cells::is_numeric(field.data_type()) {
+            " class=\"num\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            html,
+            "<th scope=\"col\"{class}>{}</th>",
+            esc(&field.name().replace('_', " "))
+        );
     }
     html.push_str("</tr></thead><tbody>");
     for row in &cells {
@@ -485,7 +585,13 @@ fn table(html: &mut String, context: &PageContext<'_>, rows: &Rows) {
                 "service" if context.config.services.iter().any(|s| s.name == *cell) => {
                     Some(format!("/services/{}", encode(cell)))
                 }
-                "team" if context.config.services.iter().any(|s| s.team.as_deref() == Some(cell)) => {
+                "team"
+                    if context
+                        .config
+                        .services
+                        .iter()
+                        .any(|s| s.team.as_deref() == Some(cell)) =>
+                {
                     Some(format!("/teams/{}", encode(cell)))
                 }
                 _ => None,
@@ -583,12 +689,54 @@ mod tests {
     #[test]
     fn the_summary_says_which_way_each_figure_moved() {
         let summary = rows(vec![
-            ("subject", text(&[Some(""), Some(""), Some(""), Some("payments-team (payments)"), Some("")])),
-            ("measure", text(&[Some("median lead time"), Some("change failure rate"), Some("deployment frequency"), Some("budget"), Some("cost")])),
-            ("unit", text(&[Some("hours"), Some("percent"), Some("per_day"), Some("currency"), Some("currency")])),
-            ("previous", numbers(&[Some(30.1), Some(0.1), Some(2.0), Some(1000.0), None])),
-            ("current", numbers(&[Some(25.2), Some(0.125), Some(2.0), Some(1200.0), Some(99.5)])),
-            ("better", text(&[Some("lower"), Some("lower"), Some("higher"), Some("lower"), Some("lower")])),
+            (
+                "subject",
+                text(&[
+                    Some(""),
+                    Some(""),
+                    Some(""),
+                    Some("payments-team (payments)"),
+                    Some(""),
+                ]),
+            ),
+            (
+                "measure",
+                text(&[
+                    Some("median lead time"),
+                    Some("change failure rate"),
+                    Some("deployment frequency"),
+                    Some("budget"),
+                    Some("cost"),
+                ]),
+            ),
+            (
+                "unit",
+                text(&[
+                    Some("hours"),
+                    Some("percent"),
+                    Some("per_day"),
+                    Some("currency"),
+                    Some("currency"),
+                ]),
+            ),
+            (
+                "previous",
+                numbers(&[Some(30.1), Some(0.1), Some(2.0), Some(1000.0), None]),
+            ),
+            (
+                "current",
+                numbers(&[Some(25.2), Some(0.125), Some(2.0), Some(1200.0), Some(99.5)]),
+            ),
+            (
+                "better",
+                text(&[
+                    Some("lower"),
+                    Some("lower"),
+                    Some("higher"),
+                    Some("lower"),
+                    Some("lower"),
+                ]),
+            ),
         ]);
         assert_eq!(
             summary_sentences(&summary, "USD"),
@@ -626,16 +774,35 @@ mod tests {
         };
         let mut html = String::new();
         // 7.38 % from 9.49 %: 2.11 percentage points lower, an improvement.
-        tile(&mut html, &context, review.panel("change-failure-rate").unwrap(), &tile_rows(0.0738, 0.0949));
+        tile(
+            &mut html,
+            &context,
+            review.panel("change-failure-rate").unwrap(),
+            &tile_rows(0.0738, 0.0949),
+        );
         assert!(html.contains("data-value=\"0.0738\""), "{html}");
         assert!(html.contains("badge level-high"), "{html}");
-        assert!(html.contains("target 5.0 %") || html.contains("target 5 %"), "{html}");
-        assert!(html.contains("change better") && html.contains("−2.11 pp"), "{html}");
+        assert!(
+            html.contains("target 5.0 %") || html.contains("target 5 %"),
+            "{html}"
+        );
+        assert!(
+            html.contains("change better") && html.contains("−2.11 pp"),
+            "{html}"
+        );
 
         let mut html = String::new();
         // 35.6 h from 26.4 h: 9.2 h (34.8 %) longer, worse.
-        tile(&mut html, &context, review.panel("lead-time").unwrap(), &tile_rows(35.6, 26.4));
-        assert!(html.contains("change worse") && html.contains("(+34.8 %)"), "{html}");
+        tile(
+            &mut html,
+            &context,
+            review.panel("lead-time").unwrap(),
+            &tile_rows(35.6, 26.4),
+        );
+        assert!(
+            html.contains("change worse") && html.contains("(+34.8 %)"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -650,7 +817,12 @@ mod tests {
             standalone: false,
         };
         let dashboard = catalog.get("data-quality").unwrap();
-        let selection = Selection::parse(&[], &config, chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()).unwrap();
+        let selection = Selection::parse(
+            &[],
+            &config,
+            chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+        )
+        .unwrap();
         let results: Vec<PanelResult> = dashboard
             .panels
             .iter()

@@ -129,14 +129,18 @@ fn markdown<'a>(
             continue;
         };
         let show = |v: Option<f64>| {
-            v.map_or_else(String::new, |v| chart::format_value(v, panel.unit, currency))
+            v.map_or_else(String::new, |v| {
+                chart::format_value(v, panel.unit, currency)
+            })
         };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
             panel.title,
-            cells::first_number(rows, "value")
-                .map_or_else(|| "no data".to_owned(), |v| chart::format_value(v, panel.unit, currency)),
+            cells::first_number(rows, "value").map_or_else(
+                || "no data".to_owned(),
+                |v| chart::format_value(v, panel.unit, currency)
+            ),
             cells::first_text(rows, "level").unwrap_or_default(),
             show(cells::first_number(rows, "target").or(panel.target)),
             show(cells::first_number(rows, "previous")),

@@ -11,7 +11,10 @@ use query::reports::{BoundQuery, Period};
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("month", "DATE: the first day of the month shown"),
     ("month_end", "DATE: the first day of the month after it"),
-    ("previous_month", "DATE: the first day of the month before it"),
+    (
+        "previous_month",
+        "DATE: the first day of the month before it",
+    ),
     (
         "trend_from",
         "DATE: the first day of the 12-month trend ending with the month shown",
@@ -29,7 +32,10 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
         "VARCHAR: the service chosen, or NULL for all of them",
     ),
     ("team", "VARCHAR: the team chosen, or NULL for all of them"),
-    ("period", "VARCHAR: `day`, `week` or `month` (default `month`)"),
+    (
+        "period",
+        "VARCHAR: `day`, `week` or `month` (default `month`)",
+    ),
 ];
 
 /// A page's choices, checked.
@@ -311,6 +317,9 @@ mod tests {
         let bound = s.bind("SELECT * FROM t WHERE ($team IS NULL OR team = $team) AND m = $month");
         let names: Vec<&str> = bound.params.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["team", "month"]);
-        assert_eq!(bound.params[0].1, ScalarValue::Utf8(Some("payments".into())));
+        assert_eq!(
+            bound.params[0].1,
+            ScalarValue::Utf8(Some("payments".into()))
+        );
     }
 }

@@ -237,12 +237,13 @@ pub fn parse(name: &str, text: &str, origin: &str) -> Result<Dashboard, SpecErro
 
 /// The line (from 1) of the panel whose `id = "…"` is `id`, for error messages.
 fn line_of(text: &str, id: &str) -> Option<usize> {
-    text.lines().position(|line| {
-        line.split_once('=').is_some_and(|(key, value)| {
-            key.trim() == "id" && value.trim().trim_matches(|c| c == '"' || c == '\'') == id
+    text.lines()
+        .position(|line| {
+            line.split_once('=').is_some_and(|(key, value)| {
+                key.trim() == "id" && value.trim().trim_matches(|c| c == '"' || c == '\'') == id
+            })
         })
-    })
-    .map(|i| i + 1)
+        .map(|i| i + 1)
 }
 
 fn is_slug(text: &str) -> bool {
@@ -273,7 +274,8 @@ pub fn placeholders(sql: &str) -> Vec<String> {
             b'$' => {
                 let start = i + 1;
                 let mut end = start;
-                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
                 {
                     end += 1;
                 }
@@ -336,17 +338,27 @@ impl Catalog {
                 };
                 if chain.contains(&name) {
                     chain.push(name);
-                    return Err(invalid(format!("`extends` goes round in a circle: {}", chain.join(" → "))));
+                    return Err(invalid(format!(
+                        "`extends` goes round in a circle: {}",
+                        chain.join(" → ")
+                    )));
                 }
                 let Some(base) = written.get(&name) else {
-                    return Err(invalid(format!("`extends`: there is no dashboard `{name}`")));
+                    return Err(invalid(format!(
+                        "`extends`: there is no dashboard `{name}`"
+                    )));
                 };
                 chain.push(name);
                 bases.push(base);
                 base_name = base.extends.clone();
             }
             let mut panels: Vec<Panel> = Vec::new();
-            for layer in bases.iter().rev().map(|b| &b.panels).chain([&dashboard.panels]) {
+            for layer in bases
+                .iter()
+                .rev()
+                .map(|b| &b.panels)
+                .chain([&dashboard.panels])
+            {
                 for panel in layer {
                     match panels.iter_mut().find(|p| p.id == panel.id) {
                         Some(same) => *same = panel.clone(),
@@ -409,27 +421,44 @@ mod tests {
     fn the_builtin_dashboards_parse() {
         let catalog = Catalog::builtin().unwrap();
         let names: Vec<&str> = catalog.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["costs", "data-quality", "review", "service", "team"]);
+        assert_eq!(
+            names,
+            ["costs", "data-quality", "review", "service", "team"]
+        );
         assert!(catalog.get("review").unwrap().panels.len() >= 10);
     }
 
     #[test]
     fn a_malformed_dashboard_names_the_file_line_and_key() {
         let text = "title = \"x\"\n\n[[panels]]\nid = \"a\"\ntitle = \"A\"\nkind = \"line\"\nsql = \"SELECT 1\"\ncolour = \"red\"\n";
-        let err = parse("mine", text, "dash/mine.toml").unwrap_err().to_string();
+        let err = parse("mine", text, "dash/mine.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("dash/mine.toml: line 8"), "{err}");
         assert!(err.contains("colour"), "{err}");
 
         let text = "title = \"x\"\n[[panels]]\nid = \"a\"\ntitle = \"A\"\nkind = \"pie\"\nsql = \"SELECT 1\"\n";
-        let err = parse("mine", text, "dash/mine.toml").unwrap_err().to_string();
-        assert!(err.contains("line 5") && err.contains("`panels.kind`") && err.contains("pie"), "{err}");
+        let err = parse("mine", text, "dash/mine.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 5") && err.contains("`panels.kind`") && err.contains("pie"),
+            "{err}"
+        );
 
         let text = "title = \"x\"\n[[panels]]\nid = \"a\"\ntitle = \"A\"\nkind = \"bar\"\nsql = \"SELECT $monht\"\n";
-        let err = parse("mine", text, "dash/mine.toml").unwrap_err().to_string();
-        assert!(err.contains("line 3: panel `a`: `sql`: unknown placeholder `$monht`"), "{err}");
+        let err = parse("mine", text, "dash/mine.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: panel `a`: `sql`: unknown placeholder `$monht`"),
+            "{err}"
+        );
 
         let text = "title = \"x\"\n[[panels]]\nid = \"a\"\ntitle = \"A\"\nkind = \"bar\"\nsql = \"SELECT 1\"\n[[panels]]\nid = \"a\"\ntitle = \"B\"\nkind = \"bar\"\nsql = \"SELECT 2\"\n";
-        let err = parse("mine", text, "dash/mine.toml").unwrap_err().to_string();
+        let err = parse("mine", text, "dash/mine.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("used twice"), "{err}");
         assert!(parse("Mine!", "title = \"x\"", "Mine!.toml").is_err());
     }

@@ -29,10 +29,7 @@ pub async fn costs(state: State<AppState>, query: Query<Vec<(String, String)>>) 
 }
 
 /// `GET /data-quality`.
-pub async fn data_quality(
-    state: State<AppState>,
-    query: Query<Vec<(String, String)>>,
-) -> Response {
+pub async fn data_quality(state: State<AppState>, query: Query<Vec<(String, String)>>) -> Response {
     page(state, "data-quality", query.0, None).await
 }
 
@@ -77,9 +74,10 @@ async fn page(
     match page_html(&state, name, &pairs).await {
         Ok((body, hit)) => {
             let mut response = ([(CONTENT_TYPE, HTML)], body).into_response();
-            response
-                .headers_mut()
-                .insert("x-cache", HeaderValue::from_static(if hit { "hit" } else { "miss" }));
+            response.headers_mut().insert(
+                "x-cache",
+                HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+            );
             response
                 .headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -174,7 +172,9 @@ pub(crate) fn currency(state: &AppState) -> String {
 async fn refreshed(state: &AppState, live: &LiveEngine) -> String {
     let zone = state.config().reporting.time_zone.0;
     let local = |at: chrono::DateTime<chrono::Utc>| {
-        at.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string()
+        at.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
     };
     let version = live
         .engine
@@ -205,10 +205,16 @@ async fn refreshed(state: &AppState, live: &LiveEngine) -> String {
                 }
                 chrono::DateTime::from_timestamp_micros(micros.value(0))
             })
-            .map_or_else(|| "no ingest yet".to_owned(), |at| format!("last ingest {}", local(at))),
+            .map_or_else(
+                || "no ingest yet".to_owned(),
+                |at| format!("last ingest {}", local(at)),
+            ),
         Err(e) => format!("last ingest unknown ({e})"),
     };
-    format!("Last refreshed: {version} · {last} · read {}", local(live.opened_at))
+    format!(
+        "Last refreshed: {version} · {last} · read {}",
+        local(live.opened_at)
+    )
 }
 
 /// `GET /charts/{dashboard}/{panel}.png|.svg`: one panel drawn alone, with the page's choices.
@@ -220,9 +226,10 @@ pub async fn chart_file(
     match chart_bytes(&state, &name, &file, &pairs).await {
         Ok((body, media_type, hit)) => {
             let mut response = ([(CONTENT_TYPE, media_type)], body).into_response();
-            response
-                .headers_mut()
-                .insert("x-cache", HeaderValue::from_static(if hit { "hit" } else { "miss" }));
+            response.headers_mut().insert(
+                "x-cache",
+                HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+            );
             response
         }
         Err(error) => error.into_response(),

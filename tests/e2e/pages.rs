@@ -48,7 +48,10 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
         .clone();
     let review = get(&server, "/");
     assert_eq!(review.status, 200, "{}", review.body);
-    assert_eq!(review.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        review.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let html = &review.body;
     for id in [
         "summary",
@@ -68,11 +71,20 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
         "incidents",
         "missing-targets",
     ] {
-        assert!(html.contains(&format!("data-panel=\"{id}\"")), "panel {id} missing");
+        assert!(
+            html.contains(&format!("data-panel=\"{id}\"")),
+            "panel {id} missing"
+        );
     }
-    assert!(!html.contains("class=\"panel-error\""), "a panel failed: {html}");
+    assert!(
+        !html.contains("class=\"panel-error\""),
+        "a panel failed: {html}"
+    );
     assert!(html.contains("<svg"), "no chart drawn");
-    assert!(html.contains("Last refreshed: Lake version"), "no refreshed line");
+    assert!(
+        html.contains("Last refreshed: Lake version"),
+        "no refreshed line"
+    );
 
     // Each tile equals the view asked directly, for the organisation and then one service.
     let dora = |scope: &str, name: &str, column: &str| {
@@ -93,9 +105,15 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
     ] {
         let shown = tile_value(html, tile);
         let expected = dora("all", "all", column);
-        assert!(close(&shown, &expected), "{tile}: page {shown}, SQL {expected}");
+        assert!(
+            close(&shown, &expected),
+            "{tile}: page {shown}, SQL {expected}"
+        );
     }
-    let filtered = get(&server, &format!("/?service=checkout&month={}", &month[..7]));
+    let filtered = get(
+        &server,
+        &format!("/?service=checkout&month={}", &month[..7]),
+    );
     assert_eq!(filtered.status, 200);
     for (tile, column) in [
         ("deploy-frequency", "deploys_per_day"),
@@ -103,7 +121,10 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
     ] {
         let shown = tile_value(&filtered.body, tile);
         let expected = dora("service", "checkout", column);
-        assert!(close(&shown, &expected), "checkout {tile}: page {shown}, SQL {expected}");
+        assert!(
+            close(&shown, &expected),
+            "checkout {tile}: page {shown}, SQL {expected}"
+        );
     }
     assert_ne!(
         tile_value(&filtered.body, "deploy-frequency"),
@@ -116,24 +137,67 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
         &format!("SELECT CAST(sum(cost) AS DOUBLE) FROM cost_monthly WHERE month = DATE '{month}'"),
     )[0][0]
         .clone();
-    assert!(close(&tile_value(html, "cost"), &cost), "cost tile vs {cost}");
+    assert!(
+        close(&tile_value(html, "cost"), &cost),
+        "cost tile vs {cost}"
+    );
 
     // The other built-in pages: every panel present, none failed.
     for (path, panels) in [
-        ("/costs", &["cost-by-provider", "allocation", "anomalies", "forecast", "budget-burn"][..]),
-        ("/data-quality", &["lead-time-coverage", "unallocated", "sources", "derived-tables"][..]),
-        ("/services/checkout", &["lead-time", "lead-time-breakdown", "deployments", "changes", "incidents"][..]),
-        ("/teams/payments", &["lead-time", "scorecard", "deployments"][..]),
+        (
+            "/costs",
+            &[
+                "cost-by-provider",
+                "allocation",
+                "anomalies",
+                "forecast",
+                "budget-burn",
+            ][..],
+        ),
+        (
+            "/data-quality",
+            &[
+                "lead-time-coverage",
+                "unallocated",
+                "sources",
+                "derived-tables",
+            ][..],
+        ),
+        (
+            "/services/checkout",
+            &[
+                "lead-time",
+                "lead-time-breakdown",
+                "deployments",
+                "changes",
+                "incidents",
+            ][..],
+        ),
+        (
+            "/teams/payments",
+            &["lead-time", "scorecard", "deployments"][..],
+        ),
     ] {
         let page = get(&server, path);
         assert_eq!(page.status, 200, "{path}: {}", page.body);
         for id in panels {
-            assert!(page.body.contains(&format!("data-panel=\"{id}\"")), "{path}: panel {id} missing");
+            assert!(
+                page.body.contains(&format!("data-panel=\"{id}\"")),
+                "{path}: panel {id} missing"
+            );
         }
-        assert!(!page.body.contains("class=\"panel-error\""), "{path}: a panel failed: {}", page.body);
+        assert!(
+            !page.body.contains("class=\"panel-error\""),
+            "{path}: a panel failed: {}",
+            page.body
+        );
     }
     let team = get(&server, "/teams/payments");
-    assert!(team.body.contains("<a href=\"/services/checkout\">checkout</a>"), "services linked");
+    assert!(
+        team.body
+            .contains("<a href=\"/services/checkout\">checkout</a>"),
+        "services linked"
+    );
 
     // A warm page is one cache hit.
     assert_eq!(get(&server, "/").header("x-cache"), Some("hit"));
@@ -144,7 +208,11 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
     assert_eq!(png.header("content-type"), Some("image/png"));
     let svg = get(&server, "/charts/review/cost-by-team.svg?team=payments");
     assert_eq!(svg.status, 200);
-    assert!(svg.body.contains("<title>") && svg.body.contains("<desc>"), "{}", svg.body);
+    assert!(
+        svg.body.contains("<title>") && svg.body.contains("<desc>"),
+        "{}",
+        svg.body
+    );
 }
 
 #[test]
@@ -197,10 +265,19 @@ sql = "SELECT no_such_column FROM dora_deployments"
     let page = get(&server, "/dashboards/mine");
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("data-panel=\"deploys\""));
-    assert!(page.body.contains("data-chart=\"deploys\""), "the good panel drew");
+    assert!(
+        page.body.contains("data-chart=\"deploys\""),
+        "the good panel drew"
+    );
     let broken = page.body.split("data-panel=\"broken\"").nth(1).unwrap();
-    assert!(broken.contains("class=\"panel-error\"") && broken.contains("no_such_column"), "{broken}");
-    assert!(page.body.contains("href=\"/dashboards/mine\""), "listed in the navigation");
+    assert!(
+        broken.contains("class=\"panel-error\"") && broken.contains("no_such_column"),
+        "{broken}"
+    );
+    assert!(
+        page.body.contains("href=\"/dashboards/mine\""),
+        "listed in the navigation"
+    );
     drop(server);
 
     // A malformed dashboard stops the server at start, naming the file, line and key.
@@ -209,8 +286,14 @@ sql = "SELECT no_such_column FROM dora_deployments"
         "title = \"x\"\n[[panels]]\nid = \"a\"\ntitle = \"A\"\nkind = \"pie\"\nsql = \"SELECT 1\"\n",
     )
     .unwrap();
-    let err = fails(dir.path(), &with_args(&args, &["serve", "--listen", "127.0.0.1:0"]));
-    assert!(err.contains("bad.toml") && err.contains("line 5") && err.contains("pie"), "{err}");
+    let err = fails(
+        dir.path(),
+        &with_args(&args, &["serve", "--listen", "127.0.0.1:0"]),
+    );
+    assert!(
+        err.contains("bad.toml") && err.contains("line 5") && err.contains("pie"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -220,7 +303,13 @@ fn the_review_as_one_html_file_and_as_markdown() {
     ok_with(
         dir.path(),
         &args,
-        &["report", "--month", "2025-11", "--out", out.to_str().unwrap()],
+        &[
+            "report",
+            "--month",
+            "2025-11",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.starts_with("<!doctype html>"));
@@ -229,13 +318,26 @@ fn the_review_as_one_html_file_and_as_markdown() {
     // One file: no form or navigation that needs the server, nothing fetched from elsewhere.
     assert!(!html.contains("<form") && !html.contains("src=\"http"));
 
-    let md = ok_with(dir.path(), &args, &["report", "--month", "2025-11", "--format", "md"]);
-    assert!(md.starts_with("# Monthly infra review: November 2025"), "{md}");
+    let md = ok_with(
+        dir.path(),
+        &args,
+        &["report", "--month", "2025-11", "--format", "md"],
+    );
+    assert!(
+        md.starts_with("# Monthly infra review: November 2025"),
+        "{md}"
+    );
     assert!(md.contains("| Lead time for changes |"), "{md}");
-    let err = fails(dir.path(), &with_args(&args, &["report", "--format", "csv"]));
+    let err = fails(
+        dir.path(),
+        &with_args(&args, &["report", "--format", "csv"]),
+    );
     assert!(err.contains("html and md"), "{err}");
     let err = fails(dir.path(), &with_args(&args, &["costs", "--format", "md"]));
-    assert!(err.contains("html and md are for `doracost report`"), "{err}");
+    assert!(
+        err.contains("html and md are for `doracost report`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -269,17 +371,36 @@ fn every_builtin_page_in_real_chromium_has_its_charts_no_errors_and_a_working_fi
     let reports = visit(&visits);
     for ((name, path), report) in pages.iter().zip(&reports) {
         assert_eq!(report.status, Some(200), "{path}");
-        assert!(report.console_errors.is_empty(), "{path}: {:?}", report.console_errors);
+        assert!(
+            report.console_errors.is_empty(),
+            "{path}: {:?}",
+            report.console_errors
+        );
         assert_eq!(report.eval["errors"], 0, "{path}: a panel failed");
         assert!(!report.elements.is_empty(), "{path}: no chart");
         for chart in &report.elements {
-            assert!(chart.width > 100.0 && chart.height > 50.0, "{name}: a chart of {}×{}", chart.width, chart.height);
+            assert!(
+                chart.width > 100.0 && chart.height > 50.0,
+                "{name}: a chart of {}×{}",
+                chart.width,
+                chart.height
+            );
         }
-        assert!(report.screenshot.as_ref().is_some_and(|p| p.exists()), "{name}: no screenshot");
+        assert!(
+            report.screenshot.as_ref().is_some_and(|p| p.exists()),
+            "{name}: no screenshot"
+        );
     }
     // The review draws a chart for each chart panel (the tiles, tables and summary are HTML).
-    assert!(reports[0].elements.len() >= 10, "{} charts on the review", reports[0].elements.len());
-    assert_ne!(reports[0].eval["tiles"], reports[1].eval["tiles"], "the service filter changed no number");
+    assert!(
+        reports[0].elements.len() >= 10,
+        "{} charts on the review",
+        reports[0].elements.len()
+    );
+    assert_ne!(
+        reports[0].eval["tiles"], reports[1].eval["tiles"],
+        "the service filter changed no number"
+    );
     let pdf = std::fs::read(reports[0].pdf.as_ref().expect("a PDF")).unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
 }

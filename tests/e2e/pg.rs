@@ -428,7 +428,10 @@ fn grafana_expanded(sql: &str, from: &str, to: &str, service: &str) -> String {
         out.push_str(&rest[..at]);
         let after = &rest[at + "$__timeFilter(".len()..];
         let close = after.find(')').expect("a closing parenthesis");
-        out.push_str(&format!("{} BETWEEN '{from}' AND '{to}'", after[..close].trim()));
+        out.push_str(&format!(
+            "{} BETWEEN '{from}' AND '{to}'",
+            after[..close].trim()
+        ));
         rest = &after[close + 1..];
     }
     out.push_str(rest);
@@ -449,7 +452,10 @@ fn the_grafana_dashboards_panels_run_with_their_macros_expanded() {
     let variable = &dashboard["templating"]["list"][0];
     assert_eq!(variable["allValue"], "__all");
     let services = psql_rows(&server, variable["query"].as_str().unwrap());
-    assert!(services.iter().any(|row| row[0] == "checkout"), "{services:?}");
+    assert!(
+        services.iter().any(|row| row[0] == "checkout"),
+        "{services:?}"
+    );
     // The sample's year, as Grafana sends a twelve-month range.
     let (from, to) = ("2025-11-01T00:00:00Z", "2026-10-31T23:59:59Z");
     let panels = dashboard["panels"].as_array().expect("panels");
@@ -472,7 +478,16 @@ fn the_grafana_dashboards_panels_run_with_their_macros_expanded() {
 /// `psql` over TLS as `sslmode` asks (the CA file for verify-full), the password given.
 fn psql_tls(server: &Server, sslmode: &str, root: &Path, command: &str) -> Output {
     Command::new("psql")
-        .args(["-X", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .args([
+            "-X",
+            "-w",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            command,
+        ])
         .arg(format!(
             "host=127.0.0.1 port={} user=doracost dbname=doracost sslmode={sslmode} sslrootcert={}",
             server.pg_port,
@@ -490,28 +505,53 @@ fn with_tls_configured_every_connection_is_encrypted_and_plaintext_is_refused() 
     let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
     // A self-signed certificate for 127.0.0.1, as an operator would make one with openssl.
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
         .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("openssl runs");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let tls = format!(
         "pg_tls_cert = \"{}\"\npg_tls_key = \"{}\"\n",
         cert.display(),
         key.display()
     );
     let (dir, args) = sample_lake(&format!("{CONFIG}{tls}"), &[("events", "events")]);
-    let server = Server::start_with_env(dir.path(), &args, &[("DORACOST_TEST_PG_PASSWORD", PASSWORD)]);
+    let server = Server::start_with_env(
+        dir.path(),
+        &args,
+        &[("DORACOST_TEST_PG_PASSWORD", PASSWORD)],
+    );
 
     for sslmode in ["require", "verify-full"] {
         let out = psql_tls(&server, sslmode, &cert, "SELECT count(*) FROM dora_monthly");
-        assert!(out.status.success(), "{sslmode}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{sslmode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let info = psql_tls(&server, sslmode, &cert, "\\conninfo");
         let info = String::from_utf8_lossy(&info.stdout);
-        assert!(info.contains("SSL connection (protocol: TLSv1.3"), "{sslmode}: {info}");
+        assert!(
+            info.contains("SSL connection (protocol: TLSv1.3"),
+            "{sslmode}: {info}"
+        );
     }
     // A client that does not ask for TLS is refused, never served in plaintext.
     let out = psql_tls(&server, "disable", &cert, "SELECT 1");
@@ -525,7 +565,13 @@ fn with_tls_configured_every_connection_is_encrypted_and_plaintext_is_refused() 
     let out = crate::support::doracost()
         .current_dir(dir.path())
         .args(&args)
-        .args(["serve", "--listen", "127.0.0.1:0", "--pg-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--pg-listen",
+            "127.0.0.1:0",
+        ])
         .env("DORACOST_TEST_PG_PASSWORD", PASSWORD)
         .output()
         .expect("the binary runs");
@@ -543,14 +589,38 @@ fn psql_pages_a_big_answer_through_a_cursor() {
     // With FETCH_COUNT psql runs BEGIN; DECLARE _psql_cursor NO SCROLL CURSOR FOR …; FETCH
     // FORWARD 100 FROM _psql_cursor (until fewer come back); CLOSE; COMMIT.
     let out = Command::new("psql")
-        .args(["-X", "-w", "-A", "-t", "-F", ",", "-v", "ON_ERROR_STOP=1", "-v", "FETCH_COUNT=100"])
-        .args(["-h", "127.0.0.1", "-p", &server.pg_port.to_string(), "-U", "doracost", "-d", "doracost"])
+        .args([
+            "-X",
+            "-w",
+            "-A",
+            "-t",
+            "-F",
+            ",",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "FETCH_COUNT=100",
+        ])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.pg_port.to_string(),
+            "-U",
+            "doracost",
+            "-d",
+            "doracost",
+        ])
         .args(["-c", query])
         .env("PGPASSWORD", PASSWORD)
         .env("PGSSLMODE", "disable")
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let paged: Vec<Vec<String>> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -574,8 +644,15 @@ fn psql_pages_a_big_answer_through_a_cursor() {
         Some(PASSWORD),
         "BEGIN; DECLARE c CURSOR FOR SELECT 1; COMMIT; FETCH 1 FROM c",
     );
-    assert!(err.contains("34000") && err.contains("does not exist"), "{err}");
-    let err = psql_error(&server, Some(PASSWORD), "DECLARE c CURSOR FOR DELETE FROM deployments");
+    assert!(
+        err.contains("34000") && err.contains("does not exist"),
+        "{err}"
+    );
+    let err = psql_error(
+        &server,
+        Some(PASSWORD),
+        "DECLARE c CURSOR FOR DELETE FROM deployments",
+    );
     assert!(!err.is_empty());
 }
 
@@ -589,7 +666,11 @@ fn jdbc_prepares_binds_pages_and_lists_tables() {
         .args([&server.pg_port.to_string(), PASSWORD, "checkout"])
         .output()
         .expect("java runs (CI installs default-jdk-headless and libpostgresql-jdbc-java)");
-    assert!(out.status.success(), "Jdbc.java: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "Jdbc.java: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let expected = crate::support::sql_rows(
         dir.path(),

@@ -4,7 +4,9 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::canvas::{self, Area, MUTED, PAD, PALETTE, TEXT_SIZE, draw_text, text_style, text_width};
+use super::canvas::{
+    self, Area, MUTED, PAD, PALETTE, TEXT_SIZE, draw_text, text_style, text_width,
+};
 use super::data::Table;
 use super::format::days_to_datetime;
 use super::{ChartError, ChartSpec, format_value};
@@ -46,7 +48,11 @@ impl CalendarChart {
         Ok(Some(Self { days: by_day }))
     }
 
-    pub fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, spec: &ChartSpec) -> Result<(), ChartError> {
+    pub fn draw<DB: DrawingBackend>(
+        &self,
+        area: &Area<DB>,
+        spec: &ChartSpec,
+    ) -> Result<(), ChartError> {
         let top = canvas::draw_frame(area, spec)?;
         let (width, height) = area.dim_in_pixel();
         let (width, height) = (width as i32, height as i32);
@@ -65,7 +71,9 @@ impl CalendarChart {
         let weeks = all_weeks.min(i64::from(room_x / MIN_CELL)).max(1);
         let pitch = (room_x / weeks as i32).min(pitch_y).min(MAX_CELL + GAP);
         if pitch < MIN_CELL / 2 {
-            return Err(ChartError::Render(format!("{width}×{height} pixels leave no room for the calendar")));
+            return Err(ChartError::Render(format!(
+                "{width}×{height} pixels leave no room for the calendar"
+            )));
         }
         let cell = (pitch - GAP).max(2);
         let start = monday_of(last) - (weeks - 1) * 7;
@@ -74,7 +82,12 @@ impl CalendarChart {
 
         let weekday_style = text_style(TEXT_SIZE - 2.0, false, MUTED, HPos::Left, VPos::Center);
         for (row, name) in [(0, "Mon"), (2, "Wed"), (4, "Fri")] {
-            draw_text(area, name, (PAD, grid_top + row * pitch + cell / 2), &weekday_style)?;
+            draw_text(
+                area,
+                name,
+                (PAD, grid_top + row * pitch + cell / 2),
+                &weekday_style,
+            )?;
         }
         let mut values = self.days.iter().peekable();
         let mut month_label_end = i32::MIN;
@@ -83,10 +96,15 @@ impl CalendarChart {
             let x = grid_left + week as i32 * pitch;
             let monday = start + week * 7;
             // A month is named over the week its first day falls in (and over the first column).
-            let first_of_month = (0..7).map(|d| monday + d).find(|d| day_of_month(*d) == Some(1));
-            if let Some(label_day) = first_of_month.or(if week == 0 { Some(monday) } else { None }) {
+            let first_of_month = (0..7)
+                .map(|d| monday + d)
+                .find(|d| day_of_month(*d) == Some(1));
+            if let Some(label_day) = first_of_month.or(if week == 0 { Some(monday) } else { None })
+            {
                 let label = month_name(label_day);
-                if x > month_label_end && x + text_width(&label, TEXT_SIZE - 2.0, false) <= width - PAD {
+                if x > month_label_end
+                    && x + text_width(&label, TEXT_SIZE - 2.0, false) <= width - PAD
+                {
                     draw_text(area, &label, (x, top + month_row / 2), &month_style)?;
                     month_label_end = x + text_width(&label, TEXT_SIZE - 2.0, false) + 6;
                 }
@@ -99,8 +117,11 @@ impl CalendarChart {
                 while values.next_if(|(d, _)| *d < day).is_some() {}
                 let value = values.next_if(|(d, _)| *d == day).map(|(_, v)| *v);
                 let y = grid_top + row as i32 * pitch;
-                area.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], shade(value, max).filled()))
-                    .map_err(canvas::render_error)?;
+                area.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    shade(value, max).filled(),
+                ))
+                .map_err(canvas::render_error)?;
             }
         }
 
@@ -110,12 +131,22 @@ impl CalendarChart {
         draw_text(area, "Less", (x, legend_y), &legend_style)?;
         x += text_width("Less", TEXT_SIZE - 2.0, false) + 6;
         let swatch = cell.clamp(8, 12);
-        for color in std::iter::once(EMPTY).chain(SHADES.iter().map(|s| shade(Some(s * max), max))) {
-            area.draw(&Rectangle::new([(x, legend_y - swatch / 2), (x + swatch, legend_y + swatch / 2)], color.filled()))
-                .map_err(canvas::render_error)?;
+        for color in std::iter::once(EMPTY).chain(SHADES.iter().map(|s| shade(Some(s * max), max)))
+        {
+            area.draw(&Rectangle::new(
+                [
+                    (x, legend_y - swatch / 2),
+                    (x + swatch, legend_y + swatch / 2),
+                ],
+                color.filled(),
+            ))
+            .map_err(canvas::render_error)?;
             x += swatch + 3;
         }
-        let more = format!("More (max {})", format_value(max, spec.unit, &spec.currency));
+        let more = format!(
+            "More (max {})",
+            format_value(max, spec.unit, &spec.currency)
+        );
         draw_text(area, &more, (x + 3, legend_y), &legend_style)?;
         Ok(())
     }
@@ -131,14 +162,21 @@ fn day_of_month(day: i64) -> Option<u32> {
 }
 
 fn month_name(day: i64) -> String {
-    days_to_datetime(day as f64).map(|at| at.format("%b").to_string()).unwrap_or_default()
+    days_to_datetime(day as f64)
+        .map(|at| at.format("%b").to_string())
+        .unwrap_or_default()
 }
 
 /// Blue of increasing depth by the value's share of the maximum; nothing or zero is grey.
 fn shade(value: Option<f64>, max: f64) -> RGBColor {
-    let Some(value) = value.filter(|v| *v > 0.0 && max > 0.0) else { return EMPTY };
+    let Some(value) = value.filter(|v| *v > 0.0 && max > 0.0) else {
+        return EMPTY;
+    };
     let share = value / max;
-    let step = SHADES.iter().position(|s| share <= *s + 1e-9).unwrap_or(SHADES.len() - 1);
+    let step = SHADES
+        .iter()
+        .position(|s| share <= *s + 1e-9)
+        .unwrap_or(SHADES.len() - 1);
     let depth = [0.3, 0.55, 0.8, 1.0][step];
     let RGBColor(r, g, b) = PALETTE[0];
     let mix = |channel: u8| (255.0 - (255.0 - f64::from(channel)) * depth).round() as u8;

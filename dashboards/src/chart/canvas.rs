@@ -25,7 +25,13 @@ pub(crate) fn register_fonts() -> Result<(), ChartError> {
         plotters::style::register_font(FAMILY, FontStyle::Normal, REGULAR).is_ok()
             && plotters::style::register_font(FAMILY, FontStyle::Bold, BOLD).is_ok()
     });
-    if ok { Ok(()) } else { Err(ChartError::Render("the embedded DejaVu font did not load".to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ChartError::Render(
+            "the embedded DejaVu font did not load".to_owned(),
+        ))
+    }
 }
 
 /// Okabe–Ito, distinguishable with the common colour-vision deficiencies.
@@ -60,17 +66,34 @@ pub(crate) fn render_error(error: impl Display) -> ChartError {
 }
 
 pub(crate) fn font(size: f64, bold: bool) -> FontDesc<'static> {
-    let style = if bold { FontStyle::Bold } else { FontStyle::Normal };
+    let style = if bold {
+        FontStyle::Bold
+    } else {
+        FontStyle::Normal
+    };
     FontDesc::new(FontFamily::Name(FAMILY), size, style)
 }
 
-pub(crate) fn text_style(size: f64, bold: bool, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
-    TextStyle { font: font(size, bold), color: color.to_backend_color(), pos: Pos::new(h, v) }
+pub(crate) fn text_style(
+    size: f64,
+    bold: bool,
+    color: RGBColor,
+    h: HPos,
+    v: VPos,
+) -> TextStyle<'static> {
+    TextStyle {
+        font: font(size, bold),
+        color: color.to_backend_color(),
+        pos: Pos::new(h, v),
+    }
 }
 
 /// Width in pixels of `text` as drawn (the same on both backends: both measure with ab_glyph).
 pub(crate) fn text_width(text: &str, size: f64, bold: bool) -> i32 {
-    font(size, bold).box_size(text).map(|(w, _)| w as i32).unwrap_or(text.chars().count() as i32 * size as i32 * 6 / 10)
+    font(size, bold)
+        .box_size(text)
+        .map(|(w, _)| w as i32)
+        .unwrap_or(text.chars().count() as i32 * size as i32 * 6 / 10)
 }
 
 /// `text` cut to `max_width` pixels with an ellipsis.
@@ -97,28 +120,50 @@ pub(crate) fn draw_text<DB: DrawingBackend>(
     at: (i32, i32),
     style: &TextStyle<'static>,
 ) -> Result<(), ChartError> {
-    area.draw(&Text::new(text.to_owned(), at, style.clone())).map_err(render_error)
+    area.draw(&Text::new(text.to_owned(), at, style.clone()))
+        .map_err(render_error)
 }
 
 /// White background and the title; returns the y below the title where content begins.
-pub(crate) fn draw_frame<DB: DrawingBackend>(area: &Area<DB>, spec: &ChartSpec) -> Result<i32, ChartError> {
+pub(crate) fn draw_frame<DB: DrawingBackend>(
+    area: &Area<DB>,
+    spec: &ChartSpec,
+) -> Result<i32, ChartError> {
     area.fill(&WHITE).map_err(render_error)?;
     let (width, _) = area.dim_in_pixel();
     let title = fit(&spec.title, width as i32 - 2 * PAD, TITLE_SIZE, true);
     if title.is_empty() {
         return Ok(PAD);
     }
-    draw_text(area, &title, (PAD, PAD + 10), &text_style(TITLE_SIZE, true, INK, HPos::Left, VPos::Center))?;
+    draw_text(
+        area,
+        &title,
+        (PAD, PAD + 10),
+        &text_style(TITLE_SIZE, true, INK, HPos::Left, VPos::Center),
+    )?;
     Ok(PAD + 30)
 }
 
 /// The panel drawn when the selection has no rows (or only nulls): title and a plain sentence.
-pub(crate) fn draw_no_data<DB: DrawingBackend>(area: &Area<DB>, spec: &ChartSpec) -> Result<(), ChartError> {
+pub(crate) fn draw_no_data<DB: DrawingBackend>(
+    area: &Area<DB>,
+    spec: &ChartSpec,
+) -> Result<(), ChartError> {
     let top = draw_frame(area, spec)?;
     let (width, height) = area.dim_in_pixel();
     let middle = (top + height as i32) / 2;
-    let message = fit("No data for this selection", width as i32 - 2 * PAD, TEXT_SIZE, false);
-    draw_text(area, &message, (width as i32 / 2, middle), &text_style(TEXT_SIZE, false, MUTED, HPos::Center, VPos::Center))
+    let message = fit(
+        "No data for this selection",
+        width as i32 - 2 * PAD,
+        TEXT_SIZE,
+        false,
+    );
+    draw_text(
+        area,
+        &message,
+        (width as i32 / 2, middle),
+        &text_style(TEXT_SIZE, false, MUTED, HPos::Center, VPos::Center),
+    )
 }
 
 /// How a legend entry shows its series.
@@ -161,7 +206,12 @@ pub(crate) fn draw_legend<DB: DrawingBackend>(
             // The legend must leave the plot its room: past a few rows, the rest are counted.
             if row == LEGEND_MAX_ROWS {
                 let more = format!("+{} more", entries.len() - i);
-                draw_text(area, &more, (x.min(right - text_width(&more, TEXT_SIZE - 1.0, false)), y), &style)?;
+                draw_text(
+                    area,
+                    &more,
+                    (x.min(right - text_width(&more, TEXT_SIZE - 1.0, false)), y),
+                    &style,
+                )?;
                 break;
             }
             x = PAD;
@@ -170,10 +220,16 @@ pub(crate) fn draw_legend<DB: DrawingBackend>(
         }
         match entry.mark {
             Mark::Swatch => area
-                .draw(&Rectangle::new([(x, y - 5), (x + LEGEND_MARK - 6, y + 5)], entry.color.filled()))
+                .draw(&Rectangle::new(
+                    [(x, y - 5), (x + LEGEND_MARK - 6, y + 5)],
+                    entry.color.filled(),
+                ))
                 .map_err(render_error)?,
             Mark::Line => area
-                .draw(&PathElement::new(vec![(x, y), (x + LEGEND_MARK, y)], entry.color.stroke_width(3)))
+                .draw(&PathElement::new(
+                    vec![(x, y), (x + LEGEND_MARK, y)],
+                    entry.color.stroke_width(3),
+                ))
                 .map_err(render_error)?,
             Mark::Dashed => dashed(area, (x, y), (x + LEGEND_MARK, y), entry.color, 2)?,
         }
@@ -190,8 +246,13 @@ pub(crate) fn dashed<DB: DrawingBackend>(
     color: RGBColor,
     width: u32,
 ) -> Result<(), ChartError> {
-    area.draw(&DashedPathElement::new(vec![from, to], 6, 4, color.stroke_width(width)))
-        .map_err(render_error)
+    area.draw(&DashedPathElement::new(
+        vec![from, to],
+        6,
+        4,
+        color.stroke_width(width),
+    ))
+    .map_err(render_error)
 }
 
 /// A polyline broken at gaps (`None`); lone points become dots so they stay visible.
@@ -206,15 +267,25 @@ pub(crate) fn polyline<DB: DrawingBackend>(
         let run: Vec<(i32, i32)> = run.iter().flatten().copied().collect();
         match run.as_slice() {
             [] => {}
-            [point] => area.draw(&Circle::new(*point, 3, color.filled())).map_err(render_error)?,
-            _ if is_dashed => area
-                .draw(&DashedPathElement::new(run.clone(), 6, 4, color.stroke_width(2)))
+            [point] => area
+                .draw(&Circle::new(*point, 3, color.filled()))
                 .map_err(render_error)?,
-            _ => area.draw(&PathElement::new(run.clone(), color.stroke_width(2))).map_err(render_error)?,
+            _ if is_dashed => area
+                .draw(&DashedPathElement::new(
+                    run.clone(),
+                    6,
+                    4,
+                    color.stroke_width(2),
+                ))
+                .map_err(render_error)?,
+            _ => area
+                .draw(&PathElement::new(run.clone(), color.stroke_width(2)))
+                .map_err(render_error)?,
         }
         if dots && run.len() > 1 {
             for point in &run {
-                area.draw(&Circle::new(*point, 3, color.filled())).map_err(render_error)?;
+                area.draw(&Circle::new(*point, 3, color.filled()))
+                    .map_err(render_error)?;
             }
         }
     }

@@ -49,11 +49,18 @@ impl<'a> Table<'a> {
     }
 
     pub fn data_type(&self, name: &str) -> Option<DataType> {
-        self.schema.field_with_name(name).ok().map(|f| f.data_type().clone())
+        self.schema
+            .field_with_name(name)
+            .ok()
+            .map(|f| f.data_type().clone())
     }
 
     pub fn column_names(&self) -> Vec<String> {
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     /// The column's arrays, one per batch, after checking its type with `accepts`.
@@ -102,8 +109,10 @@ impl<'a> Table<'a> {
         let arrays = self.arrays(name, NUMERIC, is_numeric)?;
         let mut out = Vec::with_capacity(self.rows());
         for array in arrays {
-            let floats = cast(&array, &DataType::Float64)
-                .map_err(|e| ChartError::Column { column: name.to_owned(), expected: e.to_string() })?;
+            let floats = cast(&array, &DataType::Float64).map_err(|e| ChartError::Column {
+                column: name.to_owned(),
+                expected: e.to_string(),
+            })?;
             let floats = floats.as_primitive::<Float64Type>();
             out.extend(floats.iter().map(|v| v.filter(|v| v.is_finite())));
         }
@@ -111,22 +120,37 @@ impl<'a> Table<'a> {
     }
 
     pub fn numbers_if_present(&self, name: &str) -> Result<Option<Vec<Option<f64>>>, ChartError> {
-        if self.has(name) { self.numbers(name).map(Some) } else { Ok(None) }
+        if self.has(name) {
+            self.numbers(name).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     pub fn texts(&self, name: &str) -> Result<Vec<Option<String>>, ChartError> {
         let arrays = self.arrays(name, TEXT, is_text)?;
         let mut out = Vec::with_capacity(self.rows());
         for array in arrays {
-            let strings = cast(&array, &DataType::Utf8)
-                .map_err(|e| ChartError::Column { column: name.to_owned(), expected: e.to_string() })?;
-            out.extend(strings.as_string::<i32>().iter().map(|s| s.map(str::to_owned)));
+            let strings = cast(&array, &DataType::Utf8).map_err(|e| ChartError::Column {
+                column: name.to_owned(),
+                expected: e.to_string(),
+            })?;
+            out.extend(
+                strings
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.map(str::to_owned)),
+            );
         }
         Ok(out)
     }
 
     pub fn texts_if_present(&self, name: &str) -> Result<Option<Vec<Option<String>>>, ChartError> {
-        if self.has(name) { self.texts(name).map(Some) } else { Ok(None) }
+        if self.has(name) {
+            self.texts(name).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Every column as display text, for the table chart.
@@ -138,7 +162,10 @@ impl<'a> Table<'a> {
                 array.as_ref(),
                 &arrow::util::display::FormatOptions::default(),
             )
-            .map_err(|e| ChartError::Column { column: name.to_owned(), expected: e.to_string() })?;
+            .map_err(|e| ChartError::Column {
+                column: name.to_owned(),
+                expected: e.to_string(),
+            })?;
             out.extend((0..array.len()).map(|row| formatter.value(row).to_string()));
         }
         Ok(out)
@@ -149,7 +176,12 @@ impl<'a> Table<'a> {
         let arrays = self.arrays(name, "a date column (Date32)", |t| *t == DataType::Date32)?;
         let mut out = Vec::with_capacity(self.rows());
         for array in arrays {
-            out.extend(array.as_primitive::<arrow::datatypes::Date32Type>().iter().map(|d| d.map(f64::from)));
+            out.extend(
+                array
+                    .as_primitive::<arrow::datatypes::Date32Type>()
+                    .iter()
+                    .map(|d| d.map(f64::from)),
+            );
         }
         Ok(out)
     }
@@ -157,9 +189,15 @@ impl<'a> Table<'a> {
     /// The x column: dates as they are, instants in `zone`'s wall time, text as categories.
     pub fn x(&self, name: &str, zone: Tz) -> Result<XColumn, ChartError> {
         let arrays = self.arrays(name, X_TYPES, |t| {
-            matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) || is_text(t)
+            matches!(
+                t,
+                DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+            ) || is_text(t)
         })?;
-        let data_type = self.schema.field_with_name(name).map(|f| f.data_type().clone());
+        let data_type = self
+            .schema
+            .field_with_name(name)
+            .map(|f| f.data_type().clone());
         if let Ok(t) = &data_type
             && is_text(t)
         {
@@ -174,13 +212,19 @@ impl<'a> Table<'a> {
                     index as f64
                 }));
             }
-            return Ok(XColumn { positions, axis: XAxisKind::Category(labels) });
+            return Ok(XColumn {
+                positions,
+                axis: XAxisKind::Category(labels),
+            });
         }
         let mut positions = Vec::with_capacity(self.rows());
         for array in arrays {
             match array.data_type() {
                 DataType::Date32 => positions.extend(
-                    array.as_primitive::<arrow::datatypes::Date32Type>().iter().map(|d| d.map(f64::from)),
+                    array
+                        .as_primitive::<arrow::datatypes::Date32Type>()
+                        .iter()
+                        .map(|d| d.map(f64::from)),
                 ),
                 DataType::Date64 => positions.extend(
                     array
@@ -193,7 +237,10 @@ impl<'a> Table<'a> {
                     // zone-less one is taken as UTC too, as the lake writes them).
                     let millis = cast(&array, &DataType::Timestamp(TimeUnit::Millisecond, None))
                         .and_then(|a| cast(&a, &DataType::Int64))
-                        .map_err(|e| ChartError::Column { column: name.to_owned(), expected: format!("{unit:?}: {e}") })?;
+                        .map_err(|e| ChartError::Column {
+                            column: name.to_owned(),
+                            expected: format!("{unit:?}: {e}"),
+                        })?;
                     positions.extend(
                         millis
                             .as_primitive::<arrow::datatypes::Int64Type>()
@@ -209,13 +256,18 @@ impl<'a> Table<'a> {
                 }
             }
         }
-        Ok(XColumn { positions, axis: XAxisKind::Time })
+        Ok(XColumn {
+            positions,
+            axis: XAxisKind::Time,
+        })
     }
 }
 
 /// Milliseconds since the UTC epoch as days since 1970-01-01 on `zone`'s clock.
 fn local_days(millis: i64, zone: Tz) -> Option<f64> {
-    let local = DateTime::from_timestamp_millis(millis)?.with_timezone(&zone).naive_local();
+    let local = DateTime::from_timestamp_millis(millis)?
+        .with_timezone(&zone)
+        .naive_local();
     let day = date_to_days(local.date());
     let since_midnight = local.time() - chrono::NaiveTime::MIN;
     Some(day + since_midnight.num_milliseconds() as f64 / 86_400_000.0)
@@ -234,7 +286,9 @@ pub(crate) fn is_monthly(positions: &[Option<f64>]) -> bool {
     let mut seen = false;
     for days in positions.iter().flatten() {
         seen = true;
-        let Some(at) = super::format::days_to_datetime(*days) else { return false };
+        let Some(at) = super::format::days_to_datetime(*days) else {
+            return false;
+        };
         if chrono::Datelike::day(&at) != 1 || at.time() != chrono::NaiveTime::MIN {
             return false;
         }

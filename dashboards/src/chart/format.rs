@@ -18,7 +18,11 @@ pub(crate) fn format_in_unit(
     if value.is_infinite() {
         return if value > 0.0 { "∞" } else { "-∞" }.to_owned();
     }
-    let value = if unit == Unit::Percent { value * 100.0 } else { value };
+    let value = if unit == Unit::Percent {
+        value * 100.0
+    } else {
+        value
+    };
     let number = |decimals_by_magnitude: usize| match decimals {
         Some(d) => grouped(value.abs(), d, false),
         None => grouped(value.abs(), decimals_by_magnitude, true),
@@ -26,7 +30,10 @@ pub(crate) fn format_in_unit(
     let auto = auto_decimals(value);
     let (magnitude, negative) = match unit {
         // Money keeps its cents ("$1,234.50"), unless ticks ask for fewer digits.
-        Unit::Currency => (grouped(value.abs(), decimals.unwrap_or(2), false), value < 0.0),
+        Unit::Currency => (
+            grouped(value.abs(), decimals.unwrap_or(2), false),
+            value < 0.0,
+        ),
         Unit::Count if value.fract() == 0.0 => (number(0), value < 0.0),
         _ => (number(auto), value < 0.0),
     };
@@ -79,7 +86,11 @@ fn grouped(magnitude: f64, decimals: usize, trim_zeros: bool) -> String {
         }
         out.push(digit);
     }
-    let fraction = if trim_zeros { fraction.trim_end_matches('0') } else { fraction };
+    let fraction = if trim_zeros {
+        fraction.trim_end_matches('0')
+    } else {
+        fraction
+    };
     if !fraction.is_empty() {
         out.push('.');
         out.push_str(fraction);
@@ -89,7 +100,11 @@ fn grouped(magnitude: f64, decimals: usize, trim_zeros: bool) -> String {
 
 /// Evenly spaced round values covering `lo..=hi`, at most `max_ticks` of them (at least two).
 pub(crate) fn nice_ticks(lo: f64, hi: f64, max_ticks: usize) -> (Vec<f64>, f64) {
-    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 1.0, lo + 1.0)
+    };
     let max_ticks = max_ticks.max(2);
     let rough = (hi - lo) / (max_ticks - 1) as f64;
     let power = 10f64.powf(rough.log10().floor());
@@ -106,7 +121,11 @@ pub(crate) fn nice_ticks(lo: f64, hi: f64, max_ticks: usize) -> (Vec<f64>, f64) 
 
 /// Fraction digits that tell ticks `step` apart ("0.25" needs two, "500" none).
 pub(crate) fn decimals_for_step(step: f64, unit: Unit) -> usize {
-    let step = if unit == Unit::Percent { step * 100.0 } else { step };
+    let step = if unit == Unit::Percent {
+        step * 100.0
+    } else {
+        step
+    };
     let mut decimals = 0;
     let mut scaled = step.abs();
     while decimals < 6 && (scaled - scaled.round()).abs() > 1e-9 * scaled.max(1.0) {
@@ -155,7 +174,12 @@ pub(crate) fn format_date(days: f64, style: DateStyle) -> String {
 
 /// Tick positions on a time axis over `lo..=hi` (days), at most `max_ticks`, on round dates:
 /// hours, days, weeks (Mondays) or month starts.
-pub(crate) fn date_ticks(lo: f64, hi: f64, max_ticks: usize, monthly_data: bool) -> (Vec<f64>, DateStyle) {
+pub(crate) fn date_ticks(
+    lo: f64,
+    hi: f64,
+    max_ticks: usize,
+    monthly_data: bool,
+) -> (Vec<f64>, DateStyle) {
     let max_ticks = max_ticks.max(2);
     let span = hi - lo;
     if span <= 2.0 && !monthly_data {
@@ -218,7 +242,9 @@ pub(crate) fn date_ticks(lo: f64, hi: f64, max_ticks: usize, monthly_data: bool)
 fn stepped(lo: f64, hi: f64, step: f64, origin: f64) -> Vec<f64> {
     let first = ((lo - origin) / step - 1e-9).ceil();
     let last = ((hi - origin) / step + 1e-9).floor();
-    (first as i64..=last as i64).map(|k| origin + k as f64 * step).collect()
+    (first as i64..=last as i64)
+        .map(|k| origin + k as f64 * step)
+        .collect()
 }
 
 #[cfg(test)]
@@ -247,14 +273,29 @@ mod tests {
 
     #[test]
     fn currency() {
-        assert_eq!(format_in_unit(1234.56, Unit::Currency, "USD", None), "$1,234.56");
-        assert_eq!(format_in_unit(-1234.5, Unit::Currency, "USD", None), "-$1,234.50");
-        assert_eq!(format_in_unit(1234567.891, Unit::Currency, "EUR", None), "1,234,567.89 EUR");
+        assert_eq!(
+            format_in_unit(1234.56, Unit::Currency, "USD", None),
+            "$1,234.56"
+        );
+        assert_eq!(
+            format_in_unit(-1234.5, Unit::Currency, "USD", None),
+            "-$1,234.50"
+        );
+        assert_eq!(
+            format_in_unit(1234567.891, Unit::Currency, "EUR", None),
+            "1,234,567.89 EUR"
+        );
         assert_eq!(format_in_unit(-0.001, Unit::Currency, "USD", None), "$0.00");
-        assert_eq!(format_in_unit(999.999, Unit::Currency, "USD", None), "$1,000.00");
+        assert_eq!(
+            format_in_unit(999.999, Unit::Currency, "USD", None),
+            "$1,000.00"
+        );
         assert_eq!(format_in_unit(5.0, Unit::Currency, "", None), "5.00");
         // Ticks fix their digits by step: 2,500 apart needs none.
-        assert_eq!(format_in_unit(12_500.0, Unit::Currency, "USD", Some(0)), "$12,500");
+        assert_eq!(
+            format_in_unit(12_500.0, Unit::Currency, "USD", Some(0)),
+            "$12,500"
+        );
     }
 
     #[test]

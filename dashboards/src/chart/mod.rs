@@ -100,11 +100,16 @@ pub enum ChartError {
 
 /// The chart as a standalone SVG document that scales in a page and carries its title and
 /// description for screen readers.
-pub fn svg(spec: &ChartSpec, schema: &Schema, batches: &[RecordBatch]) -> Result<String, ChartError> {
+pub fn svg(
+    spec: &ChartSpec,
+    schema: &Schema,
+    batches: &[RecordBatch],
+) -> Result<String, ChartError> {
     let chart = Prepared::from_rows(spec, schema, batches)?;
     let mut document = String::new();
     {
-        let root = SVGBackend::with_string(&mut document, (spec.width, spec.height)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut document, (spec.width, spec.height)).into_drawing_area();
         chart.draw(&root, spec)?;
         root.present().map_err(canvas::render_error)?;
     }
@@ -112,7 +117,11 @@ pub fn svg(spec: &ChartSpec, schema: &Schema, batches: &[RecordBatch]) -> Result
 }
 
 /// The chart as a PNG image of the spec's size.
-pub fn png(spec: &ChartSpec, schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, ChartError> {
+pub fn png(
+    spec: &ChartSpec,
+    schema: &Schema,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, ChartError> {
     let chart = Prepared::from_rows(spec, schema, batches)?;
     let mut rgb = vec![0u8; spec.width as usize * spec.height as usize * 3];
     {
@@ -146,7 +155,11 @@ enum Prepared {
 }
 
 impl Prepared {
-    fn from_rows(spec: &ChartSpec, schema: &Schema, batches: &[RecordBatch]) -> Result<Self, ChartError> {
+    fn from_rows(
+        spec: &ChartSpec,
+        schema: &Schema,
+        batches: &[RecordBatch],
+    ) -> Result<Self, ChartError> {
         for (side, pixels) in [("width", spec.width), ("height", spec.height)] {
             if !(MIN_SIDE..=MAX_SIDE).contains(&pixels) {
                 return Err(ChartError::Render(format!(
@@ -172,7 +185,11 @@ impl Prepared {
         Ok(chart.unwrap_or(Self::NoData))
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, spec: &ChartSpec) -> Result<(), ChartError> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &Area<DB>,
+        spec: &ChartSpec,
+    ) -> Result<(), ChartError> {
         match self {
             Self::NoData => canvas::draw_no_data(area, spec),
             Self::Line(chart) => chart.draw(area, spec),
@@ -189,11 +206,14 @@ impl Prepared {
 /// Adds `role="img"`, `<title>` and `<desc>` to plotters' document (it already writes width,
 /// height and a `viewBox`, which is what lets a page scale it).
 fn accessible(document: String, spec: &ChartSpec) -> String {
-    let Some(tag_end) = document.find("<svg").and_then(|start| document[start..].find('>').map(|end| start + end))
+    let Some(tag_end) = document
+        .find("<svg")
+        .and_then(|start| document[start..].find('>').map(|end| start + end))
     else {
         return document;
     };
-    let mut out = String::with_capacity(document.len() + spec.title.len() + spec.description.len() + 64);
+    let mut out =
+        String::with_capacity(document.len() + spec.title.len() + spec.description.len() + 64);
     out.push_str(&document[..tag_end]);
     out.push_str(" role=\"img\">\n<title>");
     out.push_str(&escape_xml(&spec.title));

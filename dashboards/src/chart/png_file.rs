@@ -69,7 +69,11 @@ pub(crate) fn decode_rgb(file: &[u8]) -> (u32, u32, Vec<u8>) {
         let kind = &file[at + 4..at + 8];
         let data = &file[at + 8..at + 8 + length];
         let crc = u32::from_be_bytes(file[at + 8 + length..at + 12 + length].try_into().unwrap());
-        assert_eq!(crc32fast::hash(&file[at + 4..at + 8 + length]), crc, "CRC of {kind:?}");
+        assert_eq!(
+            crc32fast::hash(&file[at + 4..at + 8 + length]),
+            crc,
+            "CRC of {kind:?}"
+        );
         match kind {
             b"IHDR" => {
                 size = (
@@ -85,9 +89,15 @@ pub(crate) fn decode_rgb(file: &[u8]) -> (u32, u32, Vec<u8>) {
         at += 12 + length;
     }
     let mut filtered = Vec::new();
-    flate2::read::ZlibDecoder::new(idat.as_slice()).read_to_end(&mut filtered).unwrap();
+    flate2::read::ZlibDecoder::new(idat.as_slice())
+        .read_to_end(&mut filtered)
+        .unwrap();
     let row = size.0 as usize * 3;
-    assert_eq!(filtered.len(), (row + 1) * size.1 as usize, "pixel data for {size:?}");
+    assert_eq!(
+        filtered.len(),
+        (row + 1) * size.1 as usize,
+        "pixel data for {size:?}"
+    );
     let mut rgb = Vec::with_capacity(row * size.1 as usize);
     for line in filtered.chunks_exact(row + 1) {
         assert_eq!(line[0], 1, "Sub filter");

@@ -9,7 +9,8 @@ use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use plotters::backend::BitMapBackend;
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
-    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind, FontStyle,
+    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
+    FontStyle,
 };
 
 use super::canvas::{BOLD, REGULAR};
@@ -25,14 +26,23 @@ pub(crate) struct PngCanvas<'a> {
 
 impl<'a> PngCanvas<'a> {
     pub fn new(rgb: &'a mut [u8], size: (u32, u32)) -> Self {
-        Self { bitmap: BitMapBackend::with_buffer(rgb, size) }
+        Self {
+            bitmap: BitMapBackend::with_buffer(rgb, size),
+        }
     }
 }
 
 fn font(bold: bool) -> Option<&'static FontRef<'static>> {
     static FONTS: OnceLock<Option<(FontRef<'static>, FontRef<'static>)>> = OnceLock::new();
-    let fonts = FONTS.get_or_init(|| Some((FontRef::try_from_slice(REGULAR).ok()?, FontRef::try_from_slice(BOLD).ok()?)));
-    fonts.as_ref().map(|(regular, bold_font)| if bold { bold_font } else { regular })
+    let fonts = FONTS.get_or_init(|| {
+        Some((
+            FontRef::try_from_slice(REGULAR).ok()?,
+            FontRef::try_from_slice(BOLD).ok()?,
+        ))
+    });
+    fonts
+        .as_ref()
+        .map(|(regular, bold_font)| if bold { bold_font } else { regular })
 }
 
 type Failure<'a> = DrawingErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>;
@@ -52,7 +62,12 @@ impl<'a> DrawingBackend for PngCanvas<'a> {
     fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> Result<(), Failure<'a>> {
         self.bitmap.draw_pixel(point, color)
     }
-    fn draw_line<S: BackendStyle>(&mut self, from: BackendCoord, to: BackendCoord, style: &S) -> Result<(), Failure<'a>> {
+    fn draw_line<S: BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> Result<(), Failure<'a>> {
         self.bitmap.draw_line(from, to, style)
     }
     fn draw_rect<S: BackendStyle>(
@@ -64,20 +79,44 @@ impl<'a> DrawingBackend for PngCanvas<'a> {
     ) -> Result<(), Failure<'a>> {
         self.bitmap.draw_rect(upper_left, bottom_right, style, fill)
     }
-    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, path: I, style: &S) -> Result<(), Failure<'a>> {
+    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> Result<(), Failure<'a>> {
         self.bitmap.draw_path(path, style)
     }
-    fn draw_circle<S: BackendStyle>(&mut self, center: BackendCoord, radius: u32, style: &S, fill: bool) -> Result<(), Failure<'a>> {
+    fn draw_circle<S: BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), Failure<'a>> {
         self.bitmap.draw_circle(center, radius, style, fill)
     }
-    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, vert: I, style: &S) -> Result<(), Failure<'a>> {
+    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vert: I,
+        style: &S,
+    ) -> Result<(), Failure<'a>> {
         self.bitmap.fill_polygon(vert, style)
     }
-    fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> Result<(), Failure<'a>> {
+    fn blit_bitmap(
+        &mut self,
+        pos: BackendCoord,
+        size: (u32, u32),
+        src: &[u8],
+    ) -> Result<(), Failure<'a>> {
         self.bitmap.blit_bitmap(pos, size, src)
     }
 
-    fn draw_text<S: BackendTextStyle>(&mut self, text: &str, style: &S, pos: BackendCoord) -> Result<(), Failure<'a>> {
+    fn draw_text<S: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &S,
+        pos: BackendCoord,
+    ) -> Result<(), Failure<'a>> {
         let color = style.color();
         let Some(font) = font(matches!(style.style(), FontStyle::Bold)) else {
             return self.bitmap.draw_text(text, style, pos);
@@ -118,7 +157,9 @@ impl<'a> DrawingBackend for PngCanvas<'a> {
             previous = Some(id);
             let glyph = id.with_scale_and_position(PxScale::from(size), point(pen, baseline));
             pen += scaled.h_advance(id);
-            let Some(outline) = font.outline_glyph(glyph) else { continue };
+            let Some(outline) = font.outline_glyph(glyph) else {
+                continue;
+            };
             let bounds = outline.px_bounds();
             let mut pixels = Vec::new();
             outline.draw(|gx, gy, coverage| pixels.push((gx, gy, coverage)));
@@ -126,8 +167,14 @@ impl<'a> DrawingBackend for PngCanvas<'a> {
                 if coverage <= 0.0 {
                     continue;
                 }
-                let at = (bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32);
-                let ink = BackendColor { alpha: color.alpha * f64::from(coverage.min(1.0)), rgb: color.rgb };
+                let at = (
+                    bounds.min.x as i32 + gx as i32,
+                    bounds.min.y as i32 + gy as i32,
+                );
+                let ink = BackendColor {
+                    alpha: color.alpha * f64::from(coverage.min(1.0)),
+                    rgb: color.rgb,
+                };
                 self.bitmap.draw_pixel(at, ink)?;
             }
         }

@@ -27,7 +27,9 @@ pub(crate) struct LineChart {
 pub(crate) fn scale_of(x: &XColumn) -> XScale {
     match &x.axis {
         XAxisKind::Category(labels) => XScale::Category(labels.clone()),
-        XAxisKind::Time => XScale::Time { monthly: is_monthly(&x.positions) },
+        XAxisKind::Time => XScale::Time {
+            monthly: is_monthly(&x.positions),
+        },
     }
 }
 
@@ -50,7 +52,10 @@ impl LineChart {
             let line = match lines.iter().position(|l| l.name == name) {
                 Some(i) => &mut lines[i],
                 None => {
-                    lines.push(Line { name, points: Vec::new() });
+                    lines.push(Line {
+                        name,
+                        points: Vec::new(),
+                    });
                     let last = lines.len() - 1;
                     &mut lines[last]
                 }
@@ -60,7 +65,10 @@ impl LineChart {
                 target_points.push((position, Some(target)));
             }
         }
-        if lines.iter().all(|l| l.points.iter().all(|(_, y)| y.is_none())) {
+        if lines
+            .iter()
+            .all(|l| l.points.iter().all(|(_, y)| y.is_none()))
+        {
             return Ok(None);
         }
         for line in &mut lines {
@@ -77,25 +85,48 @@ impl LineChart {
                     None => (None, None),
                     // A constant target is a plain reference line, labelled like the spec's own.
                     Some(first) if values.iter().all(|v| v == first) => (Some(*first), None),
-                    Some(_) => (None, Some(Line { name: "target".to_owned(), points: target_points })),
+                    Some(_) => (
+                        None,
+                        Some(Line {
+                            name: "target".to_owned(),
+                            points: target_points,
+                        }),
+                    ),
                 }
             }
         };
-        Ok(Some(Self { scale: scale_of(&x), lines, target_line, target }))
+        Ok(Some(Self {
+            scale: scale_of(&x),
+            lines,
+            target_line,
+            target,
+        }))
     }
 
-    pub fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, spec: &ChartSpec) -> Result<(), ChartError> {
+    pub fn draw<DB: DrawingBackend>(
+        &self,
+        area: &Area<DB>,
+        spec: &ChartSpec,
+    ) -> Result<(), ChartError> {
         let top = canvas::draw_frame(area, spec)?;
         let legend: Vec<LegendEntry> = self
             .lines
             .iter()
             .enumerate()
-            .map(|(i, line)| LegendEntry { label: line.name.clone(), color: PALETTE[i % PALETTE.len()], mark: Mark::Line })
+            .map(|(i, line)| LegendEntry {
+                label: line.name.clone(),
+                color: PALETTE[i % PALETTE.len()],
+                mark: Mark::Line,
+            })
             .collect();
         let top = canvas::draw_legend(area, &legend, top)?;
         let references = axes::spec_references(spec, self.target);
         let all_lines = self.lines.iter().chain(&self.target_line);
-        let x_range = axes::x_range(&self.scale, all_lines.clone().flat_map(|l| l.points.iter().map(|p| p.0)), false);
+        let x_range = axes::x_range(
+            &self.scale,
+            all_lines.clone().flat_map(|l| l.points.iter().map(|p| p.0)),
+            false,
+        );
         let y_values = all_lines
             .flat_map(|l| l.points.iter().filter_map(|p| p.1))
             .chain(references.iter().map(|r| r.value));
@@ -105,9 +136,23 @@ impl LineChart {
         if let Some(target) = &self.target_line {
             draw_line(area, &plot, target, canvas::INK, true)?;
             if let Some((x, Some(y))) = target.points.last() {
-                let label = format!("target {}", super::format_value(*y, spec.unit, &spec.currency));
-                let style = text_style(TEXT_SIZE - 1.0, false, canvas::INK, HPos::Right, VPos::Center);
-                draw_text(area, &label, (plot.px(*x).min(plot.right - 2), plot.py(*y) - 10), &style)?;
+                let label = format!(
+                    "target {}",
+                    super::format_value(*y, spec.unit, &spec.currency)
+                );
+                let style = text_style(
+                    TEXT_SIZE - 1.0,
+                    false,
+                    canvas::INK,
+                    HPos::Right,
+                    VPos::Center,
+                );
+                draw_text(
+                    area,
+                    &label,
+                    (plot.px(*x).min(plot.right - 2), plot.py(*y) - 10),
+                    &style,
+                )?;
             }
         }
         for (i, line) in self.lines.iter().enumerate() {
@@ -125,8 +170,11 @@ fn draw_line<DB: DrawingBackend>(
     color: RGBColor,
     dashed: bool,
 ) -> Result<(), ChartError> {
-    let pixels: Vec<Option<(i32, i32)>> =
-        line.points.iter().map(|(x, y)| y.map(|y| (plot.px(*x), plot.py(y)))).collect();
+    let pixels: Vec<Option<(i32, i32)>> = line
+        .points
+        .iter()
+        .map(|(x, y)| y.map(|y| (plot.px(*x), plot.py(y))))
+        .collect();
     let dots = !dashed && canvas::wants_dots(pixels.len(), plot.width());
     canvas::polyline(area, &pixels, color, dashed, dots)
 }
@@ -164,18 +212,33 @@ impl BurnChart {
         }))
     }
 
-    pub fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, spec: &ChartSpec) -> Result<(), ChartError> {
+    pub fn draw<DB: DrawingBackend>(
+        &self,
+        area: &Area<DB>,
+        spec: &ChartSpec,
+    ) -> Result<(), ChartError> {
         let top = canvas::draw_frame(area, spec)?;
         let (actual_color, forecast_color) = (PALETTE[0], PALETTE[1]);
         let legend = [
-            LegendEntry { label: "actual".to_owned(), color: actual_color, mark: Mark::Line },
-            LegendEntry { label: "forecast".to_owned(), color: forecast_color, mark: Mark::Dashed },
+            LegendEntry {
+                label: "actual".to_owned(),
+                color: actual_color,
+                mark: Mark::Line,
+            },
+            LegendEntry {
+                label: "forecast".to_owned(),
+                color: forecast_color,
+                mark: Mark::Dashed,
+            },
         ];
         let top = canvas::draw_legend(area, &legend, top)?;
         let mut references = axes::spec_references(spec, None);
         if let Some(budget) = self.budget {
             references.push(Reference {
-                label: format!("budget {}", super::format_value(budget, spec.unit, &spec.currency)),
+                label: format!(
+                    "budget {}",
+                    super::format_value(budget, spec.unit, &spec.currency)
+                ),
                 value: budget,
                 color: canvas::BAD,
             });

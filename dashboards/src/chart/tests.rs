@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    ArrayRef, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -28,9 +29,16 @@ fn spec(kind: ChartKind, unit: Unit) -> ChartSpec {
 
 fn rows(columns: Vec<(&str, ArrayRef)>) -> (Schema, Vec<RecordBatch>) {
     let schema = Schema::new(
-        columns.iter().map(|(name, array)| Field::new(*name, array.data_type().clone(), true)).collect::<Vec<_>>(),
+        columns
+            .iter()
+            .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+            .collect::<Vec<_>>(),
     );
-    let batch = RecordBatch::try_new(Arc::new(schema.clone()), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let batch = RecordBatch::try_new(
+        Arc::new(schema.clone()),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
     (schema, vec![batch])
 }
 
@@ -54,8 +62,14 @@ fn check_svg(document: &str, spec: &ChartSpec) -> String {
     let root = tree.root_element();
     assert_eq!(root.tag_name().name(), "svg");
     assert_eq!(root.attribute("role"), Some("img"));
-    assert_eq!(root.attribute("width"), Some(spec.width.to_string().as_str()));
-    assert_eq!(root.attribute("viewBox"), Some(format!("0 0 {} {}", spec.width, spec.height).as_str()));
+    assert_eq!(
+        root.attribute("width"),
+        Some(spec.width.to_string().as_str())
+    );
+    assert_eq!(
+        root.attribute("viewBox"),
+        Some(format!("0 0 {} {}", spec.width, spec.height).as_str())
+    );
     let children: Vec<_> = root.children().filter(|n| n.is_element()).collect();
     assert_eq!(children[0].tag_name().name(), "title");
     assert_eq!(children[0].text(), Some(spec.title.as_str()));
@@ -96,16 +110,28 @@ fn a_legend_of_forty_series_keeps_three_rows_and_counts_the_rest() {
             ("y", floats((0..40).map(|i| Some(i as f64)).collect())),
         ]),
     );
-    assert!(drawn.contains("team-0") && drawn.contains(" more") && !drawn.contains("team-39"), "{drawn}");
+    assert!(
+        drawn.contains("team-0") && drawn.contains(" more") && !drawn.contains("team-39"),
+        "{drawn}"
+    );
 }
 
 fn lead_time() -> (Schema, Vec<RecordBatch>) {
     // Two weeks of daily lead time for two services; api misses 03-05 (a gap in its line).
     let days: Vec<i32> = (1..=14).map(|d| day(3, d)).collect();
     let x: Vec<i32> = days.iter().chain(&days).copied().collect();
-    let series: Vec<&str> = (0..28).map(|i| if i < 14 { "api" } else { "web" }).collect();
-    let y: Vec<Option<f64>> =
-        (0..28).map(|i| if i == 4 { None } else { Some(10.0 + (i % 14) as f64 * 1.5 + (i / 14) as f64 * 8.0) }).collect();
+    let series: Vec<&str> = (0..28)
+        .map(|i| if i < 14 { "api" } else { "web" })
+        .collect();
+    let y: Vec<Option<f64>> = (0..28)
+        .map(|i| {
+            if i == 4 {
+                None
+            } else {
+                Some(10.0 + (i % 14) as f64 * 1.5 + (i / 14) as f64 * 8.0)
+            }
+        })
+        .collect();
     rows(vec![
         ("x", Arc::new(Date32Array::from(x))),
         ("series", text(&series)),
@@ -118,28 +144,47 @@ fn lead_time() -> (Schema, Vec<RecordBatch>) {
 fn line_of_dates_with_series_and_target_column() {
     let drawn = draw(&spec(ChartKind::Line, Unit::Hours), &lead_time());
     assert!(drawn.contains("target 24 h"), "{drawn}");
-    assert!(drawn.contains("api") && drawn.contains("web"), "legend: {drawn}");
-    assert!(drawn.contains("Mar 03") || drawn.contains("Mar 02"), "daily ticks: {drawn}");
-    assert!(drawn.contains("30 h") || drawn.contains("35 h"), "hour ticks: {drawn}");
+    assert!(
+        drawn.contains("api") && drawn.contains("web"),
+        "legend: {drawn}"
+    );
+    assert!(
+        drawn.contains("Mar 03") || drawn.contains("Mar 02"),
+        "daily ticks: {drawn}"
+    );
+    assert!(
+        drawn.contains("30 h") || drawn.contains("35 h"),
+        "hour ticks: {drawn}"
+    );
 }
 
 #[test]
 fn line_of_timestamps_and_decimals() {
     // Hourly deploy counts as Decimal128(10, 2): 1.25 is stored as 125.
     let start = 1_772_323_200_000i64; // 2026-03-01T00:00:00Z
-    let x = TimestampMillisecondArray::from((0..24).map(|h| start + h * 3_600_000).collect::<Vec<_>>())
-        .with_timezone("UTC");
+    let x =
+        TimestampMillisecondArray::from((0..24).map(|h| start + h * 3_600_000).collect::<Vec<_>>())
+            .with_timezone("UTC");
     let y = Decimal128Array::from((0..24).map(|h| Some(100 + h * 25)).collect::<Vec<_>>())
         .with_precision_and_scale(10, 2)
         .unwrap();
     let mut spec = spec(ChartKind::Line, Unit::Number);
     spec.time_zone = chrono_tz::Europe::Berlin;
     spec.target = Some(5.0);
-    spec.thresholds = vec![Threshold { label: "alert".to_owned(), value: 6.5 }];
+    spec.thresholds = vec![Threshold {
+        label: "alert".to_owned(),
+        value: 6.5,
+    }];
     let drawn = draw(&spec, &rows(vec![("x", Arc::new(x)), ("y", Arc::new(y))]));
     // Shown in Berlin: data from 01:00 there (midnight UTC), ticks every three hours.
-    assert!(drawn.contains("Mar 01 03:00") && drawn.contains("21:00"), "{drawn}");
-    assert!(drawn.contains("target 5") && drawn.contains("alert 6.5"), "{drawn}");
+    assert!(
+        drawn.contains("Mar 01 03:00") && drawn.contains("21:00"),
+        "{drawn}"
+    );
+    assert!(
+        drawn.contains("target 5") && drawn.contains("alert 6.5"),
+        "{drawn}"
+    );
 }
 
 #[test]
@@ -165,20 +210,39 @@ fn cost_by_service() -> (Schema, Vec<RecordBatch>) {
         }
     }
     let series: Vec<&str> = series.iter().map(String::as_str).collect();
-    rows(vec![("x", Arc::new(Date32Array::from(x))), ("series", text(&series)), ("y", floats(y))])
+    rows(vec![
+        ("x", Arc::new(Date32Array::from(x))),
+        ("series", text(&series)),
+        ("y", floats(y)),
+    ])
 }
 
 #[test]
 fn stacked_area_keeps_eight_series_and_other() {
-    let drawn = draw(&spec(ChartKind::StackedArea, Unit::Currency), &cost_by_service());
-    assert!(drawn.contains("service-0") && drawn.contains("service-7"), "{drawn}");
-    assert!(!drawn.contains("service-8") && drawn.contains("other"), "{drawn}");
-    assert!(drawn.contains("2026-03") && drawn.contains('$'), "monthly ticks, currency: {drawn}");
+    let drawn = draw(
+        &spec(ChartKind::StackedArea, Unit::Currency),
+        &cost_by_service(),
+    );
+    assert!(
+        drawn.contains("service-0") && drawn.contains("service-7"),
+        "{drawn}"
+    );
+    assert!(
+        !drawn.contains("service-8") && drawn.contains("other"),
+        "{drawn}"
+    );
+    assert!(
+        drawn.contains("2026-03") && drawn.contains('$'),
+        "monthly ticks, currency: {drawn}"
+    );
 }
 
 #[test]
 fn stacked_bar() {
-    let drawn = draw(&spec(ChartKind::StackedBar, Unit::Currency), &cost_by_service());
+    let drawn = draw(
+        &spec(ChartKind::StackedBar, Unit::Currency),
+        &cost_by_service(),
+    );
     assert!(drawn.contains("other"), "{drawn}");
 }
 
@@ -189,9 +253,28 @@ fn bar_of_movers_with_long_labels() {
     let drawn = draw(
         &spec,
         &rows(vec![
-            ("label", text(&["checkout-service-with-a-very-long-name-indeed-and-more", "search", "billing", "auth"])),
-            ("value", Arc::new(Int64Array::from(vec![Some(4200), Some(1300), None, Some(-2750)]))),
-            ("detail", text(&["+38 % vs last month", "new index", "", "reserved instances"])),
+            (
+                "label",
+                text(&[
+                    "checkout-service-with-a-very-long-name-indeed-and-more",
+                    "search",
+                    "billing",
+                    "auth",
+                ]),
+            ),
+            (
+                "value",
+                Arc::new(Int64Array::from(vec![
+                    Some(4200),
+                    Some(1300),
+                    None,
+                    Some(-2750),
+                ])),
+            ),
+            (
+                "detail",
+                text(&["+38 % vs last month", "new index", "", "reserved instances"]),
+            ),
         ]),
     );
     assert!(drawn.contains('…'), "long label cut: {drawn}");
@@ -201,7 +284,11 @@ fn bar_of_movers_with_long_labels() {
 #[test]
 fn stat_tile() {
     let drawn = draw(
-        &ChartSpec { width: 320, height: 160, ..spec(ChartKind::Stat, Unit::Hours) },
+        &ChartSpec {
+            width: 320,
+            height: 160,
+            ..spec(ChartKind::Stat, Unit::Hours)
+        },
         &rows(vec![
             ("value", floats(vec![Some(12.5)])),
             ("previous", floats(vec![Some(20.0)])),
@@ -211,8 +298,14 @@ fn stat_tile() {
         ]),
     );
     // 12.5 against 20: 7.5 / 20 = 37.5 % lower, an improvement.
-    assert!(drawn.contains("12.5 h") && drawn.contains("▼ 37.5 % from 20 h"), "{drawn}");
-    assert!(drawn.contains("Elite") && drawn.contains("target 24 h · met"), "{drawn}");
+    assert!(
+        drawn.contains("12.5 h") && drawn.contains("▼ 37.5 % from 20 h"),
+        "{drawn}"
+    );
+    assert!(
+        drawn.contains("Elite") && drawn.contains("target 24 h · met"),
+        "{drawn}"
+    );
 }
 
 #[test]
@@ -220,22 +313,41 @@ fn table_grid_stops_at_twenty_rows() {
     let names: Vec<String> = (0..25).map(|i| format!("service-{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let drawn = draw(
-        &ChartSpec { height: 520, ..spec(ChartKind::Table, Unit::Number) },
+        &ChartSpec {
+            height: 520,
+            ..spec(ChartKind::Table, Unit::Number)
+        },
         &rows(vec![
             ("service", text(&names)),
-            ("deployments", Arc::new(Int64Array::from((0..25).collect::<Vec<i64>>()))),
-            ("cost", floats((0..25).map(|i| Some(1234.5678 * i as f64)).collect())),
+            (
+                "deployments",
+                Arc::new(Int64Array::from((0..25).collect::<Vec<i64>>())),
+            ),
+            (
+                "cost",
+                floats((0..25).map(|i| Some(1234.5678 * i as f64)).collect()),
+            ),
         ]),
     );
-    assert!(drawn.contains("service-19") && !drawn.contains("service-20"), "{drawn}");
-    assert!(drawn.contains("… 5 more rows") && drawn.contains("2,469"), "{drawn}");
+    assert!(
+        drawn.contains("service-19") && !drawn.contains("service-20"),
+        "{drawn}"
+    );
+    assert!(
+        drawn.contains("… 5 more rows") && drawn.contains("2,469"),
+        "{drawn}"
+    );
 }
 
 fn march_burn() -> (Schema, Vec<RecordBatch>) {
     // Billed through the 18th at 300 a day; the forecast runs on at 320 a day to 9,880.
     let days: Vec<i32> = (1..=31).map(|d| day(3, d)).collect();
-    let actual = (1..=31).map(|d| (d <= 18).then(|| 300.0 * d as f64)).collect();
-    let forecast = (1..=31).map(|d| (d >= 18).then(|| 5400.0 + 320.0 * (d - 18) as f64)).collect();
+    let actual = (1..=31)
+        .map(|d| (d <= 18).then(|| 300.0 * d as f64))
+        .collect();
+    let forecast = (1..=31)
+        .map(|d| (d >= 18).then(|| 5400.0 + 320.0 * (d - 18) as f64))
+        .collect();
     rows(vec![
         ("day", Arc::new(Date32Array::from(days))),
         ("actual", floats(actual)),
@@ -247,27 +359,44 @@ fn march_burn() -> (Schema, Vec<RecordBatch>) {
 #[test]
 fn burn() {
     let drawn = draw(&spec(ChartKind::Burn, Unit::Currency), &march_burn());
-    assert!(drawn.contains("budget $9,000.00") && drawn.contains("forecast"), "{drawn}");
+    assert!(
+        drawn.contains("budget $9,000.00") && drawn.contains("forecast"),
+        "{drawn}"
+    );
 }
 
 fn deployments_by_day() -> (Schema, Vec<RecordBatch>) {
     // Twenty weeks from 2026-01-05 (a Monday); weekends quiet, every third day busier.
     let days: Vec<i32> = (0..140).map(|i| day(1, 5) + i).collect();
-    let values = (0..140i64).map(|i| Some(if i % 7 >= 5 { 0 } else { 1 + (i % 3) * 2 })).collect::<Vec<_>>();
-    rows(vec![("day", Arc::new(Date32Array::from(days))), ("value", Arc::new(Int64Array::from(values)))])
+    let values = (0..140i64)
+        .map(|i| Some(if i % 7 >= 5 { 0 } else { 1 + (i % 3) * 2 }))
+        .collect::<Vec<_>>();
+    rows(vec![
+        ("day", Arc::new(Date32Array::from(days))),
+        ("value", Arc::new(Int64Array::from(values))),
+    ])
 }
 
 #[test]
 fn calendar() {
-    let drawn = draw(&spec(ChartKind::Calendar, Unit::Count), &deployments_by_day());
-    assert!(drawn.contains("Feb") && drawn.contains("Wed") && drawn.contains("max 5"), "{drawn}");
+    let drawn = draw(
+        &spec(ChartKind::Calendar, Unit::Count),
+        &deployments_by_day(),
+    );
+    assert!(
+        drawn.contains("Feb") && drawn.contains("Wed") && drawn.contains("max 5"),
+        "{drawn}"
+    );
 }
 
 #[test]
 fn no_rows_or_only_nulls_is_a_no_data_panel() {
     let empty = |columns: Vec<(&str, ArrayRef)>| {
         let (schema, batches) = rows(columns);
-        (schema, batches.iter().map(|b| b.slice(0, 0)).collect::<Vec<_>>())
+        (
+            schema,
+            batches.iter().map(|b| b.slice(0, 0)).collect::<Vec<_>>(),
+        )
     };
     let cases = [
         (ChartKind::Line, lead_time()),
@@ -275,45 +404,90 @@ fn no_rows_or_only_nulls_is_a_no_data_panel() {
         (ChartKind::StackedBar, cost_by_service()),
         (ChartKind::Burn, march_burn()),
         (ChartKind::Calendar, deployments_by_day()),
-        (ChartKind::Bar, rows(vec![("label", text(&["a"])), ("value", floats(vec![Some(1.0)]))])),
-        (ChartKind::Stat, rows(vec![("value", floats(vec![Some(1.0)]))])),
+        (
+            ChartKind::Bar,
+            rows(vec![
+                ("label", text(&["a"])),
+                ("value", floats(vec![Some(1.0)])),
+            ]),
+        ),
+        (
+            ChartKind::Stat,
+            rows(vec![("value", floats(vec![Some(1.0)]))]),
+        ),
         (ChartKind::Table, rows(vec![("anything", text(&["a"]))])),
     ];
     for (kind, (schema, batches)) in cases {
-        let columns: Vec<(&str, ArrayRef)> =
-            schema.fields().iter().zip(batches[0].columns()).map(|(f, a)| (f.name().as_str(), a.clone())).collect();
+        let columns: Vec<(&str, ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(batches[0].columns())
+            .map(|(f, a)| (f.name().as_str(), a.clone()))
+            .collect();
         let spec = spec(kind, Unit::Number);
         let drawn = draw(&spec, &empty(columns));
-        assert!(drawn.contains("No data for this selection"), "{kind:?}: {drawn}");
+        assert!(
+            drawn.contains("No data for this selection"),
+            "{kind:?}: {drawn}"
+        );
         // Without any batch at all, too.
         let drawn = draw(&spec, &(schema, Vec::new()));
-        assert!(drawn.contains("No data for this selection"), "{kind:?}: {drawn}");
+        assert!(
+            drawn.contains("No data for this selection"),
+            "{kind:?}: {drawn}"
+        );
     }
-    let all_null = rows(vec![("x", text(&["a", "b"])), ("y", floats(vec![None, None]))]);
-    assert!(draw(&spec(ChartKind::Line, Unit::Number), &all_null).contains("No data for this selection"));
+    let all_null = rows(vec![
+        ("x", text(&["a", "b"])),
+        ("y", floats(vec![None, None])),
+    ]);
+    assert!(
+        draw(&spec(ChartKind::Line, Unit::Number), &all_null)
+            .contains("No data for this selection")
+    );
 }
 
 #[test]
 fn missing_or_mistyped_columns_are_named() {
-    let (schema, batches) = rows(vec![("x", text(&["a"])), ("value", floats(vec![Some(1.0)]))]);
+    let (schema, batches) = rows(vec![
+        ("x", text(&["a"])),
+        ("value", floats(vec![Some(1.0)])),
+    ]);
     let error = svg(&spec(ChartKind::Line, Unit::Number), &schema, &batches).unwrap_err();
-    assert!(matches!(&error, ChartError::Column { column, .. } if column == "y"), "{error}");
+    assert!(
+        matches!(&error, ChartError::Column { column, .. } if column == "y"),
+        "{error}"
+    );
     assert!(error.to_string().contains("missing"), "{error}");
 
     let (schema, batches) = rows(vec![("label", text(&["a"])), ("value", text(&["12"]))]);
     let error = png(&spec(ChartKind::Bar, Unit::Number), &schema, &batches).unwrap_err();
-    assert_eq!(error.to_string(), "column `value`: expected a numeric column (integer, float or decimal), found Utf8");
+    assert_eq!(
+        error.to_string(),
+        "column `value`: expected a numeric column (integer, float or decimal), found Utf8"
+    );
 
-    let (schema, batches) = rows(vec![("day", text(&["2026-03-01"])), ("value", floats(vec![Some(1.0)]))]);
+    let (schema, batches) = rows(vec![
+        ("day", text(&["2026-03-01"])),
+        ("value", floats(vec![Some(1.0)])),
+    ]);
     let error = svg(&spec(ChartKind::Calendar, Unit::Number), &schema, &batches).unwrap_err();
-    assert!(matches!(&error, ChartError::Column { column, expected } if column == "day" && expected.contains("Date32")));
+    assert!(
+        matches!(&error, ChartError::Column { column, expected } if column == "day" && expected.contains("Date32"))
+    );
 }
 
 #[test]
 fn sizes_out_of_range_are_refused() {
     let (schema, batches) = lead_time();
-    let tiny = ChartSpec { width: 10, ..spec(ChartKind::Line, Unit::Number) };
-    assert!(matches!(svg(&tiny, &schema, &batches), Err(ChartError::Render(_))));
+    let tiny = ChartSpec {
+        width: 10,
+        ..spec(ChartKind::Line, Unit::Number)
+    };
+    assert!(matches!(
+        svg(&tiny, &schema, &batches),
+        Err(ChartError::Render(_))
+    ));
 }
 
 #[test]
@@ -323,23 +497,55 @@ fn format_value_examples() {
     assert_eq!(format_value(1234.56, Unit::Currency, "USD"), "$1,234.56");
     assert_eq!(format_value(-1234.56, Unit::Currency, "USD"), "-$1,234.56");
     assert_eq!(format_value(1234.56, Unit::Currency, "EUR"), "1,234.56 EUR");
-    assert_eq!(format_value(-9876543.2, Unit::Currency, "EUR"), "-9,876,543.20 EUR");
+    assert_eq!(
+        format_value(-9876543.2, Unit::Currency, "EUR"),
+        "-9,876,543.20 EUR"
+    );
 }
 
 /// Writes every kind as PNG under the target directory, to look at.
 #[test]
 fn sample_pngs() {
-    let target = std::env::current_exe().unwrap().ancestors().nth(3).unwrap().join("chart-samples");
+    let target = std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("chart-samples");
     std::fs::create_dir_all(&target).unwrap();
     let mut line = spec(ChartKind::Line, Unit::Hours);
     line.title = "Lead time for changes".to_owned();
-    line.thresholds = vec![Threshold { label: "elite below".to_owned(), value: 12.0 }];
+    line.thresholds = vec![Threshold {
+        label: "elite below".to_owned(),
+        value: 12.0,
+    }];
     let mut bar = spec(ChartKind::Bar, Unit::Currency);
     bar.title = "Top cost movers".to_owned();
     let movers = rows(vec![
-        ("label", text(&["checkout-service-with-a-very-long-name-indeed", "search", "billing", "auth", "batch-jobs"])),
-        ("value", floats(vec![Some(4200.0), Some(1300.5), Some(-400.0), Some(-2750.0), Some(90.0)])),
-        ("detail", text(&["+38 %", "new index", "-5 %", "reserved instances", "+1 %"])),
+        (
+            "label",
+            text(&[
+                "checkout-service-with-a-very-long-name-indeed",
+                "search",
+                "billing",
+                "auth",
+                "batch-jobs",
+            ]),
+        ),
+        (
+            "value",
+            floats(vec![
+                Some(4200.0),
+                Some(1300.5),
+                Some(-400.0),
+                Some(-2750.0),
+                Some(90.0),
+            ]),
+        ),
+        (
+            "detail",
+            text(&["+38 %", "new index", "-5 %", "reserved instances", "+1 %"]),
+        ),
     ]);
     let stat = rows(vec![
         ("value", floats(vec![Some(0.12)])),
@@ -352,27 +558,106 @@ fn sample_pngs() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let table = rows(vec![
         ("service", text(&names)),
-        ("deployments", Arc::new(Int64Array::from((0..25).collect::<Vec<i64>>()))),
-        ("billed_cost", floats((0..25).map(|i| Some(1234.5678 * i as f64)).collect())),
+        (
+            "deployments",
+            Arc::new(Int64Array::from((0..25).collect::<Vec<i64>>())),
+        ),
+        (
+            "billed_cost",
+            floats((0..25).map(|i| Some(1234.5678 * i as f64)).collect()),
+        ),
     ]);
     let samples = [
         ("line", line, lead_time()),
-        ("stacked_area", ChartSpec { title: "Cost by service".to_owned(), ..spec(ChartKind::StackedArea, Unit::Currency) }, cost_by_service()),
-        ("stacked_bar", ChartSpec { title: "Cost by service".to_owned(), ..spec(ChartKind::StackedBar, Unit::Currency) }, cost_by_service()),
+        (
+            "stacked_area",
+            ChartSpec {
+                title: "Cost by service".to_owned(),
+                ..spec(ChartKind::StackedArea, Unit::Currency)
+            },
+            cost_by_service(),
+        ),
+        (
+            "stacked_bar",
+            ChartSpec {
+                title: "Cost by service".to_owned(),
+                ..spec(ChartKind::StackedBar, Unit::Currency)
+            },
+            cost_by_service(),
+        ),
         ("bar", bar, movers),
-        ("stat", ChartSpec { title: "Change failure rate".to_owned(), width: 320, height: 160, ..spec(ChartKind::Stat, Unit::Percent) }, stat),
-        ("table", ChartSpec { title: "Services".to_owned(), height: 520, ..spec(ChartKind::Table, Unit::Number) }, table),
-        ("burn", ChartSpec { title: "Budget burn, March".to_owned(), ..spec(ChartKind::Burn, Unit::Currency) }, march_burn()),
-        ("calendar", ChartSpec { title: "Deployments".to_owned(), width: 720, height: 220, ..spec(ChartKind::Calendar, Unit::Count) }, deployments_by_day()),
-        ("no_data", spec(ChartKind::Line, Unit::Number), rows(vec![("x", text(&[])), ("y", floats(vec![]))])),
-        ("line_narrow_categories", ChartSpec { title: "Deployment frequency by team, a narrow panel".to_owned(), width: 320, height: 200, ..spec(ChartKind::Line, Unit::PerDay) }, team_weeks()),
-        ("stacked_bar_daily", ChartSpec { title: "Daily cost".to_owned(), width: 480, height: 240, ..spec(ChartKind::StackedBar, Unit::Currency) }, daily_cost()),
+        (
+            "stat",
+            ChartSpec {
+                title: "Change failure rate".to_owned(),
+                width: 320,
+                height: 160,
+                ..spec(ChartKind::Stat, Unit::Percent)
+            },
+            stat,
+        ),
+        (
+            "table",
+            ChartSpec {
+                title: "Services".to_owned(),
+                height: 520,
+                ..spec(ChartKind::Table, Unit::Number)
+            },
+            table,
+        ),
+        (
+            "burn",
+            ChartSpec {
+                title: "Budget burn, March".to_owned(),
+                ..spec(ChartKind::Burn, Unit::Currency)
+            },
+            march_burn(),
+        ),
+        (
+            "calendar",
+            ChartSpec {
+                title: "Deployments".to_owned(),
+                width: 720,
+                height: 220,
+                ..spec(ChartKind::Calendar, Unit::Count)
+            },
+            deployments_by_day(),
+        ),
+        (
+            "no_data",
+            spec(ChartKind::Line, Unit::Number),
+            rows(vec![("x", text(&[])), ("y", floats(vec![]))]),
+        ),
+        (
+            "line_narrow_categories",
+            ChartSpec {
+                title: "Deployment frequency by team, a narrow panel".to_owned(),
+                width: 320,
+                height: 200,
+                ..spec(ChartKind::Line, Unit::PerDay)
+            },
+            team_weeks(),
+        ),
+        (
+            "stacked_bar_daily",
+            ChartSpec {
+                title: "Daily cost".to_owned(),
+                width: 480,
+                height: 240,
+                ..spec(ChartKind::StackedBar, Unit::Currency)
+            },
+            daily_cost(),
+        ),
     ];
     for (name, spec, (schema, batches)) in samples {
         let file = png(&spec, &schema, &batches).unwrap();
         check_png(&file, &spec);
         std::fs::write(target.join(format!("{name}.png")), file).unwrap();
-        std::fs::write(target.join(format!("{name}.svg")), svg(&spec, &schema, &batches).unwrap()).unwrap();
+        std::fs::write(
+            target.join(format!("{name}.svg")),
+            svg(&spec, &schema, &batches).unwrap(),
+        )
+        .unwrap();
     }
 }
 
@@ -380,7 +665,13 @@ fn sample_pngs() {
 fn team_weeks() -> (Schema, Vec<RecordBatch>) {
     let weeks: Vec<String> = (1..=30).map(|w| format!("2026-W{w:02}")).collect();
     let weeks: Vec<&str> = weeks.iter().map(String::as_str).collect();
-    rows(vec![("x", text(&weeks)), ("y", floats((0..30).map(|w| Some(0.5 + (w % 7) as f64 * 0.4)).collect()))])
+    rows(vec![
+        ("x", text(&weeks)),
+        (
+            "y",
+            floats((0..30).map(|w| Some(0.5 + (w % 7) as f64 * 0.4)).collect()),
+        ),
+    ])
 }
 
 /// Sixty days of cost in three services, as a long result.
@@ -393,5 +684,9 @@ fn daily_cost() -> (Schema, Vec<RecordBatch>) {
             y.push(Some(120.0 / (s + 1) as f64 + (d % 10) as f64 * 4.0));
         }
     }
-    rows(vec![("x", Arc::new(Date32Array::from(x))), ("series", text(&series)), ("y", floats(y))])
+    rows(vec![
+        ("x", Arc::new(Date32Array::from(x))),
+        ("series", text(&series)),
+        ("y", floats(y)),
+    ])
 }

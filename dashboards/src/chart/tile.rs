@@ -5,7 +5,10 @@ use arrow::datatypes::DataType;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::canvas::{self, Area, BAD, GOOD, GRID, INK, MUTED, PAD, PALETTE, TEXT_SIZE, draw_text, fit, text_style, text_width};
+use super::canvas::{
+    self, Area, BAD, GOOD, GRID, INK, MUTED, PAD, PALETTE, TEXT_SIZE, draw_text, fit, text_style,
+    text_width,
+};
 use super::data::Table;
 use super::format::format_in_unit;
 use super::{ChartError, ChartSpec, Unit, format_value};
@@ -27,23 +30,37 @@ impl StatTile {
         let level = table.texts_if_present("level")?;
         let better = table.texts_if_present("better")?;
         // The tile shows the first row; a query returning more is still drawn, from its first.
-        let Some(Some(first)) = value.first() else { return Ok(None) };
-        let first_of = |column: &Option<Vec<Option<f64>>>| column.as_ref().and_then(|c| c.first().copied().flatten());
-        let text_of = |column: &Option<Vec<Option<String>>>| column.as_ref().and_then(|c| c.first().cloned().flatten());
+        let Some(Some(first)) = value.first() else {
+            return Ok(None);
+        };
+        let first_of = |column: &Option<Vec<Option<f64>>>| {
+            column.as_ref().and_then(|c| c.first().copied().flatten())
+        };
+        let text_of = |column: &Option<Vec<Option<String>>>| {
+            column.as_ref().and_then(|c| c.first().cloned().flatten())
+        };
         Ok(Some(Self {
             value: *first,
             previous: first_of(&previous),
             target: spec.target.or(first_of(&target)),
-            level: text_of(&level).map(|l| l.trim().to_lowercase()).filter(|l| !l.is_empty()),
-            lower_is_better: text_of(&better).and_then(|b| match b.trim().to_lowercase().as_str() {
-                "lower" => Some(true),
-                "higher" => Some(false),
-                _ => None,
+            level: text_of(&level)
+                .map(|l| l.trim().to_lowercase())
+                .filter(|l| !l.is_empty()),
+            lower_is_better: text_of(&better).and_then(|b| {
+                match b.trim().to_lowercase().as_str() {
+                    "lower" => Some(true),
+                    "higher" => Some(false),
+                    _ => None,
+                }
             }),
         }))
     }
 
-    pub fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, spec: &ChartSpec) -> Result<(), ChartError> {
+    pub fn draw<DB: DrawingBackend>(
+        &self,
+        area: &Area<DB>,
+        spec: &ChartSpec,
+    ) -> Result<(), ChartError> {
         let top = canvas::draw_frame(area, spec)?;
         let (width, height) = area.dim_in_pixel();
         let (width, height) = (width as i32, height as i32);
@@ -61,8 +78,11 @@ impl StatTile {
             let text = capitalised(level);
             let badge = text_width(&text, TEXT_SIZE - 1.0, true) + 16;
             let (x1, y0) = (width - PAD, PAD);
-            area.draw(&Rectangle::new([(x1 - badge, y0), (x1, y0 + 20)], color.filled()))
-                .map_err(canvas::render_error)?;
+            area.draw(&Rectangle::new(
+                [(x1 - badge, y0), (x1, y0 + 20)],
+                color.filled(),
+            ))
+            .map_err(canvas::render_error)?;
             let style = text_style(TEXT_SIZE - 1.0, true, INK, HPos::Center, VPos::Center);
             draw_text(area, &text, (x1 - badge / 2, y0 + 10), &style)?;
         }
@@ -75,21 +95,40 @@ impl StatTile {
             size -= 2.0;
         }
         let value_centre = top + (size * 0.55) as i32;
-        draw_text(area, &fit(&value, room, size, true), (PAD, value_centre), &text_style(size, true, INK, HPos::Left, VPos::Center))?;
+        draw_text(
+            area,
+            &fit(&value, room, size, true),
+            (PAD, value_centre),
+            &text_style(size, true, INK, HPos::Left, VPos::Center),
+        )?;
 
         let mut y = value_centre + (size * 0.55) as i32 + 14;
         if let Some(previous) = self.previous {
             let (text, color) = self.change(previous, spec);
-            draw_text(area, &fit(&text, room, TEXT_SIZE, false), (PAD, y), &text_style(TEXT_SIZE, false, color, HPos::Left, VPos::Center))?;
+            draw_text(
+                area,
+                &fit(&text, room, TEXT_SIZE, false),
+                (PAD, y),
+                &text_style(TEXT_SIZE, false, color, HPos::Left, VPos::Center),
+            )?;
             y += 22;
         }
         if let Some(target) = self.target {
             let mut text = format!("target {}", format_value(target, spec.unit, &spec.currency));
             if let Some(lower) = self.lower_is_better {
-                let met = if lower { self.value <= target } else { self.value >= target };
+                let met = if lower {
+                    self.value <= target
+                } else {
+                    self.value >= target
+                };
                 text.push_str(if met { " · met" } else { " · missed" });
             }
-            draw_text(area, &fit(&text, room, TEXT_SIZE, false), (PAD, y), &text_style(TEXT_SIZE, false, MUTED, HPos::Left, VPos::Center))?;
+            draw_text(
+                area,
+                &fit(&text, room, TEXT_SIZE, false),
+                (PAD, y),
+                &text_style(TEXT_SIZE, false, MUTED, HPos::Left, VPos::Center),
+            )?;
         }
         Ok(())
     }
@@ -97,13 +136,30 @@ impl StatTile {
     /// "▲ 12.5 % from 20 h", coloured by whether the move is an improvement.
     fn change(&self, previous: f64, spec: &ChartSpec) -> (String, RGBColor) {
         let delta = self.value - previous;
-        let arrow = if delta > 0.0 { "▲" } else if delta < 0.0 { "▼" } else { "■" };
+        let arrow = if delta > 0.0 {
+            "▲"
+        } else if delta < 0.0 {
+            "▼"
+        } else {
+            "■"
+        };
         let from = format_value(previous, spec.unit, &spec.currency);
         // Percent values change in points: 15 % → 12 % is "3 pp", not "-20 %".
         let amount = if spec.unit == Unit::Percent {
-            format!("{} pp", format_in_unit(delta.abs() * 100.0, Unit::Number, "", Some(1)))
+            format!(
+                "{} pp",
+                format_in_unit(delta.abs() * 100.0, Unit::Number, "", Some(1))
+            )
         } else if previous != 0.0 {
-            format!("{} %", format_in_unit((delta / previous.abs() * 100.0).abs(), Unit::Number, "", Some(1)))
+            format!(
+                "{} %",
+                format_in_unit(
+                    (delta / previous.abs() * 100.0).abs(),
+                    Unit::Number,
+                    "",
+                    Some(1)
+                )
+            )
         } else {
             format_value(delta.abs(), spec.unit, &spec.currency)
         };
@@ -119,7 +175,10 @@ impl StatTile {
 
 fn capitalised(word: &str) -> String {
     let mut chars = word.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// At most this many rows: the grid is a glance in an email, the page has the full table.
@@ -146,11 +205,16 @@ impl TableGrid {
             let data_type = table.data_type(name);
             let is_number = data_type.as_ref().is_some_and(DataType::is_numeric);
             // Floats and decimals print like the charts' numbers, not with every digit.
-            let cells = if data_type.as_ref().is_some_and(|t| t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))) {
+            let cells = if data_type.as_ref().is_some_and(|t| {
+                t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+            }) {
                 table
                     .numbers(name)?
                     .into_iter()
-                    .map(|v| v.map(|v| format_in_unit(v, Unit::Number, "", None)).unwrap_or_default())
+                    .map(|v| {
+                        v.map(|v| format_in_unit(v, Unit::Number, "", None))
+                            .unwrap_or_default()
+                    })
                     .collect()
             } else {
                 table.display_cells(name)?
@@ -158,10 +222,19 @@ impl TableGrid {
             columns.push(cells);
             numeric.push(is_number);
         }
-        Ok(Some(Self { header, columns, numeric, rows: table.rows() }))
+        Ok(Some(Self {
+            header,
+            columns,
+            numeric,
+            rows: table.rows(),
+        }))
     }
 
-    pub fn draw<DB: DrawingBackend>(&self, area: &Area<DB>, spec: &ChartSpec) -> Result<(), ChartError> {
+    pub fn draw<DB: DrawingBackend>(
+        &self,
+        area: &Area<DB>,
+        spec: &ChartSpec,
+    ) -> Result<(), ChartError> {
         let top = canvas::draw_frame(area, spec)?;
         let (width, height) = area.dim_in_pixel();
         let (width, height) = (width as i32, height as i32);
@@ -173,26 +246,50 @@ impl TableGrid {
         }
         let widths = self.column_widths(width - 2 * PAD, shown);
 
-        area.draw(&Rectangle::new([(PAD, top), (width - PAD, top + ROW_HEIGHT)], GRID.filled()))
-            .map_err(canvas::render_error)?;
+        area.draw(&Rectangle::new(
+            [(PAD, top), (width - PAD, top + ROW_HEIGHT)],
+            GRID.filled(),
+        ))
+        .map_err(canvas::render_error)?;
         for row in 0..=shown {
             let y = top + ROW_HEIGHT * row as i32 + ROW_HEIGHT / 2;
             let mut x = PAD;
             for (column, column_width) in widths.iter().enumerate() {
-                let (text, bold) = if row == 0 { (&self.header[column], true) } else { (&self.columns[column][row - 1], false) };
+                let (text, bold) = if row == 0 {
+                    (&self.header[column], true)
+                } else {
+                    (&self.columns[column][row - 1], false)
+                };
                 let cell = fit(text, column_width - 12, TEXT_SIZE - 1.0, bold);
-                let (anchor, at) = if self.numeric[column] { (HPos::Right, x + column_width - 6) } else { (HPos::Left, x + 6) };
-                draw_text(area, &cell, (at, y), &text_style(TEXT_SIZE - 1.0, bold, INK, anchor, VPos::Center))?;
+                let (anchor, at) = if self.numeric[column] {
+                    (HPos::Right, x + column_width - 6)
+                } else {
+                    (HPos::Left, x + 6)
+                };
+                draw_text(
+                    area,
+                    &cell,
+                    (at, y),
+                    &text_style(TEXT_SIZE - 1.0, bold, INK, anchor, VPos::Center),
+                )?;
                 x += column_width;
             }
             let rule = top + ROW_HEIGHT * (row as i32 + 1);
-            area.draw(&PathElement::new(vec![(PAD, rule), (width - PAD, rule)], GRID.stroke_width(1)))
-                .map_err(canvas::render_error)?;
+            area.draw(&PathElement::new(
+                vec![(PAD, rule), (width - PAD, rule)],
+                GRID.stroke_width(1),
+            ))
+            .map_err(canvas::render_error)?;
         }
         if shown < self.rows {
             let more = format!("… {} more rows", self.rows - shown);
             let y = top + ROW_HEIGHT * (shown as i32 + 1) + ROW_HEIGHT / 2;
-            draw_text(area, &more, (PAD + 6, y), &text_style(TEXT_SIZE - 1.0, false, MUTED, HPos::Left, VPos::Center))?;
+            draw_text(
+                area,
+                &more,
+                (PAD + 6, y),
+                &text_style(TEXT_SIZE - 1.0, false, MUTED, HPos::Left, VPos::Center),
+            )?;
         }
         Ok(())
     }
@@ -205,7 +302,14 @@ impl TableGrid {
             .iter()
             .zip(&self.columns)
             .map(|(header, cells)| {
-                cells.iter().take(shown).map(|c| text_width(c, TEXT_SIZE - 1.0, false)).chain([text_width(header, TEXT_SIZE - 1.0, true)]).max().unwrap_or(0) + 12
+                cells
+                    .iter()
+                    .take(shown)
+                    .map(|c| text_width(c, TEXT_SIZE - 1.0, false))
+                    .chain([text_width(header, TEXT_SIZE - 1.0, true)])
+                    .max()
+                    .unwrap_or(0)
+                    + 12
             })
             .collect();
         let mut widths = natural.clone();

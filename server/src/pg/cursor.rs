@@ -40,7 +40,9 @@ pub(super) enum CursorStatement {
 }
 
 /// `statement` as a cursor statement, if it is one; an unsupported form is an error.
-pub(super) fn cursor_statement(statement: &ast::Statement) -> PgWireResult<Option<CursorStatement>> {
+pub(super) fn cursor_statement(
+    statement: &ast::Statement,
+) -> PgWireResult<Option<CursorStatement>> {
     use ast::Statement as S;
     Ok(Some(match statement {
         S::Declare { stmts } => {
@@ -99,10 +101,16 @@ pub(super) fn cursor_statement(statement: &ast::Statement) -> PgWireResult<Optio
 
 fn rows(limit: &ast::ValueWithSpan) -> PgWireResult<usize> {
     match &limit.value {
-        ast::Value::Number(text, _) => text
-            .parse()
-            .map_err(|_| error("22023", format!("FETCH {text}: expected a row count of 0 or more"))),
-        other => Err(error("22023", format!("FETCH {other}: expected a row count"))),
+        ast::Value::Number(text, _) => text.parse().map_err(|_| {
+            error(
+                "22023",
+                format!("FETCH {text}: expected a row count of 0 or more"),
+            )
+        }),
+        other => Err(error(
+            "22023",
+            format!("FETCH {other}: expected a row count"),
+        )),
     }
 }
 
@@ -154,9 +162,10 @@ impl Cursors {
         name: &str,
         count: Option<usize>,
     ) -> PgWireResult<(SchemaRef, Vec<RecordBatch>)> {
-        let cursor = self.open.get_mut(name).ok_or_else(|| {
-            error("34000", format!("cursor \"{name}\" does not exist"))
-        })?;
+        let cursor = self
+            .open
+            .get_mut(name)
+            .ok_or_else(|| error("34000", format!("cursor \"{name}\" does not exist")))?;
         let mut wanted = count.unwrap_or(usize::MAX);
         let mut out = Vec::new();
         while wanted > 0 {
@@ -168,7 +177,9 @@ impl Cursors {
                 out.push(batch);
             } else {
                 out.push(batch.slice(0, wanted));
-                cursor.rows.push_front(batch.slice(wanted, batch.num_rows() - wanted));
+                cursor
+                    .rows
+                    .push_front(batch.slice(wanted, batch.num_rows() - wanted));
                 wanted = 0;
             }
         }
@@ -210,7 +221,9 @@ mod tests {
     use super::*;
 
     fn statement(sql: &str) -> ast::Statement {
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0)
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
     }
 
     fn batch(values: std::ops::Range<i64>) -> RecordBatch {
@@ -227,9 +240,15 @@ mod tests {
             "DECLARE _psql_cursor NO SCROLL CURSOR FOR SELECT 1",
         ))
         .unwrap();
-        assert!(matches!(declare, Some(CursorStatement::Declare { ref name, hold: false, .. }) if name == "_psql_cursor"));
-        let held = cursor_statement(&statement("DECLARE \"c1\" CURSOR WITH HOLD FOR SELECT 1")).unwrap();
-        assert!(matches!(held, Some(CursorStatement::Declare { hold: true, .. })));
+        assert!(
+            matches!(declare, Some(CursorStatement::Declare { ref name, hold: false, .. }) if name == "_psql_cursor")
+        );
+        let held =
+            cursor_statement(&statement("DECLARE \"c1\" CURSOR WITH HOLD FOR SELECT 1")).unwrap();
+        assert!(matches!(
+            held,
+            Some(CursorStatement::Declare { hold: true, .. })
+        ));
         for (sql, count) in [
             ("FETCH FORWARD 100 FROM _psql_cursor", Some(100)),
             ("FETCH 5 FROM c", Some(5)),
@@ -238,7 +257,10 @@ mod tests {
             ("FETCH FORWARD ALL FROM c", None),
         ] {
             let fetch = cursor_statement(&statement(sql)).unwrap();
-            assert!(matches!(fetch, Some(CursorStatement::Fetch { count: c, .. }) if c == count), "{sql}");
+            assert!(
+                matches!(fetch, Some(CursorStatement::Fetch { count: c, .. }) if c == count),
+                "{sql}"
+            );
         }
         assert!(cursor_statement(&statement("FETCH BACKWARD 2 FROM c")).is_err());
         assert!(cursor_statement(&statement("DECLARE c SCROLL CURSOR FOR SELECT 1")).is_err());
@@ -256,9 +278,16 @@ mod tests {
         cursors
             .declare("c", false, schema.clone(), vec![batch(0..3), batch(3..10)])
             .unwrap();
-        cursors.declare("held", true, schema.clone(), vec![batch(0..2)]).unwrap();
-        assert!(cursors.declare("c", false, schema.clone(), Vec::new()).is_err());
-        let rows = |batches: Vec<RecordBatch>| batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        cursors
+            .declare("held", true, schema.clone(), vec![batch(0..2)])
+            .unwrap();
+        assert!(
+            cursors
+                .declare("c", false, schema.clone(), Vec::new())
+                .is_err()
+        );
+        let rows =
+            |batches: Vec<RecordBatch>| batches.iter().map(RecordBatch::num_rows).sum::<usize>();
         // 10 rows in pages of 4: 4, 4, 2, then none.
         assert_eq!(rows(cursors.fetch("c", Some(4)).unwrap().1), 4);
         assert_eq!(rows(cursors.fetch("c", Some(4)).unwrap().1), 4);

@@ -277,7 +277,12 @@ impl Planner {
             }
             CursorStatement::Fetch { name, count } => {
                 let (schema, rows) = self.cursors().fetch(name, *count)?;
-                rows_response(client, &schema, stream::iter(rows.into_iter().map(Ok)), format)
+                rows_response(
+                    client,
+                    &schema,
+                    stream::iter(rows.into_iter().map(Ok)),
+                    format,
+                )
             }
             CursorStatement::Close(name) => {
                 self.cursors().close(name.as_deref())?;
@@ -291,8 +296,9 @@ impl Planner {
 fn rows_response<C: ClientInfo>(
     client: &C,
     schema: &SchemaRef,
-    batches: impl futures::Stream<Item = Result<arrow::record_batch::RecordBatch, crate::error::ServerError>>
-    + Send
+    batches: impl futures::Stream<
+        Item = Result<arrow::record_batch::RecordBatch, crate::error::ServerError>,
+    > + Send
     + 'static,
     format: &Format,
 ) -> PgWireResult<Response> {

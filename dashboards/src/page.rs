@@ -43,6 +43,14 @@ pub fn page_path(name: &str, selection: &Selection) -> String {
     }
 }
 
+/// The currency money is shown in: the budgets' (the bills' usually), else US dollars.
+pub fn currency(config: &Config) -> String {
+    config
+        .budgets
+        .first()
+        .map_or_else(|| "USD".to_owned(), |b| b.currency.clone())
+}
+
 /// How big a panel's chart is drawn, by its width on the page.
 pub fn chart_size(panel: &Panel) -> (u32, u32) {
     match (panel.kind, panel.width) {

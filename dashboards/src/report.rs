@@ -63,10 +63,7 @@ pub async fn report(
         .unwrap_or_default();
     let selection = Selection::parse(&pairs, config, default)?;
     let results = run_page(engine, dashboard, &selection).await;
-    let currency = config
-        .budgets
-        .first()
-        .map_or_else(|| "USD".to_owned(), |b| b.currency.clone());
+    let currency = crate::page::currency(config);
     let refreshed = format!(
         "Made {} from lake version {}",
         chrono::Utc::now()

@@ -96,21 +96,25 @@ async fn page_html(
     let live = state.engine()?;
     let selection = selection(state, &live, pairs).await?;
     let key = format!("page {name} {selection:?}");
+    // Boxed: a page's computation (every panel's future) is too big for a worker's stack inline.
     live.cache
-        .get_or_compute(key, async {
-            let results = dashboards::run_page(&live.engine, dashboard, &selection).await;
-            let refreshed = refreshed(state, &live).await;
-            let context = PageContext {
-                catalog: &state.options().dashboards,
-                config: state.config(),
-                currency: currency(state),
-                refreshed,
-                standalone: false,
-            };
-            Ok::<_, ServerError>(Bytes::from(dashboards::render(
-                &context, dashboard, &selection, &results,
-            )))
-        })
+        .get_or_compute(
+            key,
+            Box::pin(async {
+                let results = dashboards::run_page(&live.engine, dashboard, &selection).await;
+                let refreshed = refreshed(state, &live).await;
+                let context = PageContext {
+                    catalog: &state.options().dashboards,
+                    config: state.config(),
+                    currency: dashboards::page::currency(state.config()),
+                    refreshed,
+                    standalone: false,
+                };
+                Ok::<_, ServerError>(Bytes::from(dashboards::render(
+                    &context, dashboard, &selection, &results,
+                )))
+            }),
+        )
         .await
 }
 
@@ -159,17 +163,25 @@ fn last_calendar_month() -> NaiveDate {
     dashboards::selection::first_of_month(today) - Months::new(1)
 }
 
-/// Money is shown in the budgets' currency (the bills' usually), else US dollars.
-pub(crate) fn currency(state: &AppState) -> String {
-    state
-        .config()
-        .budgets
-        .first()
-        .map_or_else(|| "USD".to_owned(), |b| b.currency.clone())
+/// "Lake version 12 · last ingest 2026-03-31 18:02 CEST · read 2026-04-01 09:00 CEST": the
+/// same for every page of one engine, so worked out once per engine (it scans every table's
+/// `ingested_at`).
+async fn refreshed(state: &AppState, live: &LiveEngine) -> String {
+    let line = live
+        .cache
+        .get_or_compute("refreshed".to_owned(), async {
+            Ok::<_, std::convert::Infallible>(Bytes::from(
+                Box::pin(refreshed_line(state, live)).await,
+            ))
+        })
+        .await;
+    match line {
+        Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(never) => match never {},
+    }
 }
 
-/// "Lake version 12 · last ingest 2026-03-31 18:02 CEST · read 2026-04-01 09:00 CEST".
-async fn refreshed(state: &AppState, live: &LiveEngine) -> String {
+async fn refreshed_line(state: &AppState, live: &LiveEngine) -> String {
     let zone = state.config().reporting.time_zone.0;
     let local = |at: chrono::DateTime<chrono::Utc>| {
         at.with_timezone(&zone)
@@ -272,7 +284,8 @@ async fn chart_bytes(
         .get_or_compute(key, async {
             let result = dashboards::run_panel(&live.engine, panel, &selection).await;
             let rows = result.outcome.map_err(ServerError::Query)?;
-            let spec = dashboards::page::chart_spec(panel, kind, state.config(), &currency(state));
+            let currency = dashboards::page::currency(state.config());
+            let spec = dashboards::page::chart_spec(panel, kind, state.config(), &currency);
             let drawn = if png {
                 chart::png(&spec, &rows.schema, &rows.batches).map(Bytes::from)
             } else {

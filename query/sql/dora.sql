@@ -620,7 +620,9 @@ FROM starts s CROSS JOIN names n
 -- Levels from `dora_levels` (the latest report year), NULL when the metric is NULL.
 -- One view per period (`dora_daily`, `dora_weekly`, `dora_monthly`): the statement below is
 -- written once with a period placeholder (day, week, month) and created three times, so a query
--- on one period computes only that period.
+-- on one period computes only that period. Each is cached: a dashboard reads the monthly rows in a
+-- dozen panels, and a session (the server's lives as long as the lake state) computes them once; a
+-- query on `dora_periods` filtering `period` skips the other two without computing them.
 -- Columns:
 -- - period: `day`, `week` or `month`
 -- - scope: `service`, `team` or `all`
@@ -648,6 +650,7 @@ FROM starts s CROSS JOIN names n
 -- - rework_rate: `rework_deployments` ÷ `deployments` (NULL with no deployment)
 -- - deploy_frequency_level, lead_time_level, change_failure_level, recovery_level: `elite`,
 --   `high`, `medium` or `low` from `dora_levels` (NULL when the metric is)
+-- @cached
 CREATE VIEW dora_{{periodly}} AS
 WITH dep AS (
   SELECT CASE WHEN grouping(d.service) = 0 THEN 'service' WHEN grouping(d.team) = 0 THEN 'team' ELSE 'all' END AS scope,

@@ -10,17 +10,26 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::scalar::ScalarValue;
 use tokio::sync::OnceCell;
 
 /// A view whose rows are computed by its plan the first time a query reads it, then kept in
 /// memory for the session's life (the engine is opened per command, or reopened after ingests).
+///
+/// A column known to hold one value in every row (`period` of `dora_daily`, `dora_weekly` and
+/// `dora_monthly`) lets a query that asks for another value skip the view without computing it:
+/// `SELECT … FROM dora_periods WHERE period = 'month'` computes the monthly rows only.
 #[derive(Debug)]
 pub struct CachedView {
     plan: LogicalPlan,
     schema: SchemaRef,
     definition: String,
+    constant: Option<(String, ScalarValue)>,
     rows: OnceCell<Arc<MemTable>>,
 }
 
@@ -34,7 +43,44 @@ impl CachedView {
             plan,
             schema,
             definition,
+            constant: None,
             rows: OnceCell::new(),
+        }
+    }
+
+    /// The same view, knowing that `column` holds `value` in every row.
+    pub fn with_constant(mut self, column: &str, value: ScalarValue) -> CachedView {
+        self.constant = Some((column.to_owned(), value));
+        self
+    }
+
+    /// Whether `filter` asks the constant column for another value (`column = literal`, either
+    /// way round): then no row can match.
+    fn excludes(&self, filter: &Expr) -> bool {
+        let Some((column, value)) = &self.constant else {
+            return false;
+        };
+        let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) = filter
+        else {
+            return false;
+        };
+        let asked = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+                (c, v)
+            }
+            _ => return false,
+        };
+        let (c, v) = asked;
+        if c.name != *column || v.is_null() {
+            return false;
+        }
+        match v.cast_to(&value.data_type()) {
+            Ok(v) => v != *value,
+            Err(_) => false,
         }
     }
 
@@ -97,6 +143,14 @@ impl TableProvider for CachedView {
         Some(&self.definition)
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Seen, not applied: the filters still run above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
@@ -104,6 +158,13 @@ impl TableProvider for CachedView {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if filters.iter().any(|f| self.excludes(f)) {
+            let schema = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => Arc::clone(&self.schema),
+            };
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
         self.rows(state)
             .await?
             .scan(state, projection, filters, limit)

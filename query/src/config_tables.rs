@@ -8,6 +8,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
+use datafusion::scalar::ScalarValue;
 use datafusion::prelude::SessionContext;
 use model::Config;
 
@@ -266,6 +267,9 @@ pub struct ViewStatement {
     /// Marked `-- @persisted`: also kept in the lake as a derived table, recomputed at ingest
     /// (see [`crate::derived`]).
     pub persisted: bool,
+    /// The period of a view written once per period (`dora_monthly`: `month`): its `period`
+    /// column holds it in every row.
+    pub period: Option<&'static str>,
 }
 
 /// The statements of `dora.sql` (separated by lines holding only `;`), ready to run.
@@ -311,7 +315,7 @@ fn view_statements(
     let forecast_days = config.reporting.forecast_trailing_days.max(1).to_string();
     let anomaly_days = config.reporting.anomaly_baseline_days.max(1).to_string();
     let mut out = Vec::new();
-    for chunk in text.split("\n;").flat_map(per_period) {
+    for (chunk, period) in text.split("\n;").flat_map(per_period) {
         let sql = chunk
             .replace("{{time_zone}}", zone)
             .replace("{{forecast_trailing_days}}", &forecast_days)
@@ -337,6 +341,7 @@ fn view_statements(
             name: name.trim().to_owned(),
             cached: persisted || sql.lines().any(|l| l.trim() == "-- @cached"),
             persisted,
+            period,
             query,
             sql: sql.trim().to_owned(),
         });
@@ -346,16 +351,17 @@ fn view_statements(
 
 /// A statement written with `{{period}}` stands for three: day, week and month (`{{periodly}}`:
 /// daily, weekly, monthly); any other statement for itself.
-fn per_period(chunk: &str) -> Vec<String> {
+fn per_period(chunk: &str) -> Vec<(String, Option<&'static str>)> {
     if !chunk.contains("{{period}}") {
-        return vec![chunk.to_owned()];
+        return vec![(chunk.to_owned(), None)];
     }
     [("day", "daily"), ("week", "weekly"), ("month", "monthly")]
         .iter()
-        .map(|(period, periodly)| {
-            chunk
+        .map(|&(period, periodly)| {
+            let sql = chunk
                 .replace("{{periodly}}", periodly)
-                .replace("{{period}}", period)
+                .replace("{{period}}", period);
+            (sql, Some(period))
         })
         .collect()
 }
@@ -403,10 +409,11 @@ pub async fn register_views(
             }
         } else if view.cached {
             let plan = ctx.sql(&view.query).await?.into_optimized_plan()?;
-            ctx.register_table(
-                view.name.as_str(),
-                Arc::new(crate::cached::CachedView::new(plan, view.sql.clone())),
-            )?;
+            let mut cached = crate::cached::CachedView::new(plan, view.sql.clone());
+            if let Some(period) = view.period {
+                cached = cached.with_constant("period", ScalarValue::from(period));
+            }
+            ctx.register_table(view.name.as_str(), Arc::new(cached))?;
         } else {
             ctx.sql(&view.sql).await?;
         }

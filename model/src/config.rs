@@ -36,6 +36,9 @@ pub struct Config {
     /// Scheduled budget alerts.
     #[serde(default)]
     pub alerts: Option<AlertsConfig>,
+    /// Dashboards mailed on a schedule.
+    #[serde(default)]
+    pub reports: Vec<ReportConfig>,
     /// Where sources are read from.
     #[serde(default)]
     pub sources: SourcesConfig,
@@ -418,14 +421,46 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
-/// One alert threshold.
+/// One alert threshold: a percent of the monthly amount, or an amount, compared with the
+/// month-to-date (`actual`) or month-end forecast (`forecast`) cost.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
-    /// Percent of the monthly amount.
-    pub percent: f64,
+    /// Percent of the monthly amount (over 0, at most 1000).
+    pub percent: Option<f64>,
+    /// An amount in the budget's currency, as decimal text (instead of `percent`).
+    pub amount: Option<Money>,
     /// Compare the actual month-to-date cost, or the month-end forecast.
     pub kind: ThresholdKind,
+    /// How urgent its alert is: `P1` (most) to `P4`; P3 unless said.
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+/// An alert's urgency, `P1` (most urgent) to `P4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
+pub enum Severity {
+    /// Most urgent.
+    P1,
+    /// Urgent.
+    P2,
+    /// The default.
+    #[default]
+    P3,
+    /// Informational.
+    P4,
+}
+
+impl Severity {
+    /// `P1` … `P4`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::P1 => "P1",
+            Severity::P2 => "P2",
+            Severity::P3 => "P3",
+            Severity::P4 => "P4",
+        }
+    }
 }
 
 /// What a threshold compares.
@@ -442,14 +477,52 @@ pub enum ThresholdKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
-    /// When to evaluate budgets, as a cron expression.
+    /// When to evaluate budgets and send the anomaly digest: a cron expression (5 fields, or 6
+    /// with seconds first) in the reporting time zone.
     #[serde(default = "default_schedule")]
     pub schedule: String,
-    /// The SMTP server URL (it may hold credentials, so it is a secret reference).
+    /// The SMTP server URL (`smtp://host:port` for a local relay, `smtp://…?tls=required` for
+    /// STARTTLS, `smtps://…` for implicit TLS; credentials in the URL or from
+    /// `DORACOST_SMTP_USER`/`DORACOST_SMTP_PASSWORD`). It may hold credentials, so it is a
+    /// secret reference.
     pub smtp_url: Option<SecretRef>,
     /// The sender address.
     #[serde(default = "default_sender")]
     pub from: String,
+    /// A Slack-compatible incoming webhook (Slack, Mattermost, Teams workflows) that gets every
+    /// alert too; a secret reference.
+    pub slack_webhook: Option<SecretRef>,
+    /// The server's address as readers reach it (`https://doracost.example.com`), for the links in
+    /// emails; the listen address unless said.
+    pub public_url: Option<String>,
+    /// Anomalies smaller than this (absolute impact, decimal text) stay out of the digest.
+    #[serde(default = "zero_money")]
+    pub anomaly_min_impact: Money,
+    /// Who gets the daily anomaly digest besides each anomaly's budgets' recipients.
+    #[serde(default)]
+    pub anomaly_recipients: Vec<String>,
+    /// Failed sends are retried this many times in all, with growing waits, then marked failed.
+    #[serde(default = "default_send_attempts")]
+    pub max_attempts: u32,
+    /// The first wait before a retry, in seconds (doubled at each further failure, at most an hour).
+    #[serde(default = "default_retry_seconds")]
+    pub retry_seconds: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            schedule: default_schedule(),
+            smtp_url: None,
+            from: default_sender(),
+            slack_webhook: None,
+            public_url: None,
+            anomaly_min_impact: zero_money(),
+            anomaly_recipients: Vec::new(),
+            max_attempts: default_send_attempts(),
+            retry_seconds: default_retry_seconds(),
+        }
+    }
 }
 
 fn default_schedule() -> String {
@@ -457,6 +530,35 @@ fn default_schedule() -> String {
 }
 fn default_sender() -> String {
     "doracost@localhost".into()
+}
+fn zero_money() -> Money {
+    Money(0)
+}
+fn default_send_attempts() -> u32 {
+    5
+}
+fn default_retry_seconds() -> u64 {
+    30
+}
+
+/// `[[reports]]`: a dashboard mailed on a schedule (the monthly infra review).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// The report's name (its runs are recorded under it).
+    pub name: String,
+    /// When to send it: a cron expression in the reporting time zone (`0 9 1W * *`: 09:00 on the
+    /// first working day of the month).
+    pub schedule: String,
+    /// The dashboard mailed (`review` unless said).
+    #[serde(default = "default_report_dashboard")]
+    pub dashboard: String,
+    /// Who gets it.
+    pub recipients: Vec<String>,
+}
+
+fn default_report_dashboard() -> String {
+    "review".into()
 }
 
 /// `[sources]`: where each source reads from.
@@ -678,6 +780,21 @@ impl Default for ServerConfig {
     }
 }
 
+/// An email address as mail servers take it: `local@domain`, no spaces or angle brackets.
+fn check_address(address: &str) -> Result<(), String> {
+    let ok = address.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+    }) && !address
+        .contains(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == ',');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "an email address such as `finance@example.com`, found `{address}`"
+        ))
+    }
+}
+
 /// A secret: the name of an environment variable or a file that holds it, never the value itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
@@ -860,11 +977,49 @@ impl Config {
                 ));
             }
         }
+        self.check_budgets(&seen)?;
+        self.check_alerts()?;
+        self.check_shared_costs(&seen)?;
+        if self.reporting.production_environments.is_empty() {
+            return Err(
+                "reporting.production_environments: name at least one production environment"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// `[[budgets]]`: named once each, scoped to a known service or team, thresholds that say
+    /// what they compare and stay in bounds, recipients that are addresses.
+    fn check_budgets(&self, services: &std::collections::BTreeSet<&str>) -> Result<(), String> {
+        let teams: std::collections::BTreeSet<&str> = self
+            .services
+            .iter()
+            .filter_map(|s| s.team.as_deref())
+            .collect();
+        let mut names = std::collections::BTreeSet::new();
         for (i, budget) in self.budgets.iter().enumerate() {
+            if budget.name.trim().is_empty() || budget.name.contains('/') {
+                return Err(format!(
+                    "budgets[{i}].name: a budget needs a name without `/`, found `{}`",
+                    budget.name
+                ));
+            }
+            if !names.insert(budget.name.as_str()) {
+                return Err(format!(
+                    "budgets[{i}].name: a second budget named `{}`",
+                    budget.name
+                ));
+            }
             match (&budget.scope.service, &budget.scope.team) {
-                (Some(s), None) if !seen.contains(s.as_str()) => {
+                (Some(s), None) if !services.contains(s.as_str()) => {
                     return Err(format!(
                         "budgets[{i}].scope.service: no service named `{s}` in [[services]]"
+                    ));
+                }
+                (None, Some(t)) if !teams.contains(t.as_str()) => {
+                    return Err(format!(
+                        "budgets[{i}].scope.team: no team named `{t}` in [[services]]"
                     ));
                 }
                 (Some(_), Some(_)) => {
@@ -874,13 +1029,74 @@ impl Config {
                 }
                 _ => {}
             }
+            if budget.monthly_amount.0 <= 0 {
+                return Err(format!(
+                    "budgets[{i}].monthly_amount: a budget's amount is over 0"
+                ));
+            }
+            for (j, t) in budget.thresholds.iter().enumerate() {
+                let at = format!("budgets[{i}].thresholds[{j}]");
+                match (t.percent, t.amount) {
+                    (Some(p), None) if !(p > 0.0 && p <= 1000.0) => {
+                        return Err(format!(
+                            "{at}.percent: a percent over 0 and at most 1000, found {p}"
+                        ));
+                    }
+                    (None, Some(a)) if a.0 <= 0 => {
+                        return Err(format!("{at}.amount: an amount over 0"));
+                    }
+                    (Some(_), None) | (None, Some(_)) => {}
+                    _ => {
+                        return Err(format!("{at}: give `percent` or `amount`, exactly one"));
+                    }
+                }
+            }
+            for (j, r) in budget.recipients.iter().enumerate() {
+                check_address(r).map_err(|e| format!("budgets[{i}].recipients[{j}]: {e}"))?;
+            }
         }
-        self.check_shared_costs(&seen)?;
-        if self.reporting.production_environments.is_empty() {
-            return Err(
-                "reporting.production_environments: name at least one production environment"
-                    .into(),
-            );
+        Ok(())
+    }
+
+    /// `[alerts]` and `[[reports]]`: schedules that parse, addresses, bounds.
+    fn check_alerts(&self) -> Result<(), String> {
+        if let Some(alerts) = &self.alerts {
+            crate::schedule::Schedule::parse(&alerts.schedule)
+                .map_err(|e| format!("alerts.schedule: {e}"))?;
+            check_address(&alerts.from).map_err(|e| format!("alerts.from: {e}"))?;
+            for (j, r) in alerts.anomaly_recipients.iter().enumerate() {
+                check_address(r).map_err(|e| format!("alerts.anomaly_recipients[{j}]: {e}"))?;
+            }
+            if alerts.max_attempts == 0 {
+                return Err("alerts.max_attempts: at least 1".into());
+            }
+            if alerts.anomaly_min_impact.0 < 0 {
+                return Err("alerts.anomaly_min_impact: 0 or more".into());
+            }
+            if let Some(url) = &alerts.public_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(format!(
+                    "alerts.public_url: an http:// or https:// address, found `{url}`"
+                ));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, report) in self.reports.iter().enumerate() {
+            if report.name.trim().is_empty() || !names.insert(report.name.as_str()) {
+                return Err(format!(
+                    "reports[{i}].name: each report needs a name of its own, found `{}`",
+                    report.name
+                ));
+            }
+            crate::schedule::Schedule::parse(&report.schedule)
+                .map_err(|e| format!("reports[{i}].schedule: {e}"))?;
+            if report.recipients.is_empty() {
+                return Err(format!("reports[{i}].recipients: name at least one"));
+            }
+            for (j, r) in report.recipients.iter().enumerate() {
+                check_address(r).map_err(|e| format!("reports[{i}].recipients[{j}]: {e}"))?;
+            }
         }
         Ok(())
     }
@@ -1118,5 +1334,75 @@ mod tests {
                 .unwrap_err()
                 .contains("targets.services.ghost")
         );
+    }
+    #[test]
+    fn budget_and_alert_mistakes_name_the_key() {
+        let services = "[[services]]\nname = \"shop\"\nteam = \"web\"\n";
+        let ok = parse(&format!(
+            "{services}[[budgets]]\nname = \"web\"\nscope = {{ team = \"web\" }}\nmonthly_amount = \"1000\"\nrecipients = [\"web@example.com\"]\nthresholds = [{{ percent = 80, kind = \"actual\", severity = \"P2\" }}, {{ amount = \"1200.50\", kind = \"forecast\", severity = \"P1\" }}]\n[alerts]\nschedule = \"0 8 * * *\"\n[[reports]]\nname = \"review\"\nschedule = \"0 9 1W * *\"\nrecipients = [\"platform@example.com\"]\n"
+        ))
+        .unwrap();
+        let t = &ok.budgets[0].thresholds;
+        assert_eq!((t[0].percent, t[0].severity), (Some(80.0), Severity::P2));
+        assert_eq!(t[1].amount, Some(Money(1_200_500_000_000_000)));
+        assert_eq!(ok.reports[0].dashboard, "review");
+        let budget = |scope: &str, amount: &str, threshold: &str| {
+            format!(
+                "{services}[[budgets]]\nname = \"b\"\nscope = {scope}\nmonthly_amount = {amount}\nthresholds = [{threshold}]\n"
+            )
+        };
+        let t80 = "{ percent = 80, kind = \"actual\" }";
+        let cases = [
+            (
+                budget("{ cluster = \"x\" }", "\"10\"", t80),
+                "unknown field `cluster`",
+            ),
+            (
+                budget("{ team = \"ops\" }", "\"10\"", t80),
+                "budgets[0].scope.team: no team named `ops`",
+            ),
+            (budget("{}", "10.5", t80), "not a float"),
+            (
+                budget("{}", "\"10\"", "{ percent = 1200, kind = \"actual\" }"),
+                "budgets[0].thresholds[0].percent: a percent over 0 and at most 1000, found 1200",
+            ),
+            (
+                budget(
+                    "{}",
+                    "\"10\"",
+                    "{ percent = 50, amount = \"5\", kind = \"actual\" }",
+                ),
+                "budgets[0].thresholds[0]: give `percent` or `amount`, exactly one",
+            ),
+            (
+                budget(
+                    "{}",
+                    "\"10\"",
+                    "{ percent = 50, kind = \"actual\", severity = \"P9\" }",
+                ),
+                "unknown variant `P9`",
+            ),
+            (
+                format!(
+                    "{}recipients = [\"finance\"]\n",
+                    budget("{}", "\"10\"", t80)
+                ),
+                "budgets[0].recipients[0]: an email address",
+            ),
+            (
+                format!("{services}[alerts]\nschedule = \"0 25 * * *\"\n"),
+                "alerts.schedule: `0 25 * * *` is not a cron expression",
+            ),
+            (
+                format!(
+                    "{services}[[reports]]\nname = \"r\"\nschedule = \"monthly please\"\nrecipients = [\"a@b.c\"]\n"
+                ),
+                "reports[0].schedule",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
     }
 }

@@ -447,6 +447,48 @@ impl Lake {
         result
     }
 
+    /// A read-then-write under the lake's write lock: `decide` gets the lake as its readers see
+    /// it (the log's latest entry; every table absent in a lake not written yet), reads what it
+    /// needs, and returns a value and the writes to make; they are made as one unit (as
+    /// [`Lake::apply`]) before the lock is released. Two processes deciding on the same rows (two
+    /// schedulers claiming one alert) take turns, and the second sees the first's writes.
+    pub async fn transact<T, F, Fut>(
+        &self,
+        operation: &str,
+        decide: F,
+    ) -> Result<(T, Vec<WriteOutcome>), LakeError>
+    where
+        F: FnOnce(crate::commits::LakeState) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, Vec<TableWrite>), LakeError>>,
+    {
+        let lock = self.lock().await?;
+        let result = async {
+            let state = match self.state().await {
+                Ok(state) => state,
+                Err(LakeError::NoLake { .. }) => crate::commits::LakeState {
+                    tables: Default::default(),
+                    log_version: None,
+                },
+                Err(err) => return Err(err),
+            };
+            let (value, writes) = decide(state).await?;
+            let writes = writes
+                .into_iter()
+                .map(TableWrite::conformed)
+                .collect::<Result<Vec<_>, _>>()?;
+            let outcomes = if writes.is_empty() {
+                Vec::new()
+            } else {
+                self.apply_locked(operation, futures::stream::iter([Ok(writes)]))
+                    .await?
+            };
+            Ok((value, outcomes))
+        }
+        .await;
+        lock.release().await;
+        result
+    }
+
     async fn apply_locked<S>(
         &self,
         operation: &str,

@@ -8,6 +8,7 @@ mod key_index;
 pub mod lake;
 pub mod memory;
 pub mod money;
+pub mod schedule;
 pub mod schema;
 mod sorted;
 

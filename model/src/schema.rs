@@ -294,7 +294,8 @@ pub fn ingest_state() -> SchemaRef {
     ])
 }
 
-/// `alerts`: one row per fired budget alert.
+/// `alerts`: one row per alert fired on one channel (a budget threshold, an anomaly in a
+/// recipient's digest, a scheduled report), with its delivery state: the outbox.
 pub fn alerts() -> SchemaRef {
     let mut f = vec![utf8("alert_key", false)];
     f.extend(provenance());
@@ -309,6 +310,12 @@ pub fn alerts() -> SchemaRef {
         utf8("last_error", true),
         ts("first_fired_at", false),
         ts("sent_at", true),
+        // Beyond DESIGN §3's columns: what the outbox needs to deliver and retry after a restart.
+        utf8("severity", true),
+        utf8("channel", true),
+        utf8("recipients", true),
+        utf8("subject", true),
+        ts("next_attempt_at", true),
     ]);
     schema(f)
 }

@@ -517,21 +517,26 @@ CROSS JOIN cost_cutoff c
 LEFT JOIN cost_forecast f ON f.scope = b.scope AND f.name = b.scope_name
 ;
 -- Each budget threshold per month: the amount it stands for (monthly amount × percent ÷ 100,
--- exact), the value it compares (`actual` or `forecast`) and whether that reached it.
+-- exact; or the amount the threshold names), the value it compares (`actual` or `forecast`) and
+-- whether that reached it.
 -- Columns:
 -- - budget, month, is_current: as in `budget_status`
 -- - kind: `actual` or `forecast`: which value the threshold compares
 -- - percent: the threshold, in percent of the monthly amount
--- - threshold_amount: monthly amount × `percent` ÷ 100
+-- - threshold_amount: monthly amount × `percent` ÷ 100, or the threshold's own amount
+-- - severity: the alert's urgency, `P1` (most) to `P4`
 -- - value: the budget's `actual` or `forecast` that month
 -- - crossed: `value` ≥ `threshold_amount`
 CREATE VIEW budget_threshold_status AS
-SELECT s.budget, s.month, s.is_current, t.kind, t.percent,
-       CAST(s.monthly_amount * CAST(t.percent AS DECIMAL(10, 4)) / 100 AS DECIMAL(38, 12)) AS threshold_amount,
+WITH t AS (
+  SELECT t.budget, t.kind, t.percent, t.severity,
+         coalesce(t.amount, CAST(b.monthly_amount * CAST(t.percent AS DECIMAL(10, 4)) / 100 AS DECIMAL(38, 12))) AS threshold_amount
+  FROM budget_thresholds t JOIN budgets b ON b.budget = t.budget
+)
+SELECT s.budget, s.month, s.is_current, t.kind, t.percent, t.threshold_amount, t.severity,
        CASE t.kind WHEN 'actual' THEN s.actual ELSE s.forecast END AS value,
-       CASE t.kind WHEN 'actual' THEN s.actual ELSE s.forecast END
-         >= CAST(s.monthly_amount * CAST(t.percent AS DECIMAL(10, 4)) / 100 AS DECIMAL(38, 12)) AS crossed
-FROM budget_status s JOIN budget_thresholds t ON t.budget = s.budget
+       CASE t.kind WHEN 'actual' THEN s.actual ELSE s.forecast END >= t.threshold_amount AS crossed
+FROM budget_status s JOIN t ON t.budget = s.budget
 ;
 -- §4 "Cost per deployment": per service and month, its allocated cost (all providers, shared
 -- pieces included) ÷ its successful production deployments (`dora_monthly`); NULL with no

@@ -8,8 +8,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
-use datafusion::scalar::ScalarValue;
 use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 use model::Config;
 
 /// The DORA level bands (DESIGN §4), one row per report year, metric and level. A new report is a

@@ -227,7 +227,8 @@ fn shared_costs(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusio
 }
 
 /// `budgets` (budget, scope `service`|`team`|`all`, scope_name, monthly_amount, currency) and
-/// `budget_thresholds` (budget, percent, kind `actual`|`forecast`).
+/// `budget_thresholds` (budget, percent, amount, kind `actual`|`forecast`, severity): a threshold
+/// given as an amount keeps it exact, its percent (of the monthly amount) shown beside it.
 fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionError> {
     let mut name = StringBuilder::new();
     let mut scope = StringBuilder::new();
@@ -236,7 +237,9 @@ fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionErro
     let mut currency = StringBuilder::new();
     let mut t_budget = StringBuilder::new();
     let mut t_percent = Float64Builder::new();
+    let mut t_amount = money_builder()?;
     let mut t_kind = StringBuilder::new();
+    let mut t_severity = StringBuilder::new();
     for b in &config.budgets {
         name.append_value(&b.name);
         match (&b.scope.service, &b.scope.team) {
@@ -257,11 +260,19 @@ fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionErro
         currency.append_value(&b.currency);
         for t in &b.thresholds {
             t_budget.append_value(&b.name);
-            t_percent.append_value(t.percent);
+            // Config checks give exactly one of the two, and a monthly amount over 0.
+            let percent = match (t.percent, t.amount) {
+                (Some(p), _) => p,
+                (None, Some(a)) => 100.0 * a.0 as f64 / b.monthly_amount.0.max(1) as f64,
+                (None, None) => 0.0,
+            };
+            t_percent.append_value(percent);
+            t_amount.append_option(t.amount.map(|a| a.0));
             t_kind.append_value(match t.kind {
                 model::config::ThresholdKind::Actual => "actual",
                 model::config::ThresholdKind::Forecast => "forecast",
             });
+            t_severity.append_value(t.severity.as_str());
         }
     }
     let budgets = batch(
@@ -288,12 +299,20 @@ fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionErro
         vec![
             Field::new("budget", DataType::Utf8, false),
             Field::new("percent", DataType::Float64, false),
+            Field::new(
+                "amount",
+                DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE),
+                true,
+            ),
             Field::new("kind", DataType::Utf8, false),
+            Field::new("severity", DataType::Utf8, false),
         ],
         vec![
             Arc::new(t_budget.finish()),
             Arc::new(t_percent.finish()),
+            Arc::new(t_amount.finish()),
             Arc::new(t_kind.finish()),
+            Arc::new(t_severity.finish()),
         ],
     )?;
     Ok((budgets, thresholds))

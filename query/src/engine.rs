@@ -619,8 +619,8 @@ mod tests {
             } else {
                 vec![]
             };
-            let mem = datafusion::datasource::MemTable::try_new(table.schema(), vec![batches])
-                .unwrap();
+            let mem =
+                datafusion::datasource::MemTable::try_new(table.schema(), vec![batches]).unwrap();
             ctx.register_table(table.name(), Arc::new(mem)).unwrap();
         }
         let engine = Engine::with_tables(ctx, &Config::default()).await.unwrap();

@@ -143,6 +143,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
+        Command::Alerts(ref command) => {
+            let config = load_config(cli.config.as_deref())?;
+            let lake = open_lake(&config, cli.data_dir.as_deref(), cli.pause_after.as_deref())?;
+            alerts(&config, &lake, command).await
+        }
         Command::Report(ref args) => {
             let config = load_config(cli.config.as_deref())?;
             let catalog = dashboards::Catalog::load(config.dashboards.dir.as_deref())
@@ -888,8 +893,19 @@ async fn serve(config: Config, lake: Lake, listen: &str, pg_listen: &str) -> Res
     let pg_address = pg_listener
         .local_addr()
         .context("reading the bound PostgreSQL address")?;
+    // Alerts: their secrets resolved and checked before anything listens.
+    let alerting = if config.alerts.is_some() || !config.reports.is_empty() {
+        let notifier =
+            server::alerts::Notifier::from_config(&config).map_err(anyhow::Error::msg)?;
+        Some((notifier, public_url(&config)))
+    } else {
+        None
+    };
     let state = server::AppState::new(config, lake, options);
     let _background = state.start();
+    let scheduler = alerting.map(|(notifier, url)| {
+        tokio::spawn(server::alerts::run_scheduler(state.clone(), notifier, url))
+    });
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let signal = tokio::spawn(async move {
@@ -916,9 +932,140 @@ async fn serve(config: Config, lake: Lake, listen: &str, pg_listen: &str) -> Res
         pg.abort();
     }
     let _ = pg.await;
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
     served.context("serving")?;
     eprintln!("stopped");
     Ok(())
+}
+
+/// `doracost alerts …`.
+async fn alerts(config: &Config, lake: &Lake, command: &crate::AlertsCommand) -> Result<()> {
+    let at_time = |text: &Option<String>| -> Result<chrono::DateTime<chrono::Utc>> {
+        match text {
+            None => Ok(chrono::Utc::now()),
+            Some(t) => Ok(chrono::DateTime::parse_from_rfc3339(t)
+                .with_context(|| {
+                    format!("--now `{t}`: expected an RFC 3339 time such as 2026-05-01T08:00:00Z")
+                })?
+                .with_timezone(&chrono::Utc)),
+        }
+    };
+    let notifier = server::alerts::Notifier::from_config(config).map_err(anyhow::Error::msg)?;
+    if let crate::AlertsCommand::SendTest { to } = command {
+        let now = chrono::Utc::now();
+        let message = server::alerts::text::test_message(
+            &config
+                .alerts
+                .as_ref()
+                .map_or_else(|| "doracost@localhost".to_owned(), |a| a.from.clone()),
+        );
+        notifier
+            .email(
+                &format!("test/{to}/{}", now.timestamp_micros()),
+                std::slice::from_ref(to),
+                &message,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("the test message to {to} was not sent: {e}"))?;
+        println!("sent a test message to {to}");
+        return Ok(());
+    }
+    let catalog = dashboards::Catalog::load(config.dashboards.dir.as_deref())
+        .context("reading the dashboards")?;
+    let engine = open_engine(lake, config)
+        .await
+        .context("opening the lake")?;
+    let at = server::alerts::Alerting {
+        config,
+        lake,
+        engine: &engine,
+        catalog: &catalog,
+        notifier: &notifier,
+        public_url: public_url(config),
+    };
+    let print_queued = |rows: &[server::alerts::AlertRow], verb: &str| {
+        if rows.is_empty() {
+            println!("no new alert");
+        }
+        for r in rows {
+            println!("{verb} {} [{}]: {}", r.channel, r.key, r.subject);
+        }
+    };
+    let print_sent = |deliveries: &[server::alerts::Delivery]| -> bool {
+        let mut failed = false;
+        for d in deliveries {
+            match &d.outcome {
+                Ok(()) => println!(
+                    "sent {} to {}: {}",
+                    d.channel,
+                    d.recipients.join(", "),
+                    d.subject
+                ),
+                Err(e) => {
+                    failed = true;
+                    println!(
+                        "not sent {} to {}: {} ({e}; retried later)",
+                        d.channel,
+                        d.recipients.join(", "),
+                        d.subject
+                    );
+                }
+            }
+        }
+        failed
+    };
+    let failed = match command {
+        crate::AlertsCommand::Check { dry_run, now } => {
+            let now = at_time(now)?;
+            let what = server::alerts::What {
+                budgets: true,
+                anomalies: true,
+            };
+            let queued = server::alerts::evaluate(&at, what, now, *dry_run)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if *dry_run {
+                print_queued(&queued, "would queue");
+                return Ok(());
+            }
+            print_queued(&queued, "queued");
+            let sent = server::alerts::deliver(&at, now)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            print_sent(&sent)
+        }
+        crate::AlertsCommand::Tick { now } => {
+            let now = at_time(now)?;
+            let tick = server::alerts::tick(&at, now)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            for (job, scheduled) in &tick.ran {
+                println!(
+                    "ran {job} (scheduled {})",
+                    scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
+            print_queued(&tick.queued, "queued");
+            print_sent(&tick.deliveries)
+        }
+        crate::AlertsCommand::SendTest { .. } => false,
+    };
+    if failed {
+        bail!(
+            "some alerts were not sent; they stay queued and are retried (see `SELECT * FROM alerts`)"
+        );
+    }
+    Ok(())
+}
+
+/// Where emails link to: `[alerts] public_url`, else the configured listen address.
+fn public_url(config: &Config) -> String {
+    match config.alerts.as_ref().and_then(|a| a.public_url.clone()) {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", config.server.listen),
+    }
 }
 
 /// The demo's config: `--config` when given, else the sample organisation's.

@@ -82,6 +82,9 @@ pub enum Command {
     /// The monthly infra review (or another dashboard) as one file: self-contained HTML with
     /// the charts inline, or a Markdown summary.
     Report(ReportArgs),
+    /// Budget alerts and scheduled reports: evaluate now, send a test message.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// The sample organisation.
     #[command(subcommand)]
     Sample(SampleCommand),
@@ -91,6 +94,34 @@ pub enum Command {
     /// Documentation generated from the code.
     #[command(subcommand, hide = true)]
     Docs(DocsCommand),
+}
+
+/// `doracost alerts …`
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Evaluate every budget and the recent anomalies now, queue what is new (each alert once
+    /// per period), send what is due, and print it.
+    Check {
+        /// Print what would be queued; write and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Evaluate as at this time (RFC 3339) instead of now.
+        #[arg(long, hide = true, value_name = "TIME")]
+        now: Option<String>,
+    },
+    /// Send a test message through the configured SMTP server, to check the settings.
+    SendTest {
+        /// The address to send it to.
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+    },
+    /// One turn of the server's scheduler: jobs due since their last run, then due sends.
+    #[command(hide = true)]
+    Tick {
+        /// As at this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
 }
 
 /// `doracost docs …`

@@ -300,6 +300,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("team", include_str!("../builtin/team.toml")),
     ("costs", include_str!("../builtin/costs.toml")),
     ("data-quality", include_str!("../builtin/data-quality.toml")),
+    ("alerts", include_str!("../builtin/alerts.toml")),
 ];
 
 /// Every dashboard the server shows, by name.

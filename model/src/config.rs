@@ -498,6 +498,10 @@ pub struct AlertsConfig {
     /// Anomalies smaller than this (absolute impact, decimal text) stay out of the digest.
     #[serde(default = "zero_money")]
     pub anomaly_min_impact: Money,
+    /// How many days before the bill's cutoff an anomaly still goes into a digest (older ones
+    /// were in earlier digests, or happened before alerts were set up).
+    #[serde(default = "default_digest_days")]
+    pub anomaly_days: u32,
     /// Who gets the daily anomaly digest besides each anomaly's budgets' recipients.
     #[serde(default)]
     pub anomaly_recipients: Vec<String>,
@@ -518,6 +522,7 @@ impl Default for AlertsConfig {
             slack_webhook: None,
             public_url: None,
             anomaly_min_impact: zero_money(),
+            anomaly_days: default_digest_days(),
             anomaly_recipients: Vec::new(),
             max_attempts: default_send_attempts(),
             retry_seconds: default_retry_seconds(),
@@ -530,6 +535,9 @@ fn default_schedule() -> String {
 }
 fn default_sender() -> String {
     "doracost@localhost".into()
+}
+fn default_digest_days() -> u32 {
+    7
 }
 fn zero_money() -> Money {
     Money(0)

@@ -51,6 +51,12 @@ pub const BUDGETS: RouteSpec = RouteSpec::get(
     "Each [[budgets]] entry's actual and forecast spend against its amount, and its thresholds; the current month without `month`.",
     &[MONTH],
 );
+/// `GET /api/v1/alerts`.
+pub const ALERTS: RouteSpec = RouteSpec::get(
+    "/api/v1/alerts",
+    "The alerts' history, newest first: budget thresholds, anomaly digest entries and scheduled reports, each with its channel, recipients, state (queued, sent, failed), attempts and last error.",
+    &[],
+);
 /// `GET /api/v1/data-quality`.
 pub const DATA_QUALITY: RouteSpec = RouteSpec::get(
     "/api/v1/data-quality",
@@ -260,6 +266,25 @@ pub async fn budgets(
         let budgets = rows(&live, &status).await?;
         let thresholds = rows(&live, &thresholds).await?;
         Ok(json!({ "budgets": budgets, "thresholds": thresholds }))
+    })
+    .await
+}
+
+/// `GET /api/v1/alerts`.
+pub async fn alerts(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ServerError> {
+    Params::new(&ALERTS, pairs).finish()?;
+    cached(&state, "alerts".to_owned(), |live| async move {
+        let query = BoundQuery {
+            sql: "SELECT alert_key, kind, budget, period, threshold, severity, CAST(value AS VARCHAR) AS value, \
+                  channel, recipients, subject, state, attempts, last_error, first_fired_at, sent_at, next_attempt_at \
+                  FROM alerts ORDER BY first_fired_at DESC, alert_key"
+                .to_owned(),
+            params: Vec::new(),
+        };
+        Ok(json!({ "alerts": rows(&live, &query).await? }))
     })
     .await
 }

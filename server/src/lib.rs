@@ -6,6 +6,7 @@
 //! Not for: computing metrics (the views of `query` do) or reading sources (`ingest` does); the
 //! handlers validate, bind and render.
 
+pub mod alerts;
 pub mod analysts;
 pub mod api;
 pub mod auth;
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .route(api::COSTS.path, get(api::costs))
         .route(api::SCORECARD.path, get(api::scorecard))
         .route(api::BUDGETS.path, get(api::budgets))
+        .route(api::ALERTS.path, get(api::alerts))
         .route(api::DATA_QUALITY.path, get(api::data_quality))
         .route(api::DERIVED.path, get(api::derived))
         .route(openapi::OPENAPI.path, get(openapi::openapi))
@@ -153,6 +155,7 @@ pub const ROUTES: &[&RouteSpec] = &[
     &api::COSTS,
     &api::SCORECARD,
     &api::BUDGETS,
+    &api::ALERTS,
     &api::DATA_QUALITY,
     &api::DERIVED,
     &events::EVENTS,

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `doracost` binary: one test binary, one module per area.
 
+mod alerts;
 mod atomic;
 mod browser;
 mod build;

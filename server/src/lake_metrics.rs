@@ -181,6 +181,19 @@ fn lake_queries() -> Vec<LakeQuery> {
                 values: vec![value("at")],
             }],
         },
+        LakeQuery {
+            sql: "SELECT s.state, CAST(coalesce(c.n, 0) AS DOUBLE) AS n \
+                  FROM (VALUES ('queued'), ('sent'), ('failed')) AS s(state) \
+                  LEFT JOIN (SELECT state, count(*) AS n FROM alerts GROUP BY state) c ON c.state = s.state \
+                  ORDER BY 1"
+                .to_owned(),
+            families: vec![Family {
+                name: "doracost_alerts",
+                help: "Alerts in the outbox by state: queued (to send or retry), sent, failed (gave up after [alerts] max_attempts).",
+                labels: &["state"],
+                values: vec![value("n")],
+            }],
+        },
     ]
 }
 

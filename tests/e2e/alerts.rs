@@ -501,3 +501,96 @@ fn send_test_reaches_the_address_and_a_bad_smtp_url_is_named() {
         "the secret is not shown: {out}"
     );
 }
+
+#[test]
+fn the_server_alerts_on_new_costs_and_shows_the_history() {
+    let port = free_port();
+    let (dir, args) = lake_with_alerts(port, NO_ANOMALIES);
+    let mail = tempfile::tempdir().unwrap();
+    let sink = start("smtp", mail.path(), port);
+    let server = crate::server::Server::start(dir.path(), &args);
+    // The lake's costs are new to the server: the budgets are evaluated at once, and the two
+    // crossed thresholds mailed.
+    wait_for("the budget alerts from the server", || {
+        received(&sink).len() == 2
+    });
+    let mut subjects: Vec<String> = received(&sink)
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap().to_owned())
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, [GROWTH, PAYMENTS]);
+    // The history, once the server follows its own commits.
+    wait_for("the alerts' history", || {
+        let alerts = server.ok("/api/v1/alerts");
+        let list = alerts["alerts"].as_array().unwrap();
+        list.len() == 2 && list.iter().all(|a| a["state"] == "sent")
+    });
+    let alerts = server.ok("/api/v1/alerts");
+    let first = &alerts["alerts"].as_array().unwrap()[0];
+    assert_eq!(first["channel"], "email");
+    assert_eq!(first["attempts"], 1);
+    let (status, page) =
+        crate::support::http_json(server.port, "GET", "/dashboards/alerts", "").unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("growth-lead@example.com"), "{page}");
+    let (_, metrics) = crate::support::http_json(server.port, "GET", "/metrics", "").unwrap();
+    assert!(
+        metrics.contains("doracost_alerts{state=\"sent\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("doracost_alerts{state=\"failed\"} 0"),
+        "{metrics}"
+    );
+    // Still once after the scheduler's next turns.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(received(&sink).len(), 2);
+}
+
+#[test]
+fn schedules_keep_their_local_time_across_a_dst_change() {
+    let port = free_port();
+    let (dir, args) = lake_with_alerts(
+        port,
+        &format!(
+            "{NO_ANOMALIES}schedule = \"30 2 * * *\"\n[[reports]]\nname = \"daily\"\nschedule = \"0 9 * * *\"\nrecipients = [\"platform@example.com\"]\n"
+        ),
+    );
+    // Berlin time: the sample's numbers do not matter here, only when the jobs run.
+    let text = std::fs::read_to_string(&args[1]).unwrap();
+    std::fs::write(
+        &args[1],
+        text.replacen("time_zone = \"UTC\"", "time_zone = \"Europe/Berlin\"", 1),
+    )
+    .unwrap();
+    let mail = tempfile::tempdir().unwrap();
+    let _sink = start("smtp", mail.path(), port);
+    let tick = |now: &str| ok_with(dir.path(), &args, &["alerts", "tick", "--now", now]);
+    tick("2026-03-28T12:00:00Z");
+    // 2026-03-29: clocks go from 02:00 to 03:00 in Berlin. 02:30 does not exist: the daily
+    // check runs at the first instant after the gap, 03:00 CEST (01:00 UTC), not before.
+    let before = tick("2026-03-29T00:59:59Z");
+    assert!(!before.contains("ran "), "{before}");
+    let gap = tick("2026-03-29T01:00:00Z");
+    assert!(
+        gap.contains("ran alerts (scheduled 2026-03-29T01:00:00Z)"),
+        "{gap}"
+    );
+    // 09:00 CEST is 07:00 UTC that day (08:00 UTC the day before).
+    let report = tick("2026-03-29T07:00:00Z");
+    assert!(
+        report.contains("ran report:daily (scheduled 2026-03-29T07:00:00Z)"),
+        "{report}"
+    );
+    assert!(!report.contains("ran alerts"), "{report}");
+    // Autumn: 2026-10-25, 02:30 happens twice; the check runs once that night.
+    tick("2026-10-24T12:00:00Z");
+    let first = tick("2026-10-25T00:30:00Z");
+    assert!(
+        first.contains("ran alerts (scheduled 2026-10-25T00:30:00Z)"),
+        "{first}"
+    );
+    let second = tick("2026-10-25T01:30:00Z");
+    assert!(!second.contains("ran alerts"), "{second}");
+}

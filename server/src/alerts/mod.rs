@@ -620,7 +620,12 @@ pub const SCHEDULER_INTERVAL: std::time::Duration = std::time::Duration::from_se
 pub async fn run_scheduler(state: crate::AppState, notifier: Notifier, public_url: String) {
     let mut evaluated_costs: Option<String> = None;
     loop {
-        if let Ok(live) = state.engine() {
+        let Ok(live) = state.engine() else {
+            // Not open yet (the server is starting): look again soon.
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        };
+        {
             let at = Alerting {
                 config: state.config(),
                 lake: state.lake(),

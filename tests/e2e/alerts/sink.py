@@ -42,10 +42,14 @@ class Counter:
     def __init__(self, out):
         self.out, self.n, self.lock = out, 0, threading.Lock()
 
-    def write(self, record):
+    def write(self, record, raw=None):
         with self.lock:
             self.n += 1
             path = os.path.join(self.out, "%04d.json" % self.n)
+        if raw is not None:
+            # The message as received, for a person to open.
+            with open(path[:-5] + ".eml", "wb") as f:
+                f.write(raw)
         with open(path + ".tmp", "w") as f:
             json.dump(record, f, indent=1)
         os.rename(path + ".tmp", path)
@@ -58,8 +62,8 @@ def smtp(out, port):
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
-            message = email.message_from_bytes(envelope.original_content or envelope.content,
-                                               policy=email.policy.default)
+            raw = envelope.original_content or envelope.content
+            message = email.message_from_bytes(raw, policy=email.policy.default)
             record = {
                 "mail_from": envelope.mail_from,
                 "rcpt_to": envelope.rcpt_tos,
@@ -83,7 +87,7 @@ def smtp(out, port):
                              "disposition": part.get_content_disposition()}
                     image.update(decode_png(data))
                     record["images"].append(image)
-            counter.write(record)
+            counter.write(record, raw)
             return "250 OK"
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)

@@ -169,6 +169,7 @@ fn navigation(
             &Selection {
                 service: None,
                 team: None,
+                budget: None,
                 ..selection.clone()
             },
         );

@@ -33,6 +33,10 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ),
     ("team", "VARCHAR: the team chosen, or NULL for all of them"),
     (
+        "budget",
+        "VARCHAR: the `[[budgets]]` entry chosen, or NULL (budget charts then pick one by scope)",
+    ),
+    (
         "period",
         "VARCHAR: `day`, `week` or `month` (default `month`)",
     ),
@@ -49,6 +53,8 @@ pub struct Selection {
     pub service: Option<String>,
     /// One team, or all.
     pub team: Option<String>,
+    /// One budget (budget charts), or none.
+    pub budget: Option<String>,
     /// The period kind of trends.
     pub period: Period,
     /// The date range's first day.
@@ -93,6 +99,7 @@ impl Selection {
         let mut month = None;
         let mut service = None;
         let mut team = None;
+        let mut budget = None;
         let mut period = Period::Month;
         let mut from = None;
         let mut to = None;
@@ -130,6 +137,15 @@ impl Selection {
                     }
                     team = Some(value.to_owned());
                 }
+                "budget" => {
+                    if !config.budgets.iter().any(|b| b.name == value) {
+                        return Err(bad(
+                            "budget",
+                            format!("`{value}` is not a budget in the config"),
+                        ));
+                    }
+                    budget = Some(value.to_owned());
+                }
                 "period" => {
                     period = value
                         .parse::<Period>()
@@ -147,7 +163,7 @@ impl Selection {
                 other => {
                     return Err(bad(
                         other,
-                        "unknown parameter: expected month, service, team, period, from or to",
+                        "unknown parameter: expected month, service, team, budget, period, from or to",
                     ));
                 }
             }
@@ -167,6 +183,7 @@ impl Selection {
             month_chosen,
             service,
             team,
+            budget,
             period,
             from,
             to,
@@ -197,6 +214,7 @@ impl Selection {
                     "to" => date(self.to),
                     "service" => text(&self.service),
                     "team" => text(&self.team),
+                    "budget" => text(&self.budget),
                     "period" => ScalarValue::Utf8(Some(self.period.as_str().to_owned())),
                     _ => return None,
                 };
@@ -220,6 +238,9 @@ impl Selection {
         }
         if let Some(team) = &self.team {
             pairs.push(format!("team={}", encode(team)));
+        }
+        if let Some(budget) = &self.budget {
+            pairs.push(format!("budget={}", encode(budget)));
         }
         if self.period != Period::Month {
             pairs.push(format!("period={}", self.period.as_str()));

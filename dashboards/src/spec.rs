@@ -424,7 +424,14 @@ mod tests {
         let names: Vec<&str> = catalog.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(
             names,
-            ["costs", "data-quality", "review", "service", "team"]
+            [
+                "alerts",
+                "costs",
+                "data-quality",
+                "review",
+                "service",
+                "team"
+            ]
         );
         assert!(catalog.get("review").unwrap().panels.len() >= 10);
     }

@@ -382,7 +382,7 @@ fn default_currency() -> String {
     "USD".into()
 }
 
-/// A budget's scope: one service, one team, or everything.
+/// A budget's scope: one service, one team, the bill lines carrying one tag, or everything.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetScope {
@@ -390,6 +390,19 @@ pub struct BudgetScope {
     pub service: Option<String>,
     /// A team name.
     pub team: Option<String>,
+    /// One tag, `{ env = "prod" }`: the bill's lines carrying it (their cost as billed, not as
+    /// allocated to services).
+    pub tag: Option<BTreeMap<String, String>>,
+}
+
+impl BudgetScope {
+    /// The tag of a tag scope (config checks allow one pair).
+    pub fn tag_pair(&self) -> Option<(&str, &str)> {
+        self.tag
+            .as_ref()
+            .and_then(|t| t.iter().next())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
 }
 
 /// A money amount read exactly from decimal text.
@@ -1019,6 +1032,23 @@ impl Config {
                     budget.name
                 ));
             }
+            let named = [
+                budget.scope.service.is_some(),
+                budget.scope.team.is_some(),
+                budget.scope.tag.is_some(),
+            ];
+            if named.iter().filter(|n| **n).count() > 1 {
+                return Err(format!(
+                    "budgets[{i}].scope: name a service, a team or a tag, only one"
+                ));
+            }
+            if let Some(tag) = &budget.scope.tag
+                && (tag.len() != 1 || tag.keys().any(|k| k.is_empty()))
+            {
+                return Err(format!(
+                    "budgets[{i}].scope.tag: one `key = \"value\"` pair, e.g. {{ env = \"prod\" }}"
+                ));
+            }
             match (&budget.scope.service, &budget.scope.team) {
                 (Some(s), None) if !services.contains(s.as_str()) => {
                     return Err(format!(
@@ -1360,7 +1390,21 @@ mod tests {
             )
         };
         let t80 = "{ percent = 80, kind = \"actual\" }";
+        let tagged = parse(&budget("{ tag = { env = \"prod\" } }", "\"10\"", t80)).unwrap();
+        assert_eq!(tagged.budgets[0].scope.tag_pair(), Some(("env", "prod")));
         let cases = [
+            (
+                budget("{ tag = { env = \"prod\", team = \"x\" } }", "\"10\"", t80),
+                "budgets[0].scope.tag: one `key = \"value\"` pair",
+            ),
+            (
+                budget(
+                    "{ team = \"web\", tag = { env = \"prod\" } }",
+                    "\"10\"",
+                    t80,
+                ),
+                "budgets[0].scope: name a service, a team or a tag, only one",
+            ),
             (
                 budget("{ cluster = \"x\" }", "\"10\"", t80),
                 "unknown field `cluster`",

@@ -314,10 +314,12 @@ FROM last l CROSS JOIN estimated e WHERE l.last_day IS NOT NULL
 ;
 -- Daily cost series for the forecast, anomaly and budget views: per service (configured or seen,
 -- `unallocated` included), per team and for everything (`scope` = 'service' | 'team' | 'all'),
+-- and for each tag a budget is scoped to (`tag`: the bill's lines carrying it, as billed, not
+-- allocated; the statement sums them once per such budget, with the key and value written in),
 -- every calendar day from the bill's first day to its last, 0 on a day without cost.
 -- Columns:
--- - scope: `service`, `team` or `all`
--- - name: the service (`unallocated` included), the team, or `all`
+-- - scope: `service`, `team`, `tag` or `all`
+-- - name: the service (`unallocated` included), the team, `key=value` for a tag, or `all`
 -- - team: a service's team (NULL for teams and `all`)
 -- - day, month: the calendar day and its month
 -- - cost: the day's allocated cost, 0 on a day without any
@@ -338,6 +340,8 @@ names AS (
   SELECT DISTINCT 'team' AS scope, team AS name, team FROM services WHERE team IS NOT NULL
   UNION ALL
   SELECT 'all' AS scope, 'all' AS name, CAST(NULL AS VARCHAR) AS team
+  UNION ALL
+  SELECT DISTINCT 'tag' AS scope, scope_name AS name, CAST(NULL AS VARCHAR) AS team FROM budgets WHERE scope = 'tag'
 ),
 sums AS (
   SELECT 'service' AS scope, service AS name, day, sum(cost) AS cost FROM cost_allocated GROUP BY service, day
@@ -345,6 +349,7 @@ sums AS (
   SELECT 'team' AS scope, team AS name, day, sum(cost) AS cost FROM cost_allocated WHERE team IS NOT NULL GROUP BY team, day
   UNION ALL
   SELECT 'all' AS scope, 'all' AS name, day, sum(cost) AS cost FROM cost_allocated GROUP BY day
+  {{tag_budget_sums}}
 )
 SELECT n.scope, n.name, n.team, d.day, CAST(date_trunc('month', CAST(d.day AS TIMESTAMP)) AS DATE) AS month,
        coalesce(s.cost, CAST(0 AS DECIMAL(38, 12))) AS cost

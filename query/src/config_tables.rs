@@ -317,6 +317,7 @@ fn view_statements(
     let mut out = Vec::new();
     for (chunk, period) in text.split("\n;").flat_map(per_period) {
         let sql = chunk
+            .replace("{{tag_budget_sums}}", &tag_budget_sums(config))
             .replace("{{time_zone}}", zone)
             .replace("{{forecast_trailing_days}}", &forecast_days)
             .replace("{{anomaly_baseline_days}}", &anomaly_days);
@@ -347,6 +348,31 @@ fn view_statements(
         });
     }
     Ok(out)
+}
+
+/// The `UNION ALL` branches of `cost_series` summing the bill lines of each tag a budget is
+/// scoped to (none without such budgets, so the lines are not read for nothing); key and value
+/// are written in as SQL strings.
+fn tag_budget_sums(config: &Config) -> String {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sql = String::new();
+    for budget in &config.budgets {
+        let Some((key, value)) = budget.scope.tag_pair() else {
+            continue;
+        };
+        if !seen.insert((key, value)) {
+            continue;
+        }
+        sql.push_str(&format!(
+            "UNION ALL\n  SELECT 'tag' AS scope, {} AS name, day, sum(cost) AS cost FROM cost_lines \
+             WHERE map_extract(tags, {})[1] = {} GROUP BY day\n  ",
+            quote(&format!("{key}={value}")),
+            quote(key),
+            quote(value)
+        ));
+    }
+    sql
 }
 
 /// A statement written with `{{period}}` stands for three: day, week and month (`{{periodly}}`:

@@ -226,7 +226,8 @@ fn shared_costs(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusio
     Ok((pools, shares))
 }
 
-/// `budgets` (budget, scope `service`|`team`|`all`, scope_name, monthly_amount, currency) and
+/// `budgets` (budget, scope `service`|`team`|`tag`|`all`, scope_name (`key=value` for a tag),
+/// monthly_amount, currency, tag_key, tag_value) and
 /// `budget_thresholds` (budget, percent, amount, kind `actual`|`forecast`, severity): a threshold
 /// given as an amount keeps it exact, its percent (of the monthly amount) shown beside it.
 fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionError> {
@@ -235,6 +236,8 @@ fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionErro
     let mut scope_name = StringBuilder::new();
     let mut amount = money_builder()?;
     let mut currency = StringBuilder::new();
+    let mut tag_key = StringBuilder::new();
+    let mut tag_value = StringBuilder::new();
     let mut t_budget = StringBuilder::new();
     let mut t_percent = Float64Builder::new();
     let mut t_amount = money_builder()?;
@@ -242,16 +245,22 @@ fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionErro
     let mut t_severity = StringBuilder::new();
     for b in &config.budgets {
         name.append_value(&b.name);
-        match (&b.scope.service, &b.scope.team) {
-            (Some(service), _) => {
+        tag_key.append_option(b.scope.tag_pair().map(|(k, _)| k));
+        tag_value.append_option(b.scope.tag_pair().map(|(_, v)| v));
+        match (&b.scope.service, &b.scope.team, b.scope.tag_pair()) {
+            (Some(service), _, _) => {
                 scope.append_value("service");
                 scope_name.append_value(service);
             }
-            (None, Some(team)) => {
+            (None, Some(team), _) => {
                 scope.append_value("team");
                 scope_name.append_value(team);
             }
-            (None, None) => {
+            (None, None, Some((key, value))) => {
+                scope.append_value("tag");
+                scope_name.append_value(format!("{key}={value}"));
+            }
+            (None, None, None) => {
                 scope.append_value("all");
                 scope_name.append_value("all");
             }
@@ -286,6 +295,8 @@ fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionErro
                 false,
             ),
             Field::new("currency", DataType::Utf8, false),
+            Field::new("tag_key", DataType::Utf8, true),
+            Field::new("tag_value", DataType::Utf8, true),
         ],
         vec![
             Arc::new(name.finish()),
@@ -293,6 +304,8 @@ fn budgets(config: &Config) -> Result<(RecordBatch, RecordBatch), DataFusionErro
             Arc::new(scope_name.finish()),
             Arc::new(amount.finish()),
             Arc::new(currency.finish()),
+            Arc::new(tag_key.finish()),
+            Arc::new(tag_value.finish()),
         ],
     )?;
     let thresholds = batch(

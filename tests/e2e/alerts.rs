@@ -594,3 +594,65 @@ fn schedules_keep_their_local_time_across_a_dst_change() {
     let second = tick("2026-10-25T01:30:00Z");
     assert!(!second.contains("ran alerts"), "{second}");
 }
+
+#[test]
+fn a_tag_budget_sums_the_lines_carrying_its_tag_and_alerts_with_its_own_chart() {
+    let port = free_port();
+    // The sample's platform costs carry `shared = "platform"`: 62 lines in October, 156.48 in
+    // all (the same sum straight from `costs` below). 156.48 of 100.00 is 156 %, past the
+    // 50.00 amount (P2) but not the 500 % forecast (P1).
+    let (dir, args) = lake_with_alerts(
+        port,
+        &format!(
+            "{NO_ANOMALIES}[[budgets]]\nname = \"platform-shared\"\nscope = {{ tag = {{ shared = \"platform\" }} }}\nmonthly_amount = \"100.00\"\nthresholds = [{{ amount = \"50.00\", kind = \"actual\", severity = \"P2\" }}, {{ percent = 500, kind = \"forecast\", severity = \"P1\" }}]\nrecipients = [\"platform@example.com\"]\n"
+        ),
+    );
+    assert_eq!(
+        sql_rows(
+            dir.path(),
+            &args,
+            "SELECT CAST(sum(effective_cost) AS DECIMAL(38, 2)), count(*) FROM costs \
+             WHERE map_extract(tags, 'shared')[1] = 'platform' \
+             AND charge_period_start >= TIMESTAMP '2026-10-01T00:00:00Z' AND charge_period_start < TIMESTAMP '2026-11-01T00:00:00Z'"
+        ),
+        [["156.48", "62"]]
+    );
+    assert_eq!(
+        sql_rows(
+            dir.path(),
+            &args,
+            "SELECT scope, scope_name, CAST(actual AS DECIMAL(38, 2)) FROM budget_status WHERE budget = 'platform-shared' AND is_current"
+        ),
+        [["tag", "shared=platform", "156.48"]]
+    );
+    let mail = tempfile::tempdir().unwrap();
+    let sink = start("smtp", mail.path(), port);
+    let (success, out) = check(dir.path(), &args);
+    assert!(success, "{out}");
+    let got = received(&sink);
+    let platform = got
+        .iter()
+        .find(|m| m["rcpt_to"] == serde_json::json!(["platform@example.com"]))
+        .expect("the tag budget's alert");
+    assert_eq!(
+        platform["subject"],
+        "[P2] Budget platform-shared (tag shared=platform): spent 156% of USD 100.00 for 2026-10"
+    );
+    let text = platform["text"].as_str().unwrap();
+    assert!(
+        text.contains("Spent USD 156.48 of USD 100.00 (156.5 %)"),
+        "{text}"
+    );
+    assert!(text.contains("Top cost drivers: cloud services"), "{text}");
+    assert!(
+        text.contains("Dashboard: https://doracost.example.com/costs?month=2026-10"),
+        "{text}"
+    );
+    assert_eq!(platform["images"][0]["png"], true);
+    let key = sql_rows(
+        dir.path(),
+        &args,
+        "SELECT alert_key FROM alerts WHERE budget = 'platform-shared'",
+    );
+    assert_eq!(key, [["budget/platform-shared/2026-10/actual/50/email"]]);
+}

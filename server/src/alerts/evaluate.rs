@@ -117,6 +117,7 @@ pub async fn budget_alerts(
             ) {
                 (Some("service"), Some(name)) => format!("service {name}"),
                 (Some("team"), Some(name)) => format!("team {name}"),
+                (Some("tag"), Some(name)) => format!("tag {name}"),
                 _ => "everything".to_owned(),
             };
             let spent_pct = if kind == "actual" {
@@ -254,10 +255,11 @@ pub async fn anomaly_alerts(
                 .map(|a| a.anomaly_recipients.iter().cloned().collect())
                 .unwrap_or_default();
             for b in &config.budgets {
-                let covers = match (&b.scope.service, &b.scope.team) {
-                    (Some(s), _) => scope == "service" && *s == name,
-                    (None, Some(t)) => team.as_deref() == Some(t.as_str()),
-                    (None, None) => true,
+                let covers = match (&b.scope.service, &b.scope.team, b.scope.tag_pair()) {
+                    (Some(s), _, _) => scope == "service" && *s == name,
+                    (None, Some(t), _) => team.as_deref() == Some(t.as_str()),
+                    (None, None, Some((k, v))) => scope == "tag" && name == format!("{k}={v}"),
+                    (None, None, None) => true,
                 };
                 if covers {
                     recipients.extend(b.recipients.iter().cloned());

@@ -103,6 +103,8 @@ fn scope_filter(
     budget: &str,
 ) -> (String, Vec<(&'static str, datafusion::scalar::ScalarValue)>) {
     match config.budgets.iter().find(|b| b.name == budget) {
+        // A tag budget's lines are not split by service or team: no row of those views.
+        Some(b) if b.scope.tag.is_some() => ("false".into(), vec![]),
         Some(b) => match (&b.scope.service, &b.scope.team) {
             (Some(s), _) => (
                 "service = $scope".into(),
@@ -210,7 +212,28 @@ pub async fn budget_message(
         rows
     };
     let services = signed(cells(engine, &bound(&movers("service"), params.clone())).await?);
-    let clouds = signed(cells(engine, &bound(&movers("cloud_service"), params.clone())).await?);
+    let clouds = match budget.and_then(|b| b.scope.tag_pair()) {
+        // A tag budget: the cloud services of the bill's lines carrying the tag.
+        Some((key, value)) => {
+            let sql = "WITH l AS (SELECT day, CAST(date_trunc('month', CAST(day AS TIMESTAMP)) AS DATE) AS month, \
+                         cloud_service, cost FROM cost_lines WHERE map_extract(tags, $tag_key)[1] = $tag_value), \
+                       c AS (SELECT max(day) AS last FROM l WHERE month = $month), \
+                       x AS (SELECT coalesce(cloud_service, '(none)') AS what, \
+                               sum(CASE WHEN month = $month THEN cost ELSE 0 END) AS now, \
+                               sum(CASE WHEN month = $previous AND day - $previous <= c.last - $month THEN cost ELSE 0 END) AS before \
+                             FROM l CROSS JOIN c WHERE month IN ($month, $previous) GROUP BY 1) \
+                       SELECT what, CAST(now AS DECIMAL(38, 2)) AS this_month, CAST(now - before AS DECIMAL(38, 2)) AS change FROM x \
+                       WHERE now <> before ORDER BY abs(now - before) DESC, what LIMIT 5";
+            let tag_params = vec![
+                ("tag_key", key.into()),
+                ("tag_value", value.into()),
+                ("month", date_value(month)),
+                ("previous", date_value(previous)),
+            ];
+            signed(cells(engine, &bound(sql, tag_params)).await?)
+        }
+        None => signed(cells(engine, &bound(&movers("cloud_service"), params.clone())).await?),
+    };
     let deployments = cells(
         engine,
         &bound(
@@ -226,11 +249,7 @@ pub async fn budget_message(
         "{public_url}{}",
         budget_page(config, &row.budget, &row.period)
     );
-    let pairs: Vec<(String, String)> = match budget.map(|b| (&b.scope.service, &b.scope.team)) {
-        Some((Some(s), _)) => vec![("service".into(), s.clone())],
-        Some((None, Some(t))) => vec![("team".into(), t.clone())],
-        _ => vec![],
-    };
+    let pairs = vec![("budget".to_owned(), row.budget.clone())];
     let mut images = Vec::new();
     let chart = panel_png(engine, config, catalog, "costs", "budget-burn", &pairs).await;
     let mut text = String::new();

@@ -656,3 +656,80 @@ fn a_tag_budget_sums_the_lines_carrying_its_tag_and_alerts_with_its_own_chart() 
     );
     assert_eq!(key, [["budget/platform-shared/2026-10/actual/50/email"]]);
 }
+
+#[test]
+fn an_alert_that_cannot_be_sent_is_marked_failed_and_shown_on_data_quality() {
+    let port = free_port();
+    let (dir, args) = lake_with_alerts(port, &format!("{NO_ANOMALIES}max_attempts = 1\n"));
+    // Nothing listens: the one attempt fails, and the alerts are given up on.
+    let (success, out) = check(dir.path(), &args);
+    assert!(!success, "{out}");
+    assert_eq!(
+        sql_rows(
+            dir.path(),
+            &args,
+            "SELECT state, attempts, next_attempt_at IS NULL FROM alerts ORDER BY alert_key"
+        ),
+        [["failed", "1", "true"], ["failed", "1", "true"]]
+    );
+    // SMTP back: a failed alert stays failed (it is not sent late, or twice).
+    let mail = tempfile::tempdir().unwrap();
+    let sink = start("smtp", mail.path(), port);
+    let (success, out) = check(dir.path(), &args);
+    assert!(success && out.contains("no new alert"), "{out}");
+    assert!(received(&sink).is_empty());
+    // The data-quality page lists them.
+    let page = dir.path().join("dq.html");
+    ok_with(
+        dir.path(),
+        &args,
+        &[
+            "report",
+            "--dashboard",
+            "data-quality",
+            "--out",
+            page.to_str().unwrap(),
+        ],
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Alerts not delivered"), "no panel");
+    assert!(
+        html.contains("growth-lead@example.com"),
+        "the failed alert is not listed"
+    );
+}
+
+#[test]
+fn a_malformed_alerts_config_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("doracost.toml");
+    let cases = [
+        ("[alerts]\nschedule = \"0 8 * *\"\n", "alerts.schedule"),
+        (
+            "[[budgets]]\nname = \"b\"\nscope = {}\nmonthly_amount = \"10\"\nthresholds = [{ percent = 1001, kind = \"actual\" }]\n",
+            "budgets[0].thresholds[0].percent",
+        ),
+        (
+            "[[budgets]]\nname = \"b\"\nscope = { region = \"eu\" }\nmonthly_amount = \"10\"\n",
+            "unknown field `region`",
+        ),
+        (
+            "[[budgets]]\nname = \"b\"\nscope = {}\nmonthly_amount = 10.5\n",
+            "monthly_amount",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&config, text).unwrap();
+        let err = crate::support::fails(
+            dir.path(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "alerts",
+                "check",
+                "--dry-run",
+            ],
+        );
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+}

@@ -431,6 +431,7 @@ fn data_quality_answers_what_the_views_say_and_openapi_lists_every_route() {
     assert_eq!(
         listed,
         [
+            "/api/v1/alerts",
             "/api/v1/budgets",
             "/api/v1/costs",
             "/api/v1/data-quality",

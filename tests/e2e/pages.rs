@@ -161,8 +161,10 @@ fn every_builtin_page_renders_each_panel_and_its_tiles_match_sql() {
                 "unallocated",
                 "sources",
                 "derived-tables",
+                "alerts-failed",
             ][..],
         ),
+        ("/dashboards/alerts", &["undelivered", "history"][..]),
         (
             "/services/checkout",
             &[

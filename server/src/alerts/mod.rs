@@ -211,7 +211,15 @@ pub async fn deliver(at: &Alerting<'_>, now: DateTime<Utc>) -> Result<Vec<Delive
 }
 
 async fn send_group(at: &Alerting<'_>, group: &[AlertRow]) -> Delivery {
-    let first = &group[0];
+    let Some(first) = group.first() else {
+        return Delivery {
+            keys: Vec::new(),
+            channel: String::new(),
+            recipients: Vec::new(),
+            subject: String::new(),
+            outcome: Ok(()),
+        };
+    };
     let currency = dashboards::page::currency(at.config);
     let message = match first.kind.as_str() {
         "anomaly" => text::digest_message(at.engine, group, currency.trim(), &at.public_url).await,

@@ -93,8 +93,9 @@ fn bound(
 }
 
 fn date_value(date: NaiveDate) -> datafusion::scalar::ScalarValue {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(date);
-    datafusion::scalar::ScalarValue::Date32(Some((date - epoch).num_days() as i32))
+    datafusion::scalar::ScalarValue::Date32(Some(arrow::datatypes::Date32Type::from_naive_date(
+        date,
+    )))
 }
 
 /// The SQL condition selecting a budget's scope in a view with `service` and `team` columns.

@@ -97,12 +97,18 @@ pub async fn run(cli: Cli) -> Result<()> {
                     let window = (*from, *to);
                     let report =
                         ingest_cost_explorer(&config, &lake, window, *forecast, format).await?;
-                    return finish_ingest(&config, &lake, args.no_refresh, format, report).await;
+                    finish_ingest(&config, &lake, args.no_refresh, format, report).await?;
+                    alerts_after_cost_ingest(&config, &lake).await;
+                    return Ok(());
                 }
             }
             .map_err(pipeline_error)?;
             let report = print_ingest(&summary, format);
-            finish_ingest(&config, &lake, args.no_refresh, format, report).await
+            finish_ingest(&config, &lake, args.no_refresh, format, report).await?;
+            if !matches!(args.source, IngestCommand::Events { .. }) {
+                alerts_after_cost_ingest(&config, &lake).await;
+            }
+            Ok(())
         }
         Command::Refresh(args) => {
             let config = load_config(cli.config.as_deref())?;
@@ -1058,6 +1064,67 @@ async fn alerts(config: &Config, lake: &Lake, command: &crate::AlertsCommand) ->
         );
     }
     Ok(())
+}
+
+/// After a cost ingest, with `[alerts]` configured: the budgets evaluated on the new costs and
+/// what is due sent (DESIGN §5: evaluation after each cost ingest). The ingest has landed
+/// whatever happens here: a failure is a warning on stderr, and what was not sent stays queued.
+async fn alerts_after_cost_ingest(config: &Config, lake: &Lake) {
+    if config.alerts.is_none() {
+        return;
+    }
+    let result = async {
+        let notifier = server::alerts::Notifier::from_config(config).map_err(anyhow::Error::msg)?;
+        let catalog = dashboards::Catalog::load(config.dashboards.dir.as_deref())?;
+        let engine = open_engine(lake, config).await?;
+        let at = server::alerts::Alerting {
+            config,
+            lake,
+            engine: &engine,
+            catalog: &catalog,
+            notifier: &notifier,
+            public_url: public_url(config),
+        };
+        let what = server::alerts::What {
+            budgets: true,
+            anomalies: false,
+        };
+        let now = chrono::Utc::now();
+        let queued = server::alerts::evaluate(&at, what, now, false)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let sent = server::alerts::deliver(&at, now)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok::<_, anyhow::Error>((queued, sent))
+    }
+    .await;
+    match result {
+        Ok((queued, sent)) => {
+            for r in &queued {
+                eprintln!("budget alert queued: {}", r.subject);
+            }
+            for d in &sent {
+                match &d.outcome {
+                    Ok(()) => eprintln!(
+                        "sent {} to {}: {}",
+                        d.channel,
+                        d.recipients.join(", "),
+                        d.subject
+                    ),
+                    Err(e) => eprintln!(
+                        "warning: not sent {} to {}: {} ({e}; retried by the next check)",
+                        d.channel,
+                        d.recipients.join(", "),
+                        d.subject
+                    ),
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("warning: the budget alerts were not evaluated after this ingest: {e:#}")
+        }
+    }
 }
 
 /// Where emails link to: `[alerts] public_url`, else the configured listen address.

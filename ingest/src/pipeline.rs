@@ -85,8 +85,10 @@ fn collect_dir(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Resul
 
 /// Rows of `ingest events` read before they are committed: chunks of about this many rows (a
 /// deployment, a change, a link, an incident each count one) are merged into the lake one after
-/// another, so memory stays bounded whatever the input's size (issue 12).
-pub const EVENT_CHUNK_ROWS: usize = 500_000;
+/// another, so memory stays bounded whatever the input's size (issue 12). On the large sample
+/// organisation (21.26M rows), chunks of 500,000 peaked at 0.97 GB and of 250,000 at 0.91 GB, in
+/// about the same time (47 s and 43 s without the refresh).
+pub const EVENT_CHUNK_ROWS: usize = 250_000;
 
 /// The same for bills: rows of `ingest focus`/`ingest cur` per committed chunk.
 pub const COST_CHUNK_ROWS: usize = 1 << 19;

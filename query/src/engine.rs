@@ -63,8 +63,9 @@ pub struct Engine {
 
 /// Deployments per part of a refresh in parts (`Engine::refresh_derived_in_parts`). Measured on
 /// the large sample organisation (1.63M deployments, 2 cores): parts of 100,000 peaked at 1.26 GB
-/// in 101 s, of 50,000 at 0.97 GB in 89 s (the lake is read once whatever the part count).
-pub const REFRESH_PART_DEPLOYMENTS: usize = 50_000;
+/// in 101 s, of 50,000 at 0.97 GB in 89 s, of 25,000 at 0.80 GB in 100 s (the lake is read once
+/// whatever the part count).
+pub const REFRESH_PART_DEPLOYMENTS: usize = 25_000;
 
 /// One derived table written by [`Engine::refresh_derived`].
 #[derive(Debug, Clone)]

@@ -1119,6 +1119,11 @@ impl Config {
                 ));
             }
         }
+        if !self.reports.is_empty() && self.alerts.as_ref().is_none_or(|a| a.smtp_url.is_none()) {
+            return Err(
+                "reports: mailing a report needs an SMTP server: set [alerts] smtp_url".into(),
+            );
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, report) in self.reports.iter().enumerate() {
             if report.name.trim().is_empty() || !names.insert(report.name.as_str()) {
@@ -1377,7 +1382,7 @@ mod tests {
     fn budget_and_alert_mistakes_name_the_key() {
         let services = "[[services]]\nname = \"shop\"\nteam = \"web\"\n";
         let ok = parse(&format!(
-            "{services}[[budgets]]\nname = \"web\"\nscope = {{ team = \"web\" }}\nmonthly_amount = \"1000\"\nrecipients = [\"web@example.com\"]\nthresholds = [{{ percent = 80, kind = \"actual\", severity = \"P2\" }}, {{ amount = \"1200.50\", kind = \"forecast\", severity = \"P1\" }}]\n[alerts]\nschedule = \"0 8 * * *\"\n[[reports]]\nname = \"review\"\nschedule = \"0 9 1W * *\"\nrecipients = [\"platform@example.com\"]\n"
+            "{services}[[budgets]]\nname = \"web\"\nscope = {{ team = \"web\" }}\nmonthly_amount = \"1000\"\nrecipients = [\"web@example.com\"]\nthresholds = [{{ percent = 80, kind = \"actual\", severity = \"P2\" }}, {{ amount = \"1200.50\", kind = \"forecast\", severity = \"P1\" }}]\n[alerts]\nschedule = \"0 8 * * *\"\nsmtp_url = {{ env = \"SMTP_URL\" }}\n[[reports]]\nname = \"review\"\nschedule = \"0 9 1W * *\"\nrecipients = [\"platform@example.com\"]\n"
         ))
         .unwrap();
         let t = &ok.budgets[0].thresholds;
@@ -1447,9 +1452,15 @@ mod tests {
             ),
             (
                 format!(
-                    "{services}[[reports]]\nname = \"r\"\nschedule = \"monthly please\"\nrecipients = [\"a@b.c\"]\n"
+                    "{services}[alerts]\nsmtp_url = {{ env = \"SMTP_URL\" }}\n[[reports]]\nname = \"r\"\nschedule = \"monthly please\"\nrecipients = [\"a@b.c\"]\n"
                 ),
                 "reports[0].schedule",
+            ),
+            (
+                format!(
+                    "{services}[[reports]]\nname = \"r\"\nschedule = \"0 9 1W * *\"\nrecipients = [\"a@b.c\"]\n"
+                ),
+                "reports: mailing a report needs an SMTP server",
             ),
         ];
         for (text, expected) in cases {

@@ -129,9 +129,24 @@ pub(crate) fn draw_frame<DB: DrawingBackend>(
     area: &Area<DB>,
     spec: &ChartSpec,
 ) -> Result<i32, ChartError> {
+    draw_frame_beside(area, spec, 0)
+}
+
+/// [`draw_frame`] leaving `reserved` pixels free at the title's right (a tile's level badge): a
+/// title too long for the rest is drawn smaller (down to 3/4 of its size), then shortened.
+pub(crate) fn draw_frame_beside<DB: DrawingBackend>(
+    area: &Area<DB>,
+    spec: &ChartSpec,
+    reserved: i32,
+) -> Result<i32, ChartError> {
     area.fill(&WHITE).map_err(render_error)?;
     let (width, _) = area.dim_in_pixel();
-    let title = fit(&spec.title, width as i32 - 2 * PAD, TITLE_SIZE, true);
+    let room = width as i32 - 2 * PAD - reserved;
+    let mut size = TITLE_SIZE;
+    while size > TITLE_SIZE * 0.75 && text_width(&spec.title, size, true) > room {
+        size -= 0.5;
+    }
+    let title = fit(&spec.title, room, size, true);
     if title.is_empty() {
         return Ok(PAD);
     }
@@ -139,7 +154,7 @@ pub(crate) fn draw_frame<DB: DrawingBackend>(
         area,
         &title,
         (PAD, PAD + 10),
-        &text_style(TITLE_SIZE, true, INK, HPos::Left, VPos::Center),
+        &text_style(size, true, INK, HPos::Left, VPos::Center),
     )?;
     Ok(PAD + 30)
 }

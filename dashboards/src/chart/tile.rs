@@ -61,13 +61,17 @@ impl StatTile {
         area: &Area<DB>,
         spec: &ChartSpec,
     ) -> Result<(), ChartError> {
-        let top = canvas::draw_frame(area, spec)?;
+        // The level badge sits top right, level with the title, which keeps clear of it.
+        let badge_text = self.level.as_deref().map(capitalised);
+        let badge = badge_text
+            .as_deref()
+            .map_or(0, |t| text_width(t, TEXT_SIZE - 1.0, true) + 16);
+        let top = canvas::draw_frame_beside(area, spec, if badge > 0 { badge + 8 } else { 0 })?;
         let (width, height) = area.dim_in_pixel();
         let (width, height) = (width as i32, height as i32);
         let room = width - 2 * PAD;
 
-        // The level badge sits top right, level with the title.
-        if let Some(level) = &self.level {
+        if let (Some(level), Some(text)) = (&self.level, &badge_text) {
             let color = match level.as_str() {
                 "elite" => GOOD,
                 "high" => PALETTE[5],
@@ -75,8 +79,6 @@ impl StatTile {
                 "low" => BAD,
                 _ => GRID,
             };
-            let text = capitalised(level);
-            let badge = text_width(&text, TEXT_SIZE - 1.0, true) + 16;
             let (x1, y0) = (width - PAD, PAD);
             area.draw(&Rectangle::new(
                 [(x1 - badge, y0), (x1, y0 + 20)],
@@ -84,7 +86,7 @@ impl StatTile {
             ))
             .map_err(canvas::render_error)?;
             let style = text_style(TEXT_SIZE - 1.0, true, INK, HPos::Center, VPos::Center);
-            draw_text(area, &text, (x1 - badge / 2, y0 + 10), &style)?;
+            draw_text(area, text, (x1 - badge / 2, y0 + 10), &style)?;
         }
 
         let lines_below = usize::from(self.previous.is_some()) + usize::from(self.target.is_some());

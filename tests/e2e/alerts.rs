@@ -198,6 +198,11 @@ fn budget_alerts_reach_smtp_once_after_it_comes_back_with_both_parts_and_the_cha
     );
     assert!(text.contains("Top cost drivers: services"), "{text}");
     assert!(text.contains("Deployments this month"), "{text}");
+    assert!(text.contains("What moved the cost"), "{text}");
+    assert!(
+        text.contains("  - web | "),
+        "growth's services are listed with their step: {text}"
+    );
     assert!(
         text.contains("Dashboard: https://doracost.example.com/teams/growth?month=2026-10"),
         "{text}"

@@ -161,6 +161,30 @@ pub async fn panel_png(
     dashboards::chart::png(&spec, &rows.schema, &rows.batches).map_err(|e| e.to_string())
 }
 
+/// A dashboard panel's rows as text (formatted as pages show them), for `pairs`' choices with
+/// `month` shown.
+async fn panel_rows(
+    engine: &Engine,
+    config: &Config,
+    catalog: &dashboards::Catalog,
+    (dashboard, panel): (&str, &str),
+    pairs: &[(String, String)],
+    month: NaiveDate,
+) -> Result<Vec<Vec<String>>, String> {
+    let dashboard = catalog
+        .get(dashboard)
+        .ok_or_else(|| format!("no dashboard `{dashboard}`"))?;
+    let panel = dashboard
+        .panel(panel)
+        .ok_or_else(|| format!("no panel `{panel}`"))?;
+    let selection =
+        dashboards::Selection::parse(pairs, config, month).map_err(|e| e.to_string())?;
+    let rows = dashboards::run_panel(engine, panel, &selection)
+        .await
+        .outcome?;
+    dashboards::cells::formatted(&rows, config.reporting.time_zone.name(), 10)
+}
+
 /// A budget alert: where the budget stands, the chart of its burn, what moved (services and
 /// cloud services against the same days of last month), the deployments in the month, the link.
 pub async fn budget_message(
@@ -246,6 +270,28 @@ pub async fn budget_message(
         ),
     )
     .await?;
+    // Which deployments moved the cost: the review's panel for the budget's service or team
+    // (the day each mover's daily cost stepped most, and its deployments in the 3 days up to it).
+    let scope_pairs: Option<Vec<(String, String)>> = match budget.map(|b| &b.scope) {
+        Some(scope) if scope.tag.is_some() => None,
+        Some(scope) => Some(match (&scope.service, &scope.team) {
+            (Some(s), _) => vec![("service".to_owned(), s.clone())],
+            (None, Some(t)) => vec![("team".to_owned(), t.clone())],
+            _ => vec![],
+        }),
+        None => None,
+    };
+    let moved = match &scope_pairs {
+        Some(pairs) => {
+            panel_rows(engine, config, catalog, ("review", "cost-movers-deployments"), pairs, month)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(alert = %row.key, error = %e, "the cost movers' deployments were left out");
+                    Vec::new()
+                })
+        }
+        None => Vec::new(),
+    };
     let link = format!(
         "{public_url}{}",
         budget_page(config, &row.budget, &row.period)
@@ -325,6 +371,20 @@ pub async fn budget_message(
         ],
         &clouds,
     );
+    if scope_pairs.is_some() {
+        list(
+            "What moved the cost: the day each service's daily cost stepped most, and its deployments in the 3 days up to it",
+            &[
+                "service",
+                &format!("change vs last month ({currency})"),
+                "stepped on",
+                "daily step",
+                "deployments",
+                "deployed",
+            ],
+            &moved,
+        );
+    }
     list(
         "Deployments this month",
         &["service", "finished", "commit", "outcome"],

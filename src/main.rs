@@ -190,7 +190,7 @@ pub struct IngestArgs {
     /// once at the end with `doracost refresh`; until then queries compute the views).
     #[arg(long, global = true)]
     pub no_refresh: bool,
-    /// Rows read before each commit of a chunk (default: 250,000 for events, 524,288 for
+    /// Rows read before each commit of a chunk (default: 250,000 for events, 262,144 for
     /// bills); tests make small inputs take many chunks with it.
     #[arg(long, global = true, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_rows: Option<u64>,

@@ -978,19 +978,8 @@ async fn alerts(config: &Config, lake: &Lake, command: &crate::AlertsCommand) ->
         println!("sent a test message to {to}");
         return Ok(());
     }
-    let catalog = dashboards::Catalog::load(config.dashboards.dir.as_deref())
-        .context("reading the dashboards")?;
-    let engine = open_engine(lake, config)
-        .await
-        .context("opening the lake")?;
-    let at = server::alerts::Alerting {
-        config,
-        lake,
-        engine: &engine,
-        catalog: &catalog,
-        notifier: &notifier,
-        public_url: public_url(config),
-    };
+    let parts = AlertParts::open(config, lake, notifier).await?;
+    let at = parts.alerting(config, lake);
     let print_queued = |rows: &[server::alerts::AlertRow], verb: &str| {
         if rows.is_empty() {
             println!("no new alert");
@@ -1075,16 +1064,8 @@ async fn alerts_after_cost_ingest(config: &Config, lake: &Lake) {
     }
     let result = async {
         let notifier = server::alerts::Notifier::from_config(config).map_err(anyhow::Error::msg)?;
-        let catalog = dashboards::Catalog::load(config.dashboards.dir.as_deref())?;
-        let engine = open_engine(lake, config).await?;
-        let at = server::alerts::Alerting {
-            config,
-            lake,
-            engine: &engine,
-            catalog: &catalog,
-            notifier: &notifier,
-            public_url: public_url(config),
-        };
+        let parts = AlertParts::open(config, lake, notifier).await?;
+        let at = parts.alerting(config, lake);
         let what = server::alerts::What {
             budgets: true,
             anomalies: false,
@@ -1123,6 +1104,44 @@ async fn alerts_after_cost_ingest(config: &Config, lake: &Lake) {
         }
         Err(e) => {
             eprintln!("warning: the budget alerts were not evaluated after this ingest: {e:#}")
+        }
+    }
+}
+
+/// What the CLI's alert commands evaluate and send with: the dashboards (charts in emails), the
+/// query engine over the lake, and the channels.
+struct AlertParts {
+    catalog: dashboards::Catalog,
+    engine: Engine,
+    notifier: server::alerts::Notifier,
+}
+
+impl AlertParts {
+    async fn open(
+        config: &Config,
+        lake: &Lake,
+        notifier: server::alerts::Notifier,
+    ) -> Result<AlertParts> {
+        let catalog = dashboards::Catalog::load(config.dashboards.dir.as_deref())
+            .context("reading the dashboards")?;
+        let engine = open_engine(lake, config)
+            .await
+            .context("opening the lake")?;
+        Ok(AlertParts {
+            catalog,
+            engine,
+            notifier,
+        })
+    }
+
+    fn alerting<'a>(&'a self, config: &'a Config, lake: &'a Lake) -> server::alerts::Alerting<'a> {
+        server::alerts::Alerting {
+            config,
+            lake,
+            engine: &self.engine,
+            catalog: &self.catalog,
+            notifier: &self.notifier,
+            public_url: public_url(config),
         }
     }
 }

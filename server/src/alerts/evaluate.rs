@@ -13,7 +13,7 @@ use model::schema::{MONEY_PRECISION, MONEY_SCALE};
 use query::Engine;
 use query::reports::BoundQuery;
 
-use super::rows::{AlertRow, QUEUED};
+use super::rows::AlertRow;
 use super::text::money;
 
 /// Where an alert goes.
@@ -135,31 +135,16 @@ pub async fn budget_alerts(
                 spent_pct.unwrap_or(percent),
                 money(conf.monthly_amount.0, &conf.currency),
             );
-            let candidate = AlertRow {
-                key: String::new(),
-                budget: budget.clone(),
-                period: month.clone(),
-                threshold: percent,
-                kind: kind.clone(),
-                value,
-                state: QUEUED.into(),
-                attempts: 0,
-                last_error: None,
-                first_fired_at: now,
-                sent_at: None,
-                severity: Some(severity),
-                channel: String::new(),
-                recipients: conf.recipients.clone(),
-                subject,
-                next_attempt_at: None,
-            };
-            let base_key = format!(
+            let key = format!(
                 "budget/{budget}/{month}/{kind}/{}",
                 model::money::format_decimal(threshold_amount, MONEY_SCALE)
             );
             let candidate = AlertRow {
-                key: base_key,
-                ..candidate
+                value,
+                severity: Some(severity),
+                recipients: conf.recipients.clone(),
+                subject,
+                ..AlertRow::queued(key, budget.clone(), month, percent, &kind, now)
             };
             let better = best
                 .get(&budget)
@@ -270,22 +255,16 @@ pub async fn anomaly_alerts(
                 impact.map_or_else(|| "?".into(), |v| money(v, &currency))
             );
             let base = AlertRow {
-                key: format!("anomaly/{scope}:{name}/{day}"),
-                budget: format!("{scope}:{name}"),
-                period: day,
-                threshold: pct,
-                kind: "anomaly".into(),
                 value: impact,
-                state: QUEUED.into(),
-                attempts: 0,
-                last_error: None,
-                first_fired_at: now,
-                sent_at: None,
-                severity: None,
-                channel: String::new(),
-                recipients: Vec::new(),
                 subject,
-                next_attempt_at: None,
+                ..AlertRow::queued(
+                    format!("anomaly/{scope}:{name}/{day}"),
+                    format!("{scope}:{name}"),
+                    day,
+                    pct,
+                    "anomaly",
+                    now,
+                )
             };
             if channels.email {
                 for recipient in recipients {

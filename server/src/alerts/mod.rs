@@ -439,22 +439,17 @@ fn report_row(
 ) -> AlertRow {
     let period = at_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     AlertRow {
-        key: format!("report/{}/{period}/email", report.name),
-        budget: report.name.clone(),
-        period,
-        threshold: 0.0,
-        kind: "report".into(),
-        value: None,
-        state: QUEUED.into(),
-        attempts: 0,
-        last_error: None,
-        first_fired_at: now,
-        sent_at: None,
-        severity: None,
         channel: "email".into(),
         recipients: report.recipients.clone(),
         subject: format!("report {}", report.name),
-        next_attempt_at: None,
+        ..AlertRow::queued(
+            format!("report/{}/{period}/email", report.name),
+            report.name.clone(),
+            period,
+            0.0,
+            "report",
+            now,
+        )
     }
 }
 
@@ -463,20 +458,7 @@ async fn schedule_cursors(
     lake: &Lake,
     state: &LakeState,
 ) -> Result<BTreeMap<String, DateTime<Utc>>, LakeError> {
-    let Some(handle) = lake.open_at(Table::IngestState, state).await? else {
-        return Ok(BTreeMap::new());
-    };
-    let provider = handle
-        .table_provider()
-        .await
-        .map_err(|e| lake_error(e.to_string()))?;
-    let ctx = datafusion::prelude::SessionContext::new();
-    let batches: Vec<RecordBatch> = ctx
-        .read_table(provider)
-        .map_err(|e| lake_error(e.to_string()))?
-        .collect()
-        .await
-        .map_err(|e| lake_error(e.to_string()))?;
+    let batches = rows::read_batches(lake, state, Table::IngestState).await?;
     let mut out = BTreeMap::new();
     for batch in &batches {
         let text = |name: &str, row: usize| -> Option<String> {

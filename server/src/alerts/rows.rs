@@ -56,6 +56,38 @@ pub struct AlertRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+impl AlertRow {
+    /// A new alert, queued at `now` and not tried yet, on no channel yet (to be set with
+    /// `channel` and `recipients`).
+    pub fn queued(
+        key: String,
+        budget: String,
+        period: String,
+        threshold: f64,
+        kind: &str,
+        now: DateTime<Utc>,
+    ) -> AlertRow {
+        AlertRow {
+            key,
+            budget,
+            period,
+            threshold,
+            kind: kind.to_owned(),
+            value: None,
+            state: QUEUED.into(),
+            attempts: 0,
+            last_error: None,
+            first_fired_at: now,
+            sent_at: None,
+            severity: None,
+            channel: String::new(),
+            recipients: Vec::new(),
+            subject: String::new(),
+            next_attempt_at: None,
+        }
+    }
+}
+
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -146,29 +178,40 @@ pub fn write(rows: &[AlertRow], now: DateTime<Utc>) -> Result<TableWrite, LakeEr
 
 /// Every row of `alerts` as the lake's readers see it in `state` (none before the first alert).
 pub async fn read(lake: &Lake, state: &LakeState) -> Result<Vec<AlertRow>, LakeError> {
-    let Some(handle) = lake.open_at(Table::Alerts, state).await? else {
+    let mut rows = Vec::new();
+    for batch in &read_batches(lake, state, Table::Alerts).await? {
+        rows.extend(from_batch(batch).map_err(|message| LakeError::Schema {
+            table: Table::Alerts.name(),
+            message,
+        })?);
+    }
+    Ok(rows)
+}
+
+/// Every row of `table` as the lake's readers see it in `state` (none when it is absent): the
+/// small bookkeeping tables the alerts read under the lake's lock (`alerts`, `ingest_state`).
+pub async fn read_batches(
+    lake: &Lake,
+    state: &LakeState,
+    table: Table,
+) -> Result<Vec<RecordBatch>, LakeError> {
+    let Some(handle) = lake.open_at(table, state).await? else {
         return Ok(Vec::new());
     };
     let failed = |message: String| LakeError::Schema {
-        table: Table::Alerts.name(),
+        table: table.name(),
         message,
     };
     let provider = handle
         .table_provider()
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let ctx = datafusion::prelude::SessionContext::new();
-    let batches = ctx
+    datafusion::prelude::SessionContext::new()
         .read_table(provider)
         .map_err(|e| failed(e.to_string()))?
         .collect()
         .await
-        .map_err(|e| failed(e.to_string()))?;
-    let mut rows = Vec::new();
-    for batch in &batches {
-        rows.extend(from_batch(batch).map_err(failed)?);
-    }
-    Ok(rows)
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// The rows of one `alerts` batch (any column order; columns an older doracost did not write

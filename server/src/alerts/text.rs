@@ -29,16 +29,9 @@ pub struct Message {
 pub fn money(value: i128, currency: &str) -> String {
     let unit = 10i128.pow(MONEY_SCALE as u32 - 2);
     let cents = (value.abs() + unit / 2) / unit;
-    let whole = (cents / 100).to_string();
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
     let sign = if value < 0 && cents > 0 { "-" } else { "" };
-    format!("{sign}{currency} {grouped}.{:02}", cents % 100)
+    let whole = grouped(&(cents / 100).to_string());
+    format!("{sign}{currency} {whole}.{:02}", cents % 100)
 }
 
 /// A decimal as text with thousands separators: `1070.40` → `1,070.40`.

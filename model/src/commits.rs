@@ -177,6 +177,33 @@ impl Lake {
         Ok(Some(handle))
     }
 
+    /// Every row of `table` as the lake's readers see it in `state` (none when it is absent): for
+    /// the small bookkeeping tables read under the lake's lock (`alerts`, `ingest_state`) and an
+    /// ingest's look at what is already there (the deployments `ingest git` completes).
+    pub async fn read_table(
+        &self,
+        state: &LakeState,
+        table: Table,
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, LakeError> {
+        let Some(handle) = self.open_at(table, state).await? else {
+            return Ok(Vec::new());
+        };
+        let failed = |message: String| LakeError::Schema {
+            table: table.name(),
+            message,
+        };
+        let provider = handle
+            .table_provider()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        deltalake::datafusion::prelude::SessionContext::new()
+            .read_table(provider)
+            .map_err(|e| failed(e.to_string()))?
+            .collect()
+            .await
+            .map_err(|e| failed(e.to_string()))
+    }
+
     /// The log's entries, newest first (at most `limit`).
     pub async fn history(&self, limit: Option<usize>) -> Result<Vec<LogEntry>, LakeError> {
         let Some(log) = self.open_log().await? else {

@@ -458,7 +458,7 @@ async fn schedule_cursors(
     lake: &Lake,
     state: &LakeState,
 ) -> Result<BTreeMap<String, DateTime<Utc>>, LakeError> {
-    let batches = rows::read_batches(lake, state, Table::IngestState).await?;
+    let batches = lake.read_table(state, Table::IngestState).await?;
     let mut out = BTreeMap::new();
     for batch in &batches {
         let text = |name: &str, row: usize| -> Option<String> {

@@ -179,39 +179,13 @@ pub fn write(rows: &[AlertRow], now: DateTime<Utc>) -> Result<TableWrite, LakeEr
 /// Every row of `alerts` as the lake's readers see it in `state` (none before the first alert).
 pub async fn read(lake: &Lake, state: &LakeState) -> Result<Vec<AlertRow>, LakeError> {
     let mut rows = Vec::new();
-    for batch in &read_batches(lake, state, Table::Alerts).await? {
+    for batch in &lake.read_table(state, Table::Alerts).await? {
         rows.extend(from_batch(batch).map_err(|message| LakeError::Schema {
             table: Table::Alerts.name(),
             message,
         })?);
     }
     Ok(rows)
-}
-
-/// Every row of `table` as the lake's readers see it in `state` (none when it is absent): the
-/// small bookkeeping tables the alerts read under the lake's lock (`alerts`, `ingest_state`).
-pub async fn read_batches(
-    lake: &Lake,
-    state: &LakeState,
-    table: Table,
-) -> Result<Vec<RecordBatch>, LakeError> {
-    let Some(handle) = lake.open_at(table, state).await? else {
-        return Ok(Vec::new());
-    };
-    let failed = |message: String| LakeError::Schema {
-        table: table.name(),
-        message,
-    };
-    let provider = handle
-        .table_provider()
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    datafusion::prelude::SessionContext::new()
-        .read_table(provider)
-        .map_err(|e| failed(e.to_string()))?
-        .collect()
-        .await
-        .map_err(|e| failed(e.to_string()))
 }
 
 /// The rows of one `alerts` batch (any column order; columns an older doracost did not write

@@ -11,6 +11,7 @@
 //! memory stays bounded even at the large scale.
 
 pub mod calendar;
+pub mod commits;
 pub mod costs;
 pub mod delivery;
 pub mod money;

@@ -93,6 +93,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     bar.0.finish_and_clear();
                     result
                 }
+                IngestCommand::Git { repos, threads } => {
+                    let report =
+                        crate::git_ingest::run(&config, &lake, repos, *threads, format).await?;
+                    finish_ingest(&config, &lake, args.no_refresh, format, report).await?;
+                    return Ok(());
+                }
                 IngestCommand::CostExplorer { from, to, forecast } => {
                     let window = (*from, *to);
                     let report =
@@ -734,7 +740,7 @@ fn print_refreshed(done: &[query::Refreshed]) {
 }
 
 /// What an ingest did to one table, for `--format json`.
-fn outcome_json(o: &model::WriteOutcome) -> serde_json::Value {
+pub(crate) fn outcome_json(o: &model::WriteOutcome) -> serde_json::Value {
     serde_json::json!({
         "table": o.table, "rows_in": o.rows_in, "inserted": o.inserted, "updated": o.updated,
         "replaced_slices": o.replaced_slices, "version": o.version,

@@ -1,6 +1,7 @@
 //! `doracost`: the command line. Argument parsing only; each command calls into the crates.
 
 mod commands;
+mod git_ingest;
 mod repl;
 
 use std::path::PathBuf;
@@ -228,6 +229,17 @@ pub enum IngestCommand {
     Cur {
         /// Files or folders (default: `[sources.cur] paths` from the config).
         files: Vec<PathBuf>,
+    },
+    /// Commit history from local clones (no API, no limits): each commit's times and touched
+    /// paths, and the changes shipped by deployments whose source named only their head commit.
+    Git {
+        /// A clone's folder, its `.git` or a bare repository, as `PATH` or `PATH=OWNER/NAME`
+        /// (default name: the `origin` remote's, else the path's last two parts). Repeatable.
+        #[arg(long = "repo", value_name = "PATH[=OWNER/NAME]", required = true)]
+        repos: Vec<String>,
+        /// Threads that read trees (default: every core).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+        threads: Option<u64>,
     },
     /// AWS Cost Explorer (`[sources.cost_explorer]`): daily cost by service tag and AWS service.
     /// The window is widened to whole months, and each month replaces the one before.

@@ -8,8 +8,10 @@ pub mod error;
 pub mod events;
 mod files;
 pub mod focus;
+pub mod git;
 pub mod pipeline;
 pub mod progress;
+pub mod state;
 pub mod values;
 
 pub use error::IngestError;

@@ -204,6 +204,42 @@ impl Lake {
             .map_err(|e| failed(e.to_string()))
     }
 
+    /// The rows of `table` in `state` whose text column `column` is one of `values`, only the
+    /// `columns` asked for (all when empty): an ingest's look at some repos' rows without
+    /// reading the whole table.
+    pub async fn read_table_where(
+        &self,
+        state: &LakeState,
+        table: Table,
+        columns: &[&str],
+        column: &str,
+        values: &[String],
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, LakeError> {
+        use deltalake::datafusion::prelude::{col, lit};
+        let Some(handle) = self.open_at(table, state).await? else {
+            return Ok(Vec::new());
+        };
+        let failed = |message: String| LakeError::Schema {
+            table: table.name(),
+            message,
+        };
+        let provider = handle
+            .table_provider()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let mut frame = deltalake::datafusion::prelude::SessionContext::new()
+            .read_table(provider)
+            .map_err(|e| failed(e.to_string()))?
+            .filter(col(format!("\"{column}\"")).in_list(values.iter().map(lit).collect(), false))
+            .map_err(|e| failed(e.to_string()))?;
+        if !columns.is_empty() {
+            frame = frame
+                .select_columns(columns)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        frame.collect().await.map_err(|e| failed(e.to_string()))
+    }
+
     /// The log's entries, newest first (at most `limit`).
     pub async fn history(&self, limit: Option<usize>) -> Result<Vec<LogEntry>, LakeError> {
         let Some(log) = self.open_log().await? else {

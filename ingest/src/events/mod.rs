@@ -10,7 +10,7 @@ mod devlake;
 mod fields;
 mod generic;
 mod json;
-mod rows;
+pub(crate) mod rows;
 
 #[cfg(test)]
 mod tests;

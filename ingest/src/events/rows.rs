@@ -19,7 +19,7 @@ use super::EventBatches;
 
 /// Deployment status, normalised (DESIGN §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Status {
+pub(crate) enum Status {
     Success,
     Failure,
     Cancelled,
@@ -27,7 +27,7 @@ pub(super) enum Status {
 
 impl Status {
     /// The accepted spellings (docs/events.md), case-insensitive.
-    pub(super) fn parse(text: &str) -> Option<Status> {
+    pub(crate) fn parse(text: &str) -> Option<Status> {
         const SYNONYMS: [(&str, Status); 7] = [
             ("success", Status::Success),
             ("succeeded", Status::Success),
@@ -54,51 +54,51 @@ impl Status {
 
 /// One `deployments` row, with the change ids its record listed (or its head commit).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct DeploymentRow {
-    pub(super) deployment_id: String,
-    pub(super) source: String,
-    pub(super) service: Option<String>,
-    pub(super) repo: Option<String>,
-    pub(super) environment: String,
-    pub(super) git_ref: Option<String>,
-    pub(super) commit_sha: Option<String>,
-    pub(super) started_at: Option<i64>,
-    pub(super) finished_at: Option<i64>,
-    pub(super) status: Status,
-    pub(super) is_rollback: bool,
-    pub(super) url: Option<String>,
-    pub(super) commits_listed: bool,
+pub(crate) struct DeploymentRow {
+    pub(crate) deployment_id: String,
+    pub(crate) source: String,
+    pub(crate) service: Option<String>,
+    pub(crate) repo: Option<String>,
+    pub(crate) environment: String,
+    pub(crate) git_ref: Option<String>,
+    pub(crate) commit_sha: Option<String>,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
+    pub(crate) status: Status,
+    pub(crate) is_rollback: bool,
+    pub(crate) url: Option<String>,
+    pub(crate) commits_listed: bool,
     /// The one deployment this row is part of, when its source made a row per repo of it.
-    pub(super) deployment_group: Option<String>,
+    pub(crate) deployment_group: Option<String>,
     /// `deployment_changes` of this record, as indexes of [`Collector`]'s changes: replaced with
     /// the record when a later one replaces it.
-    pub(super) shipped: Vec<usize>,
+    pub(crate) shipped: Vec<usize>,
 }
 
 /// One `changes` row.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct ChangeRow {
-    pub(super) change_id: String,
-    pub(super) source: String,
-    pub(super) service: Option<String>,
-    pub(super) repo: String,
-    pub(super) sha: String,
-    pub(super) authored_at: Option<i64>,
-    pub(super) committed_at: Option<i64>,
-    pub(super) paths: Option<Vec<String>>,
-    pub(super) pr_number: Option<i64>,
-    pub(super) pr_first_commit_at: Option<i64>,
-    pub(super) pr_opened_at: Option<i64>,
-    pub(super) pr_first_review_at: Option<i64>,
-    pub(super) pr_merged_at: Option<i64>,
-    pub(super) pr_head_branch: Option<String>,
-    pub(super) labels: Option<Vec<String>>,
-    pub(super) incident_refs: Option<Vec<String>>,
+pub(crate) struct ChangeRow {
+    pub(crate) change_id: String,
+    pub(crate) source: String,
+    pub(crate) service: Option<String>,
+    pub(crate) repo: String,
+    pub(crate) sha: String,
+    pub(crate) authored_at: Option<i64>,
+    pub(crate) committed_at: Option<i64>,
+    pub(crate) paths: Option<Vec<String>>,
+    pub(crate) pr_number: Option<i64>,
+    pub(crate) pr_first_commit_at: Option<i64>,
+    pub(crate) pr_opened_at: Option<i64>,
+    pub(crate) pr_first_review_at: Option<i64>,
+    pub(crate) pr_merged_at: Option<i64>,
+    pub(crate) pr_head_branch: Option<String>,
+    pub(crate) labels: Option<Vec<String>>,
+    pub(crate) incident_refs: Option<Vec<String>>,
 }
 
 impl ChangeRow {
     /// The row for a commit known only by repo and sha (a deployment's head commit).
-    pub(super) fn minimal(source: &str, repo: &str, sha: &str) -> ChangeRow {
+    pub(crate) fn minimal(source: &str, repo: &str, sha: &str) -> ChangeRow {
         ChangeRow {
             change_id: change_id(repo, sha),
             source: source.to_owned(),
@@ -132,31 +132,31 @@ impl ChangeRow {
 
 /// One `incidents` row.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct IncidentRow {
-    pub(super) incident_id: String,
-    pub(super) source: String,
-    pub(super) service: Option<String>,
-    pub(super) title: Option<String>,
-    pub(super) severity: Option<String>,
-    pub(super) started_at: i64,
-    pub(super) resolved_at: Option<i64>,
-    pub(super) caused_by_deployment_id: Option<String>,
-    pub(super) caused_by_sha: Option<String>,
-    pub(super) url: Option<String>,
+pub(crate) struct IncidentRow {
+    pub(crate) incident_id: String,
+    pub(crate) source: String,
+    pub(crate) service: Option<String>,
+    pub(crate) title: Option<String>,
+    pub(crate) severity: Option<String>,
+    pub(crate) started_at: i64,
+    pub(crate) resolved_at: Option<i64>,
+    pub(crate) caused_by_deployment_id: Option<String>,
+    pub(crate) caused_by_sha: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 /// `{source}:deployment:{id}` (DESIGN §3).
-pub(super) fn deployment_id(source: &str, id: &str) -> String {
+pub(crate) fn deployment_id(source: &str, id: &str) -> String {
     format!("{source}:deployment:{id}")
 }
 
 /// `{source}:incident:{id}`.
-pub(super) fn incident_id(source: &str, id: &str) -> String {
+pub(crate) fn incident_id(source: &str, id: &str) -> String {
     format!("{source}:incident:{id}")
 }
 
 /// `{repo}:{sha}`.
-pub(super) fn change_id(repo: &str, sha: &str) -> String {
+pub(crate) fn change_id(repo: &str, sha: &str) -> String {
     let mut id = String::with_capacity(repo.len() + sha.len() + 1);
     id.push_str(repo);
     id.push(':');
@@ -207,7 +207,7 @@ pub type ChunkSink = Box<dyn FnMut(EventBatches) -> Result<(), crate::IngestErro
 /// in chunks of about `chunk_rows` rows, each deduplicated in itself (the lake's upsert merges a
 /// chunk's rows into the earlier chunks' as it merges two ingests, a change's fields included).
 #[derive(Default)]
-pub(super) struct Collector {
+pub(crate) struct Collector {
     /// Rows held: deployments, changes, their links and incidents.
     rows: usize,
     /// Hand the rows to `sink` once `rows` reaches this (0: never; all at the end).
@@ -224,13 +224,13 @@ pub(super) struct Collector {
     incidents: Vec<IncidentRow>,
     incident_at: FastMap<String, usize>,
     /// DevLake issues read that are not incidents.
-    pub(super) skipped_issues: u64,
+    pub(crate) skipped_issues: u64,
 }
 
 impl Collector {
     /// A collector that hands its rows to `sink` in chunks of about `chunk_rows` rows, whole
     /// records only (see [`Collector::record_done`]); what is left goes with [`Collector::flush`].
-    pub(super) fn streaming(chunk_rows: usize, ingested_at: i64, sink: ChunkSink) -> Collector {
+    pub(crate) fn streaming(chunk_rows: usize, ingested_at: i64, sink: ChunkSink) -> Collector {
         Collector {
             chunk_rows,
             sink: Some(sink),
@@ -240,7 +240,7 @@ impl Collector {
     }
 
     /// A record has been read whole: a full chunk goes to the sink now.
-    pub(super) fn record_done(
+    pub(crate) fn record_done(
         &mut self,
         origin: &std::path::Path,
     ) -> Result<(), crate::IngestError> {
@@ -251,7 +251,7 @@ impl Collector {
     }
 
     /// Hands the rows held to the sink (nothing without one, or with no rows).
-    pub(super) fn flush(&mut self, origin: &std::path::Path) -> Result<(), crate::IngestError> {
+    pub(crate) fn flush(&mut self, origin: &std::path::Path) -> Result<(), crate::IngestError> {
         if self.rows == 0 {
             return Ok(());
         }
@@ -277,7 +277,7 @@ impl Collector {
     }
 
     /// Adds a deployment; a later record of the same key replaces the earlier one in place.
-    pub(super) fn deployment(&mut self, row: DeploymentRow) {
+    pub(crate) fn deployment(&mut self, row: DeploymentRow) {
         self.rows += 1 + row.shipped.len();
         match self.deployment_at.get(&row.deployment_id) {
             Some(&i) => self.deployments[i] = row,
@@ -291,7 +291,7 @@ impl Collector {
 
     /// Adds a change, merging it into an earlier row of the same key; returns the row's index
     /// (what [`DeploymentRow::shipped`] and [`Collector::link`] take).
-    pub(super) fn change(&mut self, row: ChangeRow) -> usize {
+    pub(crate) fn change(&mut self, row: ChangeRow) -> usize {
         match self.change_at.get(&row.change_id) {
             Some(&i) => {
                 self.changes[i].merge(row);
@@ -308,13 +308,13 @@ impl Collector {
     }
 
     /// Records that `deployment_id` shipped change `change` (a standalone change record said so).
-    pub(super) fn link(&mut self, deployment_id: String, change: usize, source: String) {
+    pub(crate) fn link(&mut self, deployment_id: String, change: usize, source: String) {
         self.rows += 1;
         self.links.push((deployment_id, change, source));
     }
 
     /// Adds an incident; a later record of the same key replaces the earlier one in place.
-    pub(super) fn incident(&mut self, row: IncidentRow) {
+    pub(crate) fn incident(&mut self, row: IncidentRow) {
         self.rows += 1;
         match self.incident_at.get(&row.incident_id) {
             Some(&i) => self.incidents[i] = row,
@@ -327,7 +327,7 @@ impl Collector {
     }
 
     /// The four batches, in the schemas of `model::schema`.
-    pub(super) fn finish(self, ingested_at: i64) -> Result<EventBatches, ArrowError> {
+    pub(crate) fn finish(self, ingested_at: i64) -> Result<EventBatches, ArrowError> {
         let deployment_changes = self.deployment_changes_batch(ingested_at)?;
         Ok(EventBatches {
             deployments: deployments_batch(&self.deployments, ingested_at)?,

@@ -9,6 +9,8 @@ pub mod events;
 mod files;
 pub mod focus;
 pub mod git;
+pub mod http;
+pub mod pagerduty;
 pub mod pipeline;
 pub mod progress;
 pub mod state;

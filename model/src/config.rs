@@ -11,6 +11,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::money::parse_money;
 
+pub mod pagerduty;
+pub use pagerduty::PagerDutySource;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -598,6 +601,9 @@ pub struct SourcesConfig {
     /// AWS Cost Explorer, read by `doracost ingest cost-explorer`.
     #[serde(default)]
     pub cost_explorer: Option<CostExplorerSource>,
+    /// PagerDuty's REST API, read by `doracost ingest pagerduty`.
+    #[serde(default)]
+    pub pagerduty: Option<PagerDutySource>,
 }
 
 /// `[sources.cost_explorer]`: how `doracost ingest cost-explorer` calls AWS Cost Explorer.
@@ -1001,6 +1007,9 @@ impl Config {
         self.check_budgets(&seen)?;
         self.check_alerts()?;
         self.check_shared_costs(&seen)?;
+        if let Some(pagerduty) = &self.sources.pagerduty {
+            pagerduty.check(&seen)?;
+        }
         if self.reporting.production_environments.is_empty() {
             return Err(
                 "reporting.production_environments: name at least one production environment"

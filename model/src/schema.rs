@@ -209,6 +209,9 @@ pub fn deployment_changes() -> SchemaRef {
 }
 
 /// `incidents`. `caused_by_sha` is ours: DESIGN §4 lets an incident name its deployment by sha.
+/// `acknowledged_at` is ours too: when someone first acknowledged it (PagerDuty's first
+/// acknowledgement; null when the source does not say, as events do). It is last and nullable, so
+/// a table written before it existed gains it in place (see [`crate::lake::missing_columns`]).
 pub fn incidents() -> SchemaRef {
     let mut f = vec![utf8("incident_id", false)];
     f.extend(provenance());
@@ -221,6 +224,7 @@ pub fn incidents() -> SchemaRef {
         utf8("caused_by_deployment_id", true),
         utf8("caused_by_sha", true),
         utf8("url", true),
+        ts("acknowledged_at", true),
     ]);
     schema(f)
 }

@@ -485,6 +485,8 @@ fn incidents_batch(rows: &[IncidentRow], ingested_at: i64) -> Result<RecordBatch
         strings(rows, |r| r.caused_by_deployment_id.as_deref()),
         strings(rows, |r| r.caused_by_sha.as_deref()),
         strings(rows, |r| r.url.as_deref()),
+        // `acknowledged_at`: the event formats do not carry it.
+        timestamps(rows, |_| None),
     ];
     RecordBatch::try_new(model::schema::incidents(), columns)
 }

@@ -11,6 +11,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::money::parse_money;
 
+mod github;
+pub use github::{DEFAULT_TOKEN_ENV, DeploySignal, GithubApp, GithubSource};
 pub mod pagerduty;
 pub use pagerduty::PagerDutySource;
 
@@ -601,6 +603,9 @@ pub struct SourcesConfig {
     /// AWS Cost Explorer, read by `doracost ingest cost-explorer`.
     #[serde(default)]
     pub cost_explorer: Option<CostExplorerSource>,
+    /// GitHub's REST API and webhooks, read by `doracost ingest github` and `POST /webhooks/github`.
+    #[serde(default)]
+    pub github: Option<GithubSource>,
     /// PagerDuty's REST API, read by `doracost ingest pagerduty`.
     #[serde(default)]
     pub pagerduty: Option<PagerDutySource>,
@@ -1007,6 +1012,9 @@ impl Config {
         self.check_budgets(&seen)?;
         self.check_alerts()?;
         self.check_shared_costs(&seen)?;
+        if let Some(github) = &self.sources.github {
+            github.check()?;
+        }
         if let Some(pagerduty) = &self.sources.pagerduty {
             pagerduty.check(&seen)?;
         }

@@ -6,6 +6,7 @@ pub mod cur;
 pub mod devlake;
 pub mod events;
 pub mod focus;
+pub mod github;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

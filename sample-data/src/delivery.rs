@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::calendar::{
     DAY, END_DAY_EXCLUSIVE, HOUR, MINUTE, PERIOD_END, PERIOD_START, START_DAY, is_working_day,
 };
+use crate::git::{GitHistory, assign_commit_ids};
 use crate::org::{DeliveryRates, Org};
 use crate::random::{Stream, poisson, sha, span, stream};
 
@@ -151,6 +152,8 @@ pub struct RepoHistory {
     pub changes: Vec<Change>,
     /// Per service of the repo, in the repo's order.
     pub services: Vec<ServiceHistory>,
+    /// The changes as git commits: order on `main`, parents, trees (see [`crate::git`]).
+    pub git: GitHistory,
 }
 
 /// Organisation-wide id counters, advanced repo by repo.
@@ -680,7 +683,8 @@ impl Timeline<'_> {
     }
 }
 
-/// Generates one repo: its commits, then each service's timeline of deployments and incidents.
+/// Generates one repo: its commits, then each service's timeline of deployments and incidents;
+/// finally every change's sha becomes its git commit id ([`assign_commit_ids`]).
 pub fn generate_repo(org: &Org, repo: usize, seed: u64, ids: &mut Ids) -> RepoHistory {
     let mut changes = generate_commits(org, repo, seed);
     let mut next_pr = changes
@@ -743,9 +747,13 @@ pub fn generate_repo(org: &Org, repo: usize, seed: u64, ids: &mut Ids) -> RepoHi
             incidents,
         });
     }
-    RepoHistory {
+    let mut history = RepoHistory {
         repo,
         changes,
         services,
-    }
+        git: GitHistory::default(),
+    };
+    // Last, and drawing nothing: the random shas above only ordered same-second commits.
+    assign_commit_ids(org, &mut history);
+    history
 }

@@ -14,6 +14,7 @@ pub mod calendar;
 pub mod commits;
 pub mod costs;
 pub mod delivery;
+pub mod git;
 pub mod money;
 pub mod org;
 pub mod random;
@@ -126,6 +127,50 @@ pub enum GenerateError {
     },
 }
 
+/// The delivery files, written repo by repo.
+struct EventFiles {
+    deployments: OutFile,
+    incidents: OutFile,
+    devlake_deployments: JsonArrayFile,
+    devlake_incidents: JsonArrayFile,
+}
+
+/// Writes one repo's deployments and incidents, each to the file its source writes.
+fn write_repo_events(
+    org: &org::Org,
+    history: &delivery::RepoHistory,
+    files: &mut EventFiles,
+    rows_written: &mut u64,
+) -> Result<(), GenerateError> {
+    for service in &history.services {
+        for deployment in &service.deployments {
+            if org.repos[history.repo].devlake && deployment.environment == Environment::Production
+            {
+                files
+                    .devlake_deployments
+                    .push_deployment(org, history, deployment)?;
+            } else {
+                writers::events::write_deployment(
+                    &mut files.deployments,
+                    org,
+                    history,
+                    deployment,
+                )?;
+            }
+            *rows_written += 1;
+        }
+        for incident in &service.incidents {
+            if org.incidents_in_devlake(service.service) {
+                files.devlake_incidents.push_incident(org, incident)?;
+            } else {
+                writers::events::write_incident(&mut files.incidents, org, history, incident)?;
+            }
+            *rows_written += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Generates the organisation of `opts.scale` from `opts.seed` into `opts.out_dir`.
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError> {
     let org = org::Org::plan(opts.scale);
@@ -134,39 +179,39 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
     let mut rows_written = 0_u64;
     let mut files = Vec::new();
 
-    let mut deployments = OutFile::create(&out.join("events/deployments.ndjson"))?;
-    let mut incidents = OutFile::create(&out.join("events/incidents.ndjson"))?;
-    let mut devlake_deployments =
-        JsonArrayFile::create(&out.join("events/devlake-deployments.json"))?;
-    let mut devlake_incidents = JsonArrayFile::create(&out.join("events/devlake-incidents.json"))?;
-    let mut ids = Ids::default();
-    for repo in 0..org.repos.len() {
-        let history = delivery::generate_repo(&org, repo, opts.seed, &mut ids);
-        for service in &history.services {
-            for deployment in &service.deployments {
-                if org.repos[repo].devlake && deployment.environment == Environment::Production {
-                    devlake_deployments.push_deployment(&org, &history, deployment)?;
-                } else {
-                    writers::events::write_deployment(
-                        &mut deployments,
-                        &org,
-                        &history,
-                        deployment,
-                    )?;
+    let mut event_files = EventFiles {
+        deployments: OutFile::create(&out.join("events/deployments.ndjson"))?,
+        incidents: OutFile::create(&out.join("events/incidents.ndjson"))?,
+        devlake_deployments: JsonArrayFile::create(&out.join("events/devlake-deployments.json"))?,
+        devlake_incidents: JsonArrayFile::create(&out.join("events/devlake-incidents.json"))?,
+    };
+    let (org_ref, seed) = (&org, opts.seed);
+    std::thread::scope(|scope| -> Result<(), GenerateError> {
+        // Repos are generated (their commits hashed) on a second thread while the previous one is
+        // written: the two overlap, and at most three histories are in memory at once.
+        let (sender, histories) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            let mut ids = Ids::default();
+            for repo in 0..org_ref.repos.len() {
+                let history = delivery::generate_repo(org_ref, repo, seed, &mut ids);
+                if sender.send(history).is_err() {
+                    // The writer stopped on an error, which it returns.
+                    return;
                 }
-                rows_written += 1;
             }
-            for incident in &service.incidents {
-                if org.incidents_in_devlake(service.service) {
-                    devlake_incidents.push_incident(&org, incident)?;
-                } else {
-                    writers::events::write_incident(&mut incidents, &org, &history, incident)?;
-                }
-                rows_written += 1;
-            }
+        });
+        for history in histories {
+            write_repo_events(org_ref, &history, &mut event_files, &mut rows_written)?;
+            truth.record_repo(org_ref, &history);
         }
-        truth.record_repo(&org, &history);
-    }
+        Ok(())
+    })?;
+    let EventFiles {
+        deployments,
+        incidents,
+        devlake_deployments,
+        devlake_incidents,
+    } = event_files;
     files.push(deployments.finish()?);
     files.push(incidents.finish()?);
     files.push(devlake_deployments.finish()?);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::money::parse_money;
 
-mod github;
+pub mod github;
 pub use github::{DEFAULT_TOKEN_ENV, DeploySignal, GithubApp, GithubSource};
 pub mod pagerduty;
 pub use pagerduty::PagerDutySource;

@@ -99,6 +99,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                     finish_ingest(&config, &lake, args.no_refresh, format, report).await?;
                     return Ok(());
                 }
+                IngestCommand::Pagerduty { since, until } => {
+                    let report =
+                        crate::pagerduty_ingest::run(&config, &lake, (*since, *until), format)
+                            .await?;
+                    finish_ingest(&config, &lake, args.no_refresh, format, report).await?;
+                    return Ok(());
+                }
                 IngestCommand::CostExplorer { from, to, forecast } => {
                     let window = (*from, *to);
                     let report =

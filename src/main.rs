@@ -2,6 +2,7 @@
 
 mod commands;
 mod git_ingest;
+mod pagerduty_ingest;
 mod repl;
 
 use std::path::PathBuf;
@@ -240,6 +241,19 @@ pub enum IngestCommand {
         /// Threads that read trees (default: every core).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
         threads: Option<u64>,
+    },
+    /// PagerDuty incidents (`[sources.pagerduty]`, REST API v2): each one's start,
+    /// acknowledgement and resolution, mapped to our services; pages the urgency and priority
+    /// filters leave out are not incidents. Resumes from the last run's cursor.
+    Pagerduty {
+        /// Read incidents created from this time, YYYY-MM-DD (UTC) or RFC 3339 (default: the
+        /// last run's cursor, less the configured overlap; on a first run `since` from the
+        /// config, else 90 days ago).
+        #[arg(long, value_name = "DATE", value_parser = pagerduty_ingest::parse_time)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Read incidents created before this time (default: now).
+        #[arg(long, value_name = "DATE", value_parser = pagerduty_ingest::parse_time)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// AWS Cost Explorer (`[sources.cost_explorer]`): daily cost by service tag and AWS service.
     /// The window is widened to whole months, and each month replaces the one before.

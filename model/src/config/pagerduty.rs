@@ -27,7 +27,7 @@ pub const MAX_WINDOW_DAYS: u32 = 180;
 
 /// `[sources.pagerduty]`: the account read, how PagerDuty's services map to ours, and which pages
 /// count as incidents.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDutySource {
     /// The REST API's base URL: `https://api.pagerduty.com`, or `https://api.eu.pagerduty.com` for
@@ -77,6 +77,25 @@ pub struct PagerDutySource {
     /// The longest one request may take, in seconds (a slower answer is retried).
     #[serde(default = "default_request_timeout_seconds")]
     pub request_timeout_seconds: f64,
+}
+
+impl Default for PagerDutySource {
+    /// What an empty `[sources.pagerduty]` says (and what runs without one use).
+    fn default() -> Self {
+        PagerDutySource {
+            api_url: default_api_url(),
+            token: default_token(),
+            services: BTreeMap::new(),
+            urgencies: Vec::new(),
+            priorities: Vec::new(),
+            since: None,
+            window_days: default_window_days(),
+            overlap_minutes: default_overlap_minutes(),
+            max_attempts: default_max_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            request_timeout_seconds: default_request_timeout_seconds(),
+        }
+    }
 }
 
 /// A PagerDuty incident urgency.
@@ -206,6 +225,7 @@ mod tests {
             (30, 60, 6)
         );
         assert_eq!(source.since_date(), None);
+        assert_eq!(source, super::PagerDutySource::default());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod devlake;
 pub mod events;
 pub mod focus;
 pub mod github;
+pub mod pagerduty;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -93,6 +93,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                     bar.0.finish_and_clear();
                     result
                 }
+                IngestCommand::Github { repos } => {
+                    let report = crate::github_ingest::run(&config, &lake, repos, format).await?;
+                    finish_ingest(&config, &lake, args.no_refresh, format, report).await?;
+                    return Ok(());
+                }
                 IngestCommand::Git { repos, threads } => {
                     let report =
                         crate::git_ingest::run(&config, &lake, repos, *threads, format).await?;

@@ -2,6 +2,7 @@
 
 mod commands;
 mod git_ingest;
+mod github_ingest;
 mod pagerduty_ingest;
 mod repl;
 
@@ -230,6 +231,14 @@ pub enum IngestCommand {
     Cur {
         /// Files or folders (default: `[sources.cur] paths` from the config).
         files: Vec<PathBuf>,
+    },
+    /// GitHub (`[sources.github]`): deployments (or deploy workflow runs, or releases), the
+    /// commits each shipped, their pull requests and incident issues; incremental, with
+    /// conditional requests.
+    Github {
+        /// Repositories, `OWNER/NAME` (default: `[sources.github] repos`). Repeatable.
+        #[arg(long = "repo", value_name = "OWNER/NAME")]
+        repos: Vec<String>,
     },
     /// Commit history from local clones (no API, no limits): each commit's times and touched
     /// paths, and the changes shipped by deployments whose source named only their head commit.

@@ -9,6 +9,7 @@ pub mod events;
 mod files;
 pub mod focus;
 pub mod git;
+pub mod github;
 pub mod http;
 pub mod pagerduty;
 pub mod pipeline;

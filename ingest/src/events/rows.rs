@@ -276,6 +276,11 @@ impl Collector {
         sent
     }
 
+    /// The shas of the changes held.
+    pub(crate) fn change_shas(&self) -> Vec<String> {
+        self.changes.iter().map(|c| c.sha.clone()).collect()
+    }
+
     /// Adds a deployment; a later record of the same key replaces the earlier one in place.
     pub(crate) fn deployment(&mut self, row: DeploymentRow) {
         self.rows += 1 + row.shipped.len();

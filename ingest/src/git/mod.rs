@@ -18,7 +18,7 @@
 //! only what is missing. A run over an unchanged repository writes nothing.
 
 pub mod history;
-mod ranges;
+pub(crate) mod ranges;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -454,7 +454,7 @@ pub(super) fn utf8_column(batch: &RecordBatch, name: &str) -> Result<StringArray
     Ok(cast.as_string::<i32>().clone())
 }
 
-fn merge_outcomes(into: &mut Vec<WriteOutcome>, more: Vec<WriteOutcome>) {
+pub(crate) fn merge_outcomes(into: &mut Vec<WriteOutcome>, more: Vec<WriteOutcome>) {
     for outcome in more {
         match into.iter_mut().find(|o| o.table == outcome.table) {
             Some(existing) => {

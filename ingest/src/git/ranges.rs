@@ -80,7 +80,7 @@ fn rows(batches: &[RecordBatch], repo: &str) -> Result<Vec<Row>, String> {
 }
 
 /// The config's path attribution in one repository.
-struct Attribution<'a> {
+pub(crate) struct Attribution<'a> {
     /// Services owning the whole repository.
     whole: bool,
     /// Path-mapped services and their prefixes.
@@ -88,7 +88,7 @@ struct Attribution<'a> {
 }
 
 impl<'a> Attribution<'a> {
-    fn new(services: &'a [ServiceConfig], repo: &str) -> Attribution<'a> {
+    pub(crate) fn new(services: &'a [ServiceConfig], repo: &str) -> Attribution<'a> {
         let mut attribution = Attribution {
             whole: false,
             mapped: Vec::new(),
@@ -110,7 +110,7 @@ impl<'a> Attribution<'a> {
 
     /// Whether a commit touching `paths` is a change of `service` (or of none, then of whoever
     /// ships it): always, unless `service` is path-mapped here.
-    fn keeps(&self, service: Option<&str>, paths: &[String]) -> bool {
+    pub(crate) fn keeps(&self, service: Option<&str>, paths: &[String]) -> bool {
         let Some(service) = service else {
             return true;
         };

@@ -296,6 +296,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 scale,
                 seed,
                 out_dir: out.clone(),
+                formats: sample_data::Formats::default(),
             })
             .with_context(|| format!("generating the {scale} sample into {}", out.display()))?;
             if let Some(dialect) = cur {
@@ -867,6 +868,7 @@ async fn demo(cli: &Cli, args: &DemoArgs, format: Option<OutputFormat>) -> Resul
             scale: sample_data::Scale::Small,
             seed: sample_data::DEFAULT_SEED,
             out_dir: sample_dir.clone(),
+            formats: sample_data::Formats::default(),
         })
         .context("generating the sample organisation")?;
         let quiet = || Box::new(ingest::progress::NoProgress);

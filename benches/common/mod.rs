@@ -44,6 +44,7 @@ pub fn start(title: &str, regenerate_when_fresh: bool) -> Bench {
                 .expect("DORACOST_BENCH_SCALE: small, medium or large"),
             seed: sample_data::DEFAULT_SEED,
             out_dir: org.clone(),
+            formats: sample_data::Formats::default(),
         })
         .expect("generation");
         println!(

@@ -14,6 +14,7 @@ pub mod calendar;
 pub mod commits;
 pub mod costs;
 pub mod delivery;
+pub mod formats;
 pub mod git;
 pub mod money;
 pub mod org;
@@ -25,6 +26,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use formats::{Format, Formats, ParseFormatsError};
 pub use org::{ExpectedShape, expected_shape};
 pub use truth::Truth;
 
@@ -85,6 +87,9 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Output directory (created if missing).
     pub out_dir: PathBuf,
+    /// The source formats to write (default `events,focus`); `truth.json` and `doracost.toml` are
+    /// always written, and describe the whole organisation whatever the set.
+    pub formats: Formats,
 }
 
 /// What was generated.
@@ -179,12 +184,19 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
     let mut rows_written = 0_u64;
     let mut files = Vec::new();
 
-    let mut event_files = EventFiles {
-        deployments: OutFile::create(&out.join("events/deployments.ndjson"))?,
-        incidents: OutFile::create(&out.join("events/incidents.ndjson"))?,
-        devlake_deployments: JsonArrayFile::create(&out.join("events/devlake-deployments.json"))?,
-        devlake_incidents: JsonArrayFile::create(&out.join("events/devlake-incidents.json"))?,
+    let mut event_files = match opts.formats.contains(Format::Events) {
+        true => Some(EventFiles {
+            deployments: OutFile::create(&out.join("events/deployments.ndjson"))?,
+            incidents: OutFile::create(&out.join("events/incidents.ndjson"))?,
+            devlake_deployments: JsonArrayFile::create(
+                &out.join("events/devlake-deployments.json"),
+            )?,
+            devlake_incidents: JsonArrayFile::create(&out.join("events/devlake-incidents.json"))?,
+        }),
+        false => None,
     };
+    let git_dir = opts.formats.contains(Format::Git).then(|| out.join("git"));
+    let mut git_files = Vec::new();
     let (org_ref, seed) = (&org, opts.seed);
     std::thread::scope(|scope| -> Result<(), GenerateError> {
         // Repos are generated (their commits hashed) on a second thread while the previous one is
@@ -201,33 +213,43 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
             }
         });
         for history in histories {
-            write_repo_events(org_ref, &history, &mut event_files, &mut rows_written)?;
+            if let Some(event_files) = event_files.as_mut() {
+                write_repo_events(org_ref, &history, event_files, &mut rows_written)?;
+            }
+            if let Some(git_dir) = &git_dir {
+                git_files.extend(writers::git::write_repo(org_ref, &history, git_dir)?);
+            }
             truth.record_repo(org_ref, &history);
         }
         Ok(())
     })?;
-    let EventFiles {
-        deployments,
-        incidents,
-        devlake_deployments,
-        devlake_incidents,
-    } = event_files;
-    files.push(deployments.finish()?);
-    files.push(incidents.finish()?);
-    files.push(devlake_deployments.finish()?);
-    files.push(devlake_incidents.finish()?);
+    if let Some(event_files) = event_files {
+        files.push(event_files.deployments.finish()?);
+        files.push(event_files.incidents.finish()?);
+        files.push(event_files.devlake_deployments.finish()?);
+        files.push(event_files.devlake_incidents.finish()?);
+    }
+    files.extend(git_files);
 
     let owners = costs::owners(&org);
+    let focus = opts.formats.contains(Format::Focus);
     for month in calendar::months() {
-        let mut file = FocusMonthFile::create(out, &month)?;
+        // Without FOCUS files the lines are still drawn: truth.json and the budgets sum them.
+        let mut file = focus
+            .then(|| FocusMonthFile::create(out, &month))
+            .transpose()?;
         for &owner in &owners {
             for line in costs::month_lines(&org, owner, &month, opts.seed) {
-                file.write_line(&line)?;
+                if let Some(file) = file.as_mut() {
+                    file.write_line(&line)?;
+                    rows_written += 1;
+                }
                 truth.record_cost(&line);
-                rows_written += 1;
             }
         }
-        files.push(file.finish()?);
+        if let Some(file) = file {
+            files.push(file.finish()?);
+        }
     }
 
     let mut team_monthly_cost = vec![0; org.teams.len()];

@@ -11,7 +11,7 @@ use crate::calendar::{
     PERIOD_END, PERIOD_START, days_from_civil, format_timestamp, is_working_day,
 };
 use crate::money::{Money, parse_money};
-use crate::{DEFAULT_SEED, GenerateOptions, GenerateReport, Scale, generate};
+use crate::{DEFAULT_SEED, Formats, GenerateOptions, GenerateReport, Scale, generate};
 
 fn small() -> &'static (tempfile::TempDir, GenerateReport) {
     static SMALL: OnceLock<(tempfile::TempDir, GenerateReport)> = OnceLock::new();
@@ -21,6 +21,7 @@ fn small() -> &'static (tempfile::TempDir, GenerateReport) {
             scale: Scale::Small,
             seed: DEFAULT_SEED,
             out_dir: dir.path().to_path_buf(),
+            formats: Formats::default(),
         };
         let report = generate(&opts).expect("generate small");
         (dir, report)
@@ -68,6 +69,7 @@ fn same_seed_gives_byte_identical_files() {
         scale: Scale::Small,
         seed: DEFAULT_SEED,
         out_dir: second_dir.path().to_path_buf(),
+        formats: Formats::default(),
     };
     let second = generate(&opts).expect("generate again");
     assert_eq!(first.files.len(), second.files.len());
@@ -96,6 +98,7 @@ fn layout_and_size() {
         assert!(dir.path().join(name).is_file(), "{name} missing");
     }
     assert_eq!(report.files.len(), 4 + 18 + 2);
+    assert!(!dir.path().join("git").exists(), "git is not a default format");
     let bytes: u64 = report
         .files
         .iter()
@@ -396,6 +399,7 @@ fn medium_generates_about_100_services_quickly() {
         scale: Scale::Medium,
         seed: 7,
         out_dir: dir.path().to_path_buf(),
+        formats: Formats::default(),
     };
     let report = generate(&opts).expect("generate medium");
     let truth = &report.truth;

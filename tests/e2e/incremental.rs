@@ -289,6 +289,7 @@ async fn sample_lake(dir: &Path) -> (Config, Lake) {
         scale: sample_data::Scale::Small,
         seed: 7,
         out_dir: dir.join("sample"),
+        formats: sample_data::Formats::default(),
     })
     .unwrap();
     let config = Config::load(&dir.join("sample/doracost.toml")).unwrap();

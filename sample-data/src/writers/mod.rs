@@ -6,6 +6,7 @@ pub mod cur;
 pub mod devlake;
 pub mod events;
 pub mod focus;
+pub mod git;
 pub mod github;
 pub mod pagerduty;
 

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod events;
+pub mod github_webhook;
 pub mod lake_metrics;
 pub mod metrics;
 pub mod openapi;
@@ -50,6 +51,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             events::EVENTS.path,
             post(events::post_events).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route(
+            github_webhook::GITHUB_WEBHOOK.path,
+            post(github_webhook::post_github).layer(DefaultBodyLimit::max(body_limit)),
         )
         .route(
             sql::SQL.path,
@@ -159,6 +164,7 @@ pub const ROUTES: &[&RouteSpec] = &[
     &api::DATA_QUALITY,
     &api::DERIVED,
     &events::EVENTS,
+    &github_webhook::GITHUB_WEBHOOK,
     &sql::SQL,
     &openapi::OPENAPI,
 ];

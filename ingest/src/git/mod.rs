@@ -440,7 +440,7 @@ fn schema_error(table: Table, error: impl std::fmt::Display) -> LakeError {
 }
 
 /// A text column as plain `Utf8` (the lake's reader may hand `Utf8View`).
-pub(super) fn utf8_column(batch: &RecordBatch, name: &str) -> Result<StringArray, LakeError> {
+pub fn utf8_column(batch: &RecordBatch, name: &str) -> Result<StringArray, LakeError> {
     let column = batch
         .column_by_name(name)
         .ok_or_else(|| LakeError::Schema {

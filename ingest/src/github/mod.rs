@@ -17,6 +17,7 @@ pub mod api;
 pub mod client;
 pub mod map;
 pub mod repo;
+pub mod webhook;
 
 use std::collections::HashMap;
 

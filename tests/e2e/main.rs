@@ -15,6 +15,8 @@ mod dora;
 mod events;
 mod focus;
 mod focus_spec;
+mod github_sample;
+mod github_server;
 mod incremental;
 mod pages;
 mod pg;

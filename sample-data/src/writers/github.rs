@@ -143,6 +143,8 @@ pub struct GithubWriter {
     root: PathBuf,
     webhooks: OutFile,
     repos: BTreeMap<String, RepoSummary>,
+    /// Repo names in the organisation's order.
+    order: Vec<String>,
     files: u64,
 }
 
@@ -155,6 +157,7 @@ impl GithubWriter {
             root,
             webhooks,
             repos: BTreeMap::new(),
+            order: Vec::new(),
             files: 0,
         })
     }
@@ -166,6 +169,7 @@ impl GithubWriter {
         let written = repo::write(&dir, org, history, &mut self.webhooks)?;
         self.files += written.files;
         self.repos.insert(name.clone(), written.summary);
+        self.order.push(name.clone());
         Ok(())
     }
 
@@ -182,7 +186,7 @@ impl GithubWriter {
         summary.write(b"\n")?;
         files.push(summary.finish()?);
         let mut sources = OutFile::create(&self.root.join("sources.toml"))?;
-        sources.write(sources_toml(self.repos.keys().map(String::as_str)).as_bytes())?;
+        sources.write(sources_toml(self.order.iter().map(String::as_str)).as_bytes())?;
         files.push(sources.finish()?);
         Ok(files)
     }

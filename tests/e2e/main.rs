@@ -19,6 +19,9 @@ mod github_sample;
 mod github_server;
 mod incremental;
 mod pages;
+mod pagerduty;
+#[path = "../../ingest/src/pagerduty/fake_api.rs"]
+mod pagerduty_api;
 mod pg;
 mod polars;
 mod repl;

@@ -196,6 +196,10 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
         false => None,
     };
     let git_dir = opts.formats.contains(Format::Git).then(|| out.join("git"));
+    let mut github = match opts.formats.contains(Format::Github) {
+        true => Some(writers::github::GithubWriter::create(out)?),
+        false => None,
+    };
     let mut git_files = Vec::new();
     let (org_ref, seed) = (&org, opts.seed);
     std::thread::scope(|scope| -> Result<(), GenerateError> {
@@ -219,6 +223,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
             if let Some(git_dir) = &git_dir {
                 git_files.extend(writers::git::write_repo(org_ref, &history, git_dir)?);
             }
+            if let Some(github) = github.as_mut() {
+                github.write_repo(org_ref, &history)?;
+            }
             truth.record_repo(org_ref, &history);
         }
         Ok(())
@@ -230,6 +237,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
         files.push(event_files.devlake_incidents.finish()?);
     }
     files.extend(git_files);
+    if let Some(github) = github {
+        files.extend(github.finish()?);
+    }
 
     let owners = costs::owners(&org);
     let focus = opts.formats.contains(Format::Focus);

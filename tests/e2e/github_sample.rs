@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use sample_data::delivery::{Environment, Ids, RepoHistory, Status, generate_repo};
 use sample_data::org::Org;
-use sample_data::truth::{Truth, TruthBuilder};
-use sample_data::writers::github::{GithubWriter, Signal, signal};
-use sample_data::{DEFAULT_SEED, Scale};
+use sample_data::truth::Truth;
+use sample_data::writers::github::{Signal, signal};
+use sample_data::{DEFAULT_SEED, Format, GenerateOptions, Scale};
 use serde_json::Value;
 
 use crate::github_server::{Fault, FaultKind, GithubServer};
@@ -36,23 +36,27 @@ fn sample() -> &'static Sample {
     static SAMPLE: OnceLock<Sample> = OnceLock::new();
     SAMPLE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
+        let report = sample_data::generate(&GenerateOptions {
+            scale: Scale::Small,
+            seed: DEFAULT_SEED,
+            out_dir: dir.path().to_path_buf(),
+            formats: [Format::Github].into_iter().collect(),
+        })
+        .unwrap();
+        assert!(
+            !dir.path().join("events").exists(),
+            "only the formats asked for"
+        );
         let org = Org::plan(Scale::Small);
-        let mut writer = GithubWriter::create(dir.path()).unwrap();
-        let mut truth = TruthBuilder::new(&org, "small", DEFAULT_SEED);
         let mut ids = Ids::default();
-        let mut histories = Vec::new();
-        for repo in 0..org.repos.len() {
-            let history = generate_repo(&org, repo, DEFAULT_SEED, &mut ids);
-            writer.write_repo(&org, &history).unwrap();
-            truth.record_repo(&org, &history);
-            histories.push(history);
-        }
-        writer.finish().unwrap();
+        let histories = (0..org.repos.len())
+            .map(|repo| generate_repo(&org, repo, DEFAULT_SEED, &mut ids))
+            .collect();
         Sample {
             dir,
             org,
             histories,
-            truth: truth.finish(),
+            truth: report.truth,
         }
     })
 }

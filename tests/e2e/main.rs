@@ -15,6 +15,7 @@ mod dora;
 mod events;
 mod focus;
 mod focus_spec;
+mod git;
 mod github_sample;
 mod github_server;
 mod incremental;

@@ -407,26 +407,26 @@ fn mark_listed(
         if picked.num_rows() == 0 {
             continue;
         }
-        let schema = picked.schema();
-        let columns = schema
-            .fields()
-            .iter()
-            .zip(picked.columns())
-            .map(|(field, column)| match field.name().as_str() {
-                "commits_listed" => {
-                    std::sync::Arc::new(BooleanArray::from(vec![true; picked.num_rows()]))
-                        as arrow::array::ArrayRef
-                }
+        // In the table's own schema (the reader may hand `Utf8View`; an older table may lack a
+        // column, read as null).
+        let schema = model::schema::deployments();
+        let rows = picked.num_rows();
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let column: arrow::array::ArrayRef = match field.name().as_str() {
+                "commits_listed" => std::sync::Arc::new(BooleanArray::from(vec![true; rows])),
                 "ingested_at" => std::sync::Arc::new(
-                    arrow::array::TimestampMicrosecondArray::from(vec![
-                        ingested_at;
-                        picked.num_rows()
-                    ])
-                    .with_timezone("UTC"),
+                    arrow::array::TimestampMicrosecondArray::from(vec![ingested_at; rows])
+                        .with_timezone("UTC"),
                 ),
-                _ => column.clone(),
-            })
-            .collect();
+                name => match picked.column_by_name(name) {
+                    Some(column) => arrow::compute::cast(column, field.data_type())
+                        .map_err(|e| format!("deployments.{name}: {e}"))?,
+                    None => arrow::array::new_null_array(field.data_type(), rows),
+                },
+            };
+            columns.push(column);
+        }
         out.push(RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?);
     }
     Ok(out)

@@ -356,15 +356,14 @@ mod tests {
         type Error = std::io::Error;
 
         fn object(&mut self, kind: ObjectKind, id: &ObjectId, body: &[u8]) -> std::io::Result<()> {
-            use std::io::Write;
             let hex = id.to_hex();
             let dir = self.0.join("objects").join(&hex[..2]);
             std::fs::create_dir_all(&dir)?;
-            let mut encoder =
-                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-            write!(encoder, "{} {}\0", kind.name(), body.len())?;
-            encoder.write_all(body)?;
-            std::fs::write(dir.join(&hex[2..]), encoder.finish()?)
+            let mut object = format!("{} {}\0", kind.name(), body.len()).into_bytes();
+            object.extend_from_slice(body);
+            let mut file = Vec::new();
+            crate::writers::git::push_zlib_stored(&object, &mut file);
+            std::fs::write(dir.join(&hex[2..]), file)
         }
     }
 

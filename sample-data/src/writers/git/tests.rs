@@ -127,6 +127,29 @@ fn every_repository_is_fsck_clean_with_mains_history_as_the_truth_states() {
             git(&repo, &["rev-parse", "HEAD"]).trim(),
             history.changes[head].sha
         );
+        // git's own index of our pack is byte for byte the one written.
+        let packs = repo.join("objects/pack");
+        let pack = std::fs::read_dir(&packs)
+            .expect("pack dir")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.extension().is_some_and(|x| x == "pack"))
+            .expect("a pack");
+        let reindexed = sample.dir.path().join("reindexed.idx");
+        git(
+            &repo,
+            &[
+                "index-pack",
+                "-o",
+                reindexed.to_str().expect("utf-8"),
+                pack.to_str().expect("utf-8"),
+            ],
+        );
+        assert!(
+            std::fs::read(&reindexed).ok() == std::fs::read(pack.with_extension("idx")).ok(),
+            "{} differs from git index-pack's",
+            pack.with_extension("idx").display()
+        );
+        std::fs::remove_file(&reindexed).expect("remove");
         let objects = git(&repo, &["count-objects", "-v"]);
         assert!(
             objects.contains(&format!("in-pack: {}\n", history.git.objects)),

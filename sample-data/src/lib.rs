@@ -200,6 +200,10 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
         true => Some(writers::github::GithubWriter::create(out)?),
         false => None,
     };
+    let mut pagerduty = opts
+        .formats
+        .contains(Format::Pagerduty)
+        .then(|| writers::pagerduty::PagerDutyAccount::new(&org));
     let mut git_files = Vec::new();
     let (org_ref, seed) = (&org, opts.seed);
     std::thread::scope(|scope| -> Result<(), GenerateError> {
@@ -226,6 +230,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
             if let Some(github) = github.as_mut() {
                 github.write_repo(org_ref, &history)?;
             }
+            if let Some(account) = pagerduty.as_mut() {
+                account.record_repo(org_ref, &history);
+            }
             truth.record_repo(org_ref, &history);
         }
         Ok(())
@@ -240,6 +247,15 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
     if let Some(github) = github {
         files.extend(github.finish()?);
     }
+    let pagerduty = match pagerduty {
+        Some(account) => {
+            let (written, pagerduty) = account.finish(&org, out)?;
+            files.extend(written);
+            rows_written += pagerduty.incidents + pagerduty.noise + pagerduty.unmapped;
+            Some(pagerduty)
+        }
+        None => None,
+    };
 
     let owners = costs::owners(&org);
     let focus = opts.formats.contains(Format::Focus);
@@ -269,9 +285,13 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
     }
     let mut config = OutFile::create(&out.join("doracost.toml"))?;
     config.write(writers::config::config_toml(&org, &team_monthly_cost).as_bytes())?;
+    if pagerduty.is_some() {
+        config.write(writers::pagerduty::config_section(&org).as_bytes())?;
+    }
     files.push(config.finish()?);
 
-    let truth = truth.finish();
+    let mut truth = truth.finish();
+    truth.pagerduty = pagerduty;
     let mut truth_file = OutFile::create(&out.join("truth.json"))?;
     let text = serde_json::to_string_pretty(&truth).map_err(|source| GenerateError::Json {
         path: truth_file.path.clone(),

@@ -40,6 +40,9 @@ pub struct Truth {
     pub costs: CostTruth,
     /// Per service.
     pub services: BTreeMap<String, ServiceTruth>,
+    /// What `pagerduty/` holds, when written (absent otherwise, so `truth.json` stays as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagerduty: Option<crate::writers::pagerduty::PagerDutyTruth>,
 }
 
 /// Deployment counts.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sample_data::writers::pagerduty::{self as writer, PagerDutyTruth};
 
 use crate::pagerduty_api::FakePagerDuty;
-use crate::support::{csv_rows, doracost, small_sample};
+use crate::support::{csv_rows, doracost};
 
 const TOKEN: &str = "u+e2e-pagerduty-key";
 
@@ -179,13 +179,37 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// The small sample's PagerDuty account in `dir/pagerduty`, and what it holds.
-fn sample_account(dir: &Path) -> (FakePagerDuty, PagerDutyTruth) {
-    let (_, truth) =
-        writer::write_pagerduty(sample_data::Scale::Small, sample_data::DEFAULT_SEED, dir).unwrap();
-    let read = |name: &str| std::fs::read_to_string(dir.join("pagerduty").join(name)).unwrap();
-    let api = FakePagerDuty::from_bodies(&read("incidents.json"), &read("log_entries.json"), TOKEN);
-    (api, truth)
+/// `doracost sample generate --scale small --formats pagerduty` into `dir/sample`: its PagerDuty
+/// account served, what `truth.json` says it holds, and its `doracost.toml`.
+fn sample_account(dir: &Path) -> (FakePagerDuty, PagerDutyTruth, String) {
+    let sample = dir.join("sample");
+    let out = doracost()
+        .args([
+            "sample",
+            "generate",
+            "--scale",
+            "small",
+            "--formats",
+            "pagerduty",
+            "--out",
+        ])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(sample.join(name)).unwrap();
+    let api = FakePagerDuty::from_bodies(
+        &read("pagerduty/incidents.json"),
+        &read("pagerduty/log_entries.json"),
+        TOKEN,
+    );
+    let truth: serde_json::Value = serde_json::from_str(&read("truth.json")).unwrap();
+    let truth: PagerDutyTruth = serde_json::from_value(truth["pagerduty"].clone()).unwrap();
+    (api, truth, read("doracost.toml"))
 }
 
 /// A folder with the small sample's config, its `[sources.pagerduty]` pointed at `port` with
@@ -204,10 +228,10 @@ impl Setup {
     /// [`Setup::new`] with requests allowed `timeout` seconds.
     fn with_timeout(timeout: f64, extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let (api, truth) = sample_account(dir.path());
+        let (api, truth, config) = sample_account(dir.path());
         let server = PagerDutyServer::start(api);
-        let org = sample_data::org::Org::plan(sample_data::Scale::Small);
-        let section = writer::config_section(&org).replace(
+        // The generated config's [sources.pagerduty], pointed at the stand-in, with quick retries.
+        let config = config.replace(
             "[sources.pagerduty]\n",
             &format!(
                 "[sources.pagerduty]\napi_url = \"http://127.0.0.1:{}\"\nrequest_timeout_seconds = {timeout:?}\n\
@@ -215,12 +239,11 @@ impl Setup {
                 server.port
             ),
         );
-        let config = std::fs::read_to_string(small_sample().join("doracost.toml")).unwrap();
-        std::fs::write(
-            dir.path().join("doracost.toml"),
-            format!("{config}{section}"),
-        )
-        .unwrap();
+        assert!(
+            config.contains("api_url"),
+            "the sample's config has [sources.pagerduty]"
+        );
+        std::fs::write(dir.path().join("doracost.toml"), config).unwrap();
         Setup { dir, server, truth }
     }
 

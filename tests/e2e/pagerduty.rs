@@ -181,14 +181,14 @@ fn reason(status: u16) -> &'static str {
 
 /// `doracost sample generate --scale small --formats pagerduty` into `dir/sample`: its PagerDuty
 /// account served, what `truth.json` says it holds, and its `doracost.toml`.
-fn sample_account(dir: &Path) -> (FakePagerDuty, PagerDutyTruth, String) {
+fn sample_account(dir: &Path, scale: &str) -> (FakePagerDuty, PagerDutyTruth, String) {
     let sample = dir.join("sample");
     let out = doracost()
         .args([
             "sample",
             "generate",
             "--scale",
-            "small",
+            scale,
             "--formats",
             "pagerduty",
             "--out",
@@ -227,8 +227,13 @@ impl Setup {
 
     /// [`Setup::new`] with requests allowed `timeout` seconds.
     fn with_timeout(timeout: f64, extra: &str) -> Setup {
+        Setup::of("small", timeout, extra)
+    }
+
+    /// The organisation of `scale`, requests allowed `timeout` seconds.
+    fn of(scale: &str, timeout: f64, extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let (api, truth, config) = sample_account(dir.path());
+        let (api, truth, config) = sample_account(dir.path(), scale);
         let server = PagerDutyServer::start(api);
         // The generated config's [sources.pagerduty], pointed at the stand-in, with quick retries.
         let config = config.replace(
@@ -616,4 +621,34 @@ fn wait_for_pause(child: &mut Child, step: &str) {
     });
     rx.recv_timeout(Duration::from_secs(180))
         .unwrap_or_else(|_| panic!("the ingest never paused after {step}"));
+}
+
+/// The medium organisation from the stand-in, without faults: requests and wall time of a first
+/// run, and of a second over unchanged data (the figures in the report).
+/// `cargo test --workspace --test e2e -- pagerduty::medium --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: generates and ingests the medium organisation"]
+fn medium_organisation_figures() {
+    let setup = Setup::of("medium", 30.0, "");
+    let started = Instant::now();
+    let first = setup.ingest();
+    let first_seconds = started.elapsed().as_secs_f64();
+    assert_eq!(
+        count(&first, "rows_written"),
+        setup.truth.incidents,
+        "{first}"
+    );
+    let started = Instant::now();
+    let second = setup.ingest();
+    let second_seconds = started.elapsed().as_secs_f64();
+    assert_eq!(count(&second, "rows_written"), 0, "{second}");
+    eprintln!(
+        "medium: {} incidents ({} pages read, {} log entries): first run {} requests in {first_seconds:.1} s; \
+         second run {} requests in {second_seconds:.1} s",
+        setup.truth.incidents,
+        count(&first, "incidents_read"),
+        count(&first, "log_entries"),
+        count(&first["requests"], "requests"),
+        count(&second["requests"], "requests"),
+    );
 }

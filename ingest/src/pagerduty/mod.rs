@@ -375,9 +375,14 @@ async fn lake_view(
         Err(LakeError::NoLake { .. }) => return Ok(Default::default()),
         Err(e) => return Err(e.into()),
     };
-    let incidents = lake.read_table(&state, Table::Incidents).await?;
+    let ours = [SOURCE.to_owned()];
+    let incidents = lake
+        .read_table_where(&state, Table::Incidents, &[], "source", &ours)
+        .await?;
     let existing = rows::existing_rows(&incidents).map_err(PagerDutyError::State)?;
-    let states = lake.read_table(&state, Table::IngestState).await?;
+    let states = lake
+        .read_table_where(&state, Table::IngestState, &[], "source", &ours)
+        .await?;
     let cursor = rows::saved_cursor(&states, scope)
         .map_err(PagerDutyError::State)?
         .unwrap_or_default();

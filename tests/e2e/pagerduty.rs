@@ -252,7 +252,7 @@ impl Setup {
         Setup { dir, server, truth }
     }
 
-    fn args<'a>(&self, more: &[&'a str]) -> Vec<String> {
+    fn args(&self, more: &[&str]) -> Vec<String> {
         let mut args = vec![
             "--config".to_owned(),
             self.path("doracost.toml"),

@@ -174,7 +174,7 @@ pub enum PagerDutyError {
     },
     /// A request failed for good (after retries where they could help).
     #[error(transparent)]
-    Http(#[from] HttpError),
+    Http(Box<HttpError>),
     /// More than 10,000 results within a minute: windows cannot be split further.
     #[error(
         "GET {path}: more than 10,000 results created between {since} and {until}, and PagerDuty \
@@ -190,7 +190,7 @@ pub enum PagerDutyError {
     },
     /// What the lake holds could not be read, or the write failed (rolled back).
     #[error(transparent)]
-    Lake(#[from] LakeError),
+    Lake(Box<LakeError>),
     /// The lake holds something this version cannot read.
     #[error("{0}")]
     State(String),
@@ -199,17 +199,23 @@ pub enum PagerDutyError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
-impl PagerDutyError {
+impl From<HttpError> for PagerDutyError {
     /// A 401/403 answer as [`PagerDutyError::Refused`], anything else as it is.
-    fn from_http(error: HttpError) -> PagerDutyError {
+    fn from(error: HttpError) -> PagerDutyError {
         match error {
             HttpError::Status {
                 route,
                 status: status @ (401 | 403),
                 ..
             } => PagerDutyError::Refused { route, status },
-            other => PagerDutyError::Http(other),
+            other => PagerDutyError::Http(Box::new(other)),
         }
+    }
+}
+
+impl From<LakeError> for PagerDutyError {
+    fn from(error: LakeError) -> PagerDutyError {
+        PagerDutyError::Lake(Box::new(error))
     }
 }
 
@@ -280,12 +286,7 @@ pub async fn ingest_with_client(
             .collect(),
         previously_open: before.open.keys().cloned().collect(),
     };
-    let read = fetch::read(&mut client, &plan, options.window_days, progress)
-        .await
-        .map_err(|e| match e {
-            PagerDutyError::Http(http) => PagerDutyError::from_http(http),
-            other => other,
-        })?;
+    let read = fetch::read(&mut client, &plan, options.window_days, progress).await?;
 
     let mut cursor = Cursor {
         created_through: read

@@ -111,9 +111,9 @@ pub fn acknowledged_at(incident: &Incident) -> Option<i64> {
             let fraction = 0.02 + 0.38 * ((h % 10_000) as f64 / 10_000.0);
             Some(incident.started_at + ((span as f64 * fraction) as i64).clamp(span.min(1), span))
         }
-        None => {
-            (h % 2 == 0).then(|| incident.started_at + MINUTE + (h >> 8) as i64 % (29 * MINUTE))
-        }
+        None => h
+            .is_multiple_of(2)
+            .then(|| incident.started_at + MINUTE + (h >> 8) as i64 % (29 * MINUTE)),
     }
 }
 

@@ -678,6 +678,10 @@ fn the_files_hold_what_the_truth_says() {
             production_successful +=
                 u64::from(run["name"] == "Deploy production" && run["conclusion"] == "success");
         }
+        if let Some(run) = runs.first() {
+            let one = get(port, &format!("/repos/{name}/actions/runs/{}", run["id"]));
+            assert_eq!(&one.json(), run, "a run by its id");
+        }
         let (releases, _) = walk(port, &format!("/repos/{name}/releases?per_page=100"), None);
         deployments += releases.len() as u64;
         production_successful += releases.len() as u64;

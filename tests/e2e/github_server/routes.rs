@@ -147,6 +147,7 @@ struct Issue {
 }
 
 struct Run {
+    id: u64,
     path: String,
     workflow_id: u64,
     status: String,
@@ -273,6 +274,7 @@ impl Repo {
         let runs = elements(runs_file["workflow_runs"].clone())
             .into_iter()
             .map(|r| Run {
+                id: r["id"].as_u64().unwrap_or_default(),
                 path: text(&r["path"]),
                 workflow_id: r["workflow_id"].as_u64().unwrap_or_default(),
                 status: text(&r["status"]),
@@ -370,6 +372,10 @@ impl Store {
                     ["compare", _] => out.extend(["compare", "{basehead}"]),
                     ["pulls", _, tail @ ..] => {
                         out.extend(["pulls", "{pull_number}"]);
+                        out.extend(tail);
+                    }
+                    ["actions", "runs", _, tail @ ..] => {
+                        out.extend(["actions", "runs", "{run_id}"]);
                         out.extend(tail);
                     }
                     ["actions", "workflows", _, tail @ ..] => {
@@ -571,6 +577,10 @@ fn repo_answer(repo: &Repo, rest: &[&str], q: &Query) -> Answer {
             paginate(&json_array(&kept, |i| &i.json), q)
         }
         ["actions", "runs"] => runs(repo, None, q),
+        ["actions", "runs", id] => match repo.runs.iter().find(|r| r.id.to_string() == *id) {
+            Some(r) => single(&r.json),
+            None => not_found(),
+        },
         ["actions", "workflows", workflow, "runs"] => runs(repo, Some(workflow), q),
         ["releases"] => paginate(&json_array(&repo.releases, |r| r), q),
         _ => not_found(),

@@ -23,7 +23,8 @@
 //! - `/api/v3` before a path is accepted (GitHub Enterprise Server's base URL).
 //!
 //! Faults ([`Fault`]): after `after` requests matching a route pattern, the next `times` ones
-//! are answered with the fault. Counters ([`Counters`]) count requests by route template, 304s,
+//! are answered with the fault (when two rules would spoil one request, the first in the script
+//! does). Counters ([`Counters`]) count requests by route template, 304s,
 //! answers by status and faults fired, for assertions.
 
 mod routes;
@@ -368,7 +369,8 @@ async fn handle(
             }
             tally.matched[i] += 1;
             let seen = tally.matched[i];
-            if fault.is_none() && seen > rule.after && seen <= rule.after + rule.times {
+            if fault.is_none() && seen > rule.after && seen <= rule.after.saturating_add(rule.times)
+            {
                 tally.fired[i] += 1;
                 fault = Some(rule.kind.clone());
             }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Value, json};
 
@@ -328,7 +328,7 @@ impl Repo {
 /// The organisation's files, read repo by repo.
 pub struct Store {
     dir: PathBuf,
-    repos: Mutex<HashMap<String, Arc<Repo>>>,
+    repos: Mutex<HashMap<String, Arc<OnceLock<Result<Arc<Repo>, String>>>>>,
 }
 
 impl Store {
@@ -341,17 +341,23 @@ impl Store {
     }
 
     fn repo(&self, owner: &str, name: &str) -> Result<Option<Arc<Repo>>, String> {
-        let full_name = format!("{owner}/{name}");
-        if let Some(repo) = self.repos.lock().unwrap().get(&full_name) {
-            return Ok(Some(repo.clone()));
-        }
         let dir = self.dir.join("repos").join(owner).join(name);
         if owner.contains("..") || name.contains("..") || !dir.is_dir() {
             return Ok(None);
         }
-        let repo = Arc::new(Repo::load(dir, &full_name)?);
-        self.repos.lock().unwrap().insert(full_name, repo.clone());
-        Ok(Some(repo))
+        let full_name = format!("{owner}/{name}");
+        // One load per repo, even when its first requests come together; other repos wait for
+        // nothing but the map.
+        let slot = self
+            .repos
+            .lock()
+            .unwrap()
+            .entry(full_name.clone())
+            .or_default()
+            .clone();
+        slot.get_or_init(|| Repo::load(dir, &full_name).map(Arc::new))
+            .clone()
+            .map(Some)
     }
 
     /// The route template of a path (`/repos/{owner}/{repo}/pulls/{number}`), for counters and

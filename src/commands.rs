@@ -288,6 +288,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             ref out,
             seed,
             cur,
+            formats,
         }) => {
             let scale: sample_data::Scale =
                 scale.parse().map_err(|e| anyhow::anyhow!("--scale: {e}"))?;
@@ -296,7 +297,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 scale,
                 seed,
                 out_dir: out.clone(),
-                formats: sample_data::Formats::default(),
+                formats,
             })
             .with_context(|| format!("generating the {scale} sample into {}", out.display()))?;
             if let Some(dialect) = cur {
@@ -315,7 +316,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let seconds = started.elapsed().as_secs_f64();
             if format == Some(OutputFormat::Json) {
                 let json = serde_json::json!({
-                    "scale": scale.to_string(), "seed": seed, "out": out, "rows_written": report.rows_written,
+                    "scale": scale.to_string(), "seed": seed, "formats": formats.to_string(), "out": out, "rows_written": report.rows_written,
                     "seconds": seconds, "files": report.files, "truth": report.truth,
                     "peak_rss_bytes": peak_rss_bytes(),
                 });

@@ -374,6 +374,10 @@ pub enum SampleCommand {
         /// Also write the AWS spend as Cost and Usage Reports under OUT/cur/, one file a month.
         #[arg(long, value_enum, value_name = "DIALECT")]
         cur: Option<CurDialect>,
+        /// The source formats to write, comma-separated: events, focus, github, git, pagerduty,
+        /// or all (doracost.toml and truth.json are always written).
+        #[arg(long, value_name = "LIST", default_value = "events,focus")]
+        formats: sample_data::Formats,
     },
 }
 

@@ -28,6 +28,7 @@
 //! answers by status and faults fired, for assertions.
 
 mod routes;
+mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -39,7 +40,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 
-use routes::{Answer, Query, Store};
+use routes::{Answer, Query};
+use store::Store;
 
 /// What a fault rule answers instead of (or how it spoils) the real answer.
 #[derive(Debug, Clone)]

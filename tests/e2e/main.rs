@@ -16,6 +16,7 @@ mod events;
 mod focus;
 mod focus_spec;
 mod git;
+mod github;
 mod github_sample;
 mod github_server;
 mod incremental;

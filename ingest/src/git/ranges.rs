@@ -58,10 +58,12 @@ fn rows(batches: &[RecordBatch], repo: &str) -> Result<Vec<Row>, String> {
             if repos.is_null(row) || repos.value(row) != repo {
                 continue;
             }
-            let at = if !finished.is_null(row) {
-                Some(finished.value(row))
-            } else if !started.is_null(row) {
+            // Deployments follow each other in the order they start (a later one may finish
+            // first); a source without start times orders by finish.
+            let at = if !started.is_null(row) {
                 Some(started.value(row))
+            } else if !finished.is_null(row) {
+                Some(finished.value(row))
             } else {
                 None
             };

@@ -151,9 +151,19 @@ async fn known(lake: &Lake, state: &LakeState, repo: &str) -> Result<repo::Known
             utf8_column(&batch, "commit_sha")?,
             utf8_column(&batch, "status")?,
         );
-        let finished = batch
-            .column_by_name("finished_at")
-            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>().cloned());
+        let time = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>().cloned())
+        };
+        let (started, finished) = (time("started_at"), time("finished_at"));
+        let at = |row: usize| {
+            [&started, &finished]
+                .into_iter()
+                .flatten()
+                .find(|t| !t.is_null(row))
+                .map(|t| t.value(row))
+        };
         for row in 0..batch.num_rows() {
             if !id.value(row).starts_with(&prefix) {
                 continue;
@@ -166,9 +176,7 @@ async fn known(lake: &Lake, state: &LakeState, repo: &str) -> Result<repo::Known
                     service: text(&service),
                     environment: text(&environment).unwrap_or_default().to_lowercase(),
                     head: text(&head),
-                    at: finished
-                        .as_ref()
-                        .and_then(|f| (!f.is_null(row)).then(|| f.value(row))),
+                    at: at(row),
                     success: text(&status).as_deref() == Some("success"),
                 },
             );

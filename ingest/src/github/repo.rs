@@ -37,7 +37,7 @@ pub struct KnownDeployment {
     pub environment: String,
     /// Its head commit.
     pub head: Option<String>,
-    /// When it finished.
+    /// When it started (else finished): deployments follow each other in the order they start.
     pub at: Option<i64>,
     /// Whether it succeeded.
     pub success: bool,
@@ -183,25 +183,58 @@ impl<'a> RepoRun<'a> {
     async fn issues(&mut self, label: &str) -> Result<(), HttpError> {
         let scope = format!("issues:{label}");
         let (since, etag) = self.state(&scope);
+        let Some((newest, first_etag)) = self
+            .issue_pages(label, since.as_deref(), etag.as_deref(), true)
+            .await?
+        else {
+            return Ok(());
+        };
+        // The next run asks with `since` at the newest update seen, a new URL: its ETag is taken
+        // now, so that an unchanged repository then costs a 304 (`since` is inclusive: the page
+        // holds the newest issues again, written again unchanged).
+        let etag = if newest != since {
+            match self
+                .issue_pages(label, newest.as_deref(), None, false)
+                .await?
+            {
+                Some((_, etag)) => etag,
+                None => first_etag,
+            }
+        } else {
+            first_etag
+        };
+        self.save_state(&scope, newest, etag);
+        Ok(())
+    }
+
+    /// Incident issues with `label` updated since `since` (all pages, or the first only):
+    /// the newest update seen and the first page's ETag; `None` when it answered 304.
+    async fn issue_pages(
+        &mut self,
+        label: &str,
+        since: Option<&str>,
+        etag: Option<&str>,
+        all_pages: bool,
+    ) -> Result<Option<(Option<String>, Option<String>)>, HttpError> {
         let mut url = self.client.url(&format!(
             "/repos/{}/issues?state=all&labels={}&sort=updated&direction=desc&per_page=100",
             self.repo,
             encode(label)
         ));
-        if let Some(since) = &since {
+        if let Some(since) = since {
             url.push_str(&format!("&since={}", encode(since)));
         }
         let mut next = Some(url);
         let mut first = true;
-        let (mut newest, mut first_etag) = (since.clone(), None);
+        let (mut newest, mut first_etag) = (since.map(str::to_owned), None);
         while let Some(url) = next.take() {
-            let conditional = if first { etag.as_deref() } else { None };
+            let conditional = if first { etag } else { None };
             let page = match self
                 .client
                 .get::<Vec<api::Issue>>(&url, conditional)
                 .await?
             {
-                Fetched::NotModified => break,
+                Fetched::NotModified => return Ok(None),
                 Fetched::Fresh { value, .. } => value,
             };
             if first {
@@ -222,17 +255,15 @@ impl<'a> RepoRun<'a> {
                     kind,
                     self.default_service.as_deref(),
                 ) {
-                    self.incident_issues.insert(issue.number);
+                    if self.incident_issues.insert(issue.number) {
+                        self.report.incidents += 1;
+                    }
                     self.collector.incident(row);
-                    self.report.incidents += 1;
                 }
             }
-            next = page.next;
+            next = if all_pages { page.next } else { None };
         }
-        if first_etag.is_some() {
-            self.save_state(&scope, newest, first_etag);
-        }
-        Ok(())
+        Ok(Some((newest, first_etag)))
     }
 
     /// A list read newest first until the cursor's newest id: the new items and the first
@@ -524,7 +555,7 @@ impl<'a> RepoRun<'a> {
                 service: row.service.clone(),
                 environment: row.environment.to_lowercase(),
                 head: row.commit_sha.clone(),
-                at: row.finished_at,
+                at: row.started_at.or(row.finished_at),
                 success: row.status == Status::Success,
                 new: Some(i),
             });

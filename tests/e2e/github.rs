@@ -373,3 +373,62 @@ fn a_route_that_keeps_failing_stops_the_run_with_the_route_named_and_the_lake_un
         "something was written"
     );
 }
+
+/// The medium organisation from the loopback GitHub, without faults: requests and wall time of a
+/// first run, and of a second over unchanged data (issue 17's benchmark). The ingest runs the
+/// binary named by `DORACOST_BENCH_BIN` (a release build) when set, else this test build's.
+/// `DORACOST_BENCH_BIN=…/release/doracost cargo test --workspace --test e2e -- github::medium --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: generates and ingests the medium organisation from the loopback GitHub"]
+fn medium_organisation_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sample");
+    sample_data::generate(&GenerateOptions {
+        scale: Scale::Medium,
+        seed: DEFAULT_SEED,
+        out_dir: out.clone(),
+        formats: [Format::Github].into_iter().collect(),
+    })
+    .unwrap();
+    let server = GithubServer::start_with_limit(&out.join("github"), Vec::new(), u64::MAX / 4);
+    let config = github_config(&out, &server.url(), 30.0);
+    let bin = std::env::var("DORACOST_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_doracost").to_owned());
+    let run = || {
+        let args = github_args(&config, "lake", &[]);
+        let started = Instant::now();
+        let out = std::process::Command::new(&bin)
+            .current_dir(dir.path())
+            .env("GITHUB_TOKEN", "bench-token")
+            .args(&args)
+            .output()
+            .unwrap();
+        let seconds = started.elapsed().as_secs_f64();
+        let report: serde_json::Value = serde_json::from_str(&succeeded(&args, out)).unwrap();
+        (report, seconds)
+    };
+    let (first, first_seconds) = run();
+    let (second, second_seconds) = run();
+    let rows: u64 = first["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["rows_in"].as_u64().unwrap())
+        .sum();
+    eprintln!(
+        "medium from the loopback GitHub ({bin}):\n  first run: {} requests ({} 304), {} rows, {first_seconds:.1} s, peak RSS {} MB\n  \
+         second run: {} requests ({} 304), {} tables written, {second_seconds:.1} s\n  by route: {:?}",
+        first["requests"]["requests"],
+        first["requests"]["not_modified"],
+        rows,
+        first["peak_rss_bytes"].as_u64().unwrap_or(0) / 1_000_000,
+        second["requests"]["requests"],
+        second["requests"]["not_modified"],
+        second["tables"].as_array().map_or(0, Vec::len),
+        server.counters.by_route(),
+    );
+    assert_eq!(
+        second["requests"]["requests"], second["requests"]["not_modified"],
+        "{second}"
+    );
+}

@@ -47,7 +47,9 @@
 //!   their own PRs before the first real review.
 
 mod deploys;
+mod issues;
 mod objects;
+mod pulls;
 mod repo;
 mod webhooks;
 
@@ -62,7 +64,7 @@ use crate::delivery::RepoHistory;
 use crate::org::Org;
 use crate::writers::OutFile;
 
-pub use repo::incident_body;
+pub use issues::incident_body;
 
 /// Repos whose deployments are GitHub Actions runs of `Deploy production` / `Deploy staging`.
 pub const WORKFLOW_RUN_REPOS: [&str; 2] = ["acme/cart", "acme/web"];

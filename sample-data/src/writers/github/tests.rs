@@ -368,3 +368,123 @@ fn webhook_deliveries_are_unique_and_typed() {
     );
     assert!(sources.contains("signal = \"releases\""));
 }
+
+#[test]
+fn webhook_deliveries_tell_what_the_rest_files_say() {
+    let s = small();
+    let text = std::fs::read_to_string(s.dir.path().join("github/webhooks.ndjson")).unwrap();
+    // Per repo and event: the ids each delivery names.
+    let mut seen: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let p = &v["payload"];
+        let repo = p["repository"]["full_name"].as_str().unwrap().to_string();
+        let event = v["event"].as_str().unwrap();
+        let (kind, id) = match (event, p["action"].as_str()) {
+            ("deployment", _) => ("deployment", p["deployment"]["id"].to_string()),
+            ("deployment_status", _) => (
+                "status",
+                format!(
+                    "{}:{}",
+                    p["deployment_status"]["id"], p["deployment_status"]["state"]
+                ),
+            ),
+            ("push", _) => {
+                let c = &p["head_commit"];
+                let mut paths: Vec<&str> = ["added", "modified"]
+                    .iter()
+                    .flat_map(|k| {
+                        c[*k]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|x| x.as_str().unwrap())
+                    })
+                    .collect();
+                paths.sort();
+                (
+                    "push",
+                    format!("{}:{}", p["after"].as_str().unwrap(), paths.join(",")),
+                )
+            }
+            ("pull_request", Some("closed")) if !p["pull_request"]["merged_at"].is_null() => {
+                ("merged", p["number"].to_string())
+            }
+            ("issues", Some("opened")) => ("issue", p["issue"]["number"].to_string()),
+            ("workflow_run", Some("completed")) if p["workflow_run"]["name"] != "CI" => (
+                "run",
+                format!(
+                    "{}:{}",
+                    p["workflow_run"]["id"],
+                    p["workflow_run"]["conclusion"].as_str().unwrap()
+                ),
+            ),
+            ("release", _) => ("release", p["release"]["id"].to_string()),
+            _ => continue,
+        };
+        seen.entry((repo, kind.to_string())).or_default().insert(id);
+    }
+    for history in &s.histories {
+        let name = s.org.repos[history.repo].name.clone();
+        let dir = repo_dir(s, history.repo);
+        let got = |kind: &str| {
+            seen.get(&(name.clone(), kind.to_string()))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let ids = |v: &Value, field: &str| -> BTreeSet<String> {
+            array(v).iter().map(|x| x[field].to_string()).collect()
+        };
+        let deployments = read(&dir.join("deployments.json"));
+        assert_eq!(got("deployment"), ids(&deployments, "id"), "{name}");
+        let mut statuses = BTreeSet::new();
+        for d in array(&deployments) {
+            let file = read(&dir.join(format!("deployments/{}/statuses.json", d["id"])));
+            statuses.extend(
+                array(&file)
+                    .iter()
+                    .map(|x| format!("{}:{}", x["id"], x["state"])),
+            );
+        }
+        assert_eq!(got("status"), statuses, "{name}");
+        let commits = read(&dir.join("commits.json"));
+        let pushes: BTreeSet<String> = array(&commits)
+            .iter()
+            .map(|c| {
+                let mut paths: Vec<&str> = array(&c["files"])
+                    .iter()
+                    .map(|f| f["filename"].as_str().unwrap())
+                    .collect();
+                paths.sort();
+                format!("{}:{}", c["sha"].as_str().unwrap(), paths.join(","))
+            })
+            .collect();
+        assert_eq!(got("push"), pushes, "{name}");
+        let pulls = read(&dir.join("pulls.json"));
+        let merged: BTreeSet<String> = array(&pulls)
+            .iter()
+            .filter(|p| !p["merged_at"].is_null())
+            .map(|p| p["number"].to_string())
+            .collect();
+        assert_eq!(got("merged"), merged, "{name}");
+        let issues = read(&dir.join("issues.json"));
+        let real: BTreeSet<String> = array(&issues)
+            .iter()
+            .filter(|i| i.get("pull_request").is_none())
+            .map(|i| i["number"].to_string())
+            .collect();
+        assert_eq!(got("issue"), real, "{name}");
+        let runs = read(&dir.join("actions/runs.json"));
+        let deploy_runs: BTreeSet<String> = array(&runs["workflow_runs"])
+            .iter()
+            .filter(|r| r["name"] != "CI")
+            .map(|r| format!("{}:{}", r["id"], r["conclusion"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got("run"), deploy_runs, "{name}");
+        assert_eq!(
+            got("release"),
+            ids(&read(&dir.join("releases.json")), "id"),
+            "{name}"
+        );
+    }
+}

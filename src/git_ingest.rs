@@ -7,6 +7,17 @@ use model::config::Config;
 
 use crate::OutputFormat;
 
+/// A bar over repositories, on stderr (hidden when stderr is not a terminal), with a message.
+pub fn repository_bar(repositories: usize) -> ProgressBar {
+    let bar = ProgressBar::new(repositories as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} repositories [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 /// Reads `repos` into the lake; the JSON report for `--format json`, else prints a summary.
 pub async fn run(
     config: &Config,
@@ -24,12 +35,7 @@ pub async fn run(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |n| usize::try_from(n).unwrap_or(1),
     );
-    let bar = ProgressBar::new(repos.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} repositories [{bar:30}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = repository_bar(repos.len());
     let started = std::time::Instant::now();
     let (mut commits, mut filled) = (0_u64, 0_u64);
     let result = ingest::git::ingest_git(lake, &repos, &config.services, threads, |report| {

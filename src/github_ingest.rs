@@ -1,7 +1,6 @@
 //! `doracost ingest github`: the command around `ingest::github` (progress, summaries).
 
 use anyhow::{Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use model::Lake;
 use model::config::Config;
 
@@ -40,12 +39,7 @@ pub async fn run(
     let mut client = ingest::github::Client::new(source)
         .await
         .map_err(|e| anyhow::anyhow!("{e}\nnothing was written: the lake is as it was"))?;
-    let bar = ProgressBar::new(repos.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} repositories [{bar:30}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = crate::git_ingest::repository_bar(repos.len());
     let started = std::time::Instant::now();
     let (mut deployments, mut changes, mut incidents) = (0, 0, 0);
     let result = ingest::github::ingest_github(

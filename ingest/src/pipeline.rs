@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use model::{Lake, LakeError, Table, TableWrite, Touched, WriteOutcome};
 
@@ -206,6 +207,26 @@ pub async fn ingest_event_bodies(
         outcomes,
         touched,
     })
+}
+
+/// The upserts of `batches`' tables that hold rows, and how many rows they hold (a source that
+/// may have nothing new writes nothing).
+pub fn nonempty_event_writes(batches: crate::events::EventBatches) -> (Vec<TableWrite>, usize) {
+    let mut rows = 0;
+    let writes = event_writes(batches)
+        .into_iter()
+        .filter(|write| {
+            let n = match write {
+                TableWrite::Upsert { batches, .. }
+                | TableWrite::ReplaceCostSlices { batches, .. } => {
+                    batches.iter().map(RecordBatch::num_rows).sum::<usize>()
+                }
+            };
+            rows += n;
+            n > 0
+        })
+        .collect();
+    (writes, rows)
 }
 
 /// The four event tables' upserts.

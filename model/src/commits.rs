@@ -178,30 +178,13 @@ impl Lake {
     }
 
     /// Every row of `table` as the lake's readers see it in `state` (none when it is absent): for
-    /// the small bookkeeping tables read under the lake's lock (`alerts`, `ingest_state`) and an
-    /// ingest's look at what is already there (the deployments `ingest git` completes).
+    /// the small bookkeeping tables read under the lake's lock (`alerts`, `ingest_state`).
     pub async fn read_table(
         &self,
         state: &LakeState,
         table: Table,
     ) -> Result<Vec<arrow::record_batch::RecordBatch>, LakeError> {
-        let Some(handle) = self.open_at(table, state).await? else {
-            return Ok(Vec::new());
-        };
-        let failed = |message: String| LakeError::Schema {
-            table: table.name(),
-            message,
-        };
-        let provider = handle
-            .table_provider()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        deltalake::datafusion::prelude::SessionContext::new()
-            .read_table(provider)
-            .map_err(|e| failed(e.to_string()))?
-            .collect()
-            .await
-            .map_err(|e| failed(e.to_string()))
+        self.read_rows(state, table, &[], None).await
     }
 
     /// The rows of `table` in `state` whose text column `column` is one of `values`, only the
@@ -214,6 +197,17 @@ impl Lake {
         columns: &[&str],
         column: &str,
         values: &[String],
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, LakeError> {
+        self.read_rows(state, table, columns, Some((column, values)))
+            .await
+    }
+
+    async fn read_rows(
+        &self,
+        state: &LakeState,
+        table: Table,
+        columns: &[&str],
+        only: Option<(&str, &[String])>,
     ) -> Result<Vec<arrow::record_batch::RecordBatch>, LakeError> {
         use deltalake::datafusion::prelude::{col, lit};
         let Some(handle) = self.open_at(table, state).await? else {
@@ -229,9 +223,14 @@ impl Lake {
             .map_err(|e| failed(e.to_string()))?;
         let mut frame = deltalake::datafusion::prelude::SessionContext::new()
             .read_table(provider)
-            .map_err(|e| failed(e.to_string()))?
-            .filter(col(format!("\"{column}\"")).in_list(values.iter().map(lit).collect(), false))
             .map_err(|e| failed(e.to_string()))?;
+        if let Some((column, values)) = only {
+            frame = frame
+                .filter(
+                    col(format!("\"{column}\"")).in_list(values.iter().map(lit).collect(), false),
+                )
+                .map_err(|e| failed(e.to_string()))?;
+        }
         if !columns.is_empty() {
             frame = frame
                 .select_columns(columns)

@@ -335,19 +335,7 @@ async fn write_group(
                 .map_err(|e| LakeError::Input {
                     message: e.to_string(),
                 })?;
-            let mut writes = Vec::new();
-            if batches.changes.num_rows() > 0 {
-                writes.push(TableWrite::Upsert {
-                    table: Table::Changes,
-                    batches: vec![batches.changes],
-                });
-            }
-            if batches.deployment_changes.num_rows() > 0 {
-                writes.push(TableWrite::Upsert {
-                    table: Table::DeploymentChanges,
-                    batches: vec![batches.deployment_changes],
-                });
-            }
+            let (mut writes, _) = crate::pipeline::nonempty_event_writes(batches);
             let listed = mark_listed(&deployments, &filled_ids, ingested_at)
                 .map_err(|message| LakeError::Input { message })?;
             if !listed.is_empty() {

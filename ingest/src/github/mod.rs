@@ -93,20 +93,7 @@ pub async fn ingest_github(
             .map_err(|e| LakeError::Input {
                 message: e.to_string(),
             })?;
-        let mut writes = Vec::new();
-        for (table, batch) in [
-            (Table::Deployments, batches.deployments),
-            (Table::Changes, batches.changes),
-            (Table::DeploymentChanges, batches.deployment_changes),
-            (Table::Incidents, batches.incidents),
-        ] {
-            if batch.num_rows() > 0 {
-                writes.push(TableWrite::Upsert {
-                    table,
-                    batches: vec![batch],
-                });
-            }
-        }
+        let (mut writes, _) = crate::pipeline::nonempty_event_writes(batches);
         if !output.states.is_empty() {
             let rows = crate::state::rows(
                 map::SOURCE,

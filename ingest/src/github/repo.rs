@@ -301,10 +301,7 @@ impl<'a> RepoRun<'a> {
     }
 
     async fn deployments(&mut self) -> Result<Vec<DeploymentRow>, HttpError> {
-        let (cursor, etag) = self.state("deployments");
-        let cursor: ListCursor = cursor
-            .and_then(|c| serde_json::from_str(&c).ok())
-            .unwrap_or_default();
+        let (cursor, etag) = self.list_state("deployments");
         let (fresh, new_etag) = self
             .new_items(
                 &format!("/repos/{}/deployments?per_page=100", self.repo),
@@ -313,12 +310,7 @@ impl<'a> RepoRun<'a> {
                 |items: Vec<api::Deployment>| items.into_iter().map(|d| (d.id, d)).collect(),
             )
             .await?;
-        let max_id = fresh
-            .iter()
-            .map(|(id, _)| *id)
-            .max()
-            .unwrap_or(0)
-            .max(cursor.max_id);
+        let max_id = newest_id(&fresh, cursor.max_id);
         let mut candidates: Vec<api::Deployment> = fresh.into_iter().map(|(_, d)| d).collect();
         for id in &cursor.pending {
             let url = self
@@ -353,6 +345,15 @@ impl<'a> RepoRun<'a> {
         Ok(rows)
     }
 
+    /// A list's cursor (none yet: from the start) and ETag.
+    fn list_state(&self, scope: &str) -> (ListCursor, Option<String>) {
+        let (cursor, etag) = self.state(scope);
+        let cursor = cursor
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default();
+        (cursor, etag)
+    }
+
     fn finish_list(
         &mut self,
         scope: &str,
@@ -373,10 +374,7 @@ impl<'a> RepoRun<'a> {
         &mut self,
         workflows: &BTreeMap<String, String>,
     ) -> Result<Vec<DeploymentRow>, HttpError> {
-        let (cursor, etag) = self.state("runs");
-        let cursor: ListCursor = cursor
-            .and_then(|c| serde_json::from_str(&c).ok())
-            .unwrap_or_default();
+        let (cursor, etag) = self.list_state("runs");
         let (fresh, new_etag) = self
             .new_items(
                 &format!("/repos/{}/actions/runs?per_page=100", self.repo),
@@ -387,13 +385,8 @@ impl<'a> RepoRun<'a> {
                 },
             )
             .await?;
+        let max_id = newest_id(&fresh, cursor.max_id);
         let mut candidates: Vec<api::WorkflowRun> = fresh.into_iter().map(|(_, r)| r).collect();
-        let max_id = candidates
-            .iter()
-            .map(|r| r.id)
-            .max()
-            .unwrap_or(0)
-            .max(cursor.max_id);
         for id in &cursor.pending {
             let url = self
                 .client
@@ -421,10 +414,7 @@ impl<'a> RepoRun<'a> {
     }
 
     async fn releases(&mut self, environment: &str) -> Result<Vec<DeploymentRow>, HttpError> {
-        let (cursor, etag) = self.state("releases");
-        let cursor: ListCursor = cursor
-            .and_then(|c| serde_json::from_str(&c).ok())
-            .unwrap_or_default();
+        let (cursor, etag) = self.list_state("releases");
         let (fresh, new_etag) = self
             .new_items(
                 &format!("/repos/{}/releases?per_page=100", self.repo),
@@ -433,12 +423,7 @@ impl<'a> RepoRun<'a> {
                 |items: Vec<api::Release>| items.into_iter().map(|r| (r.id, r)).collect(),
             )
             .await?;
-        let max_id = fresh
-            .iter()
-            .map(|(id, _)| *id)
-            .max()
-            .unwrap_or(0)
-            .max(cursor.max_id);
+        let max_id = newest_id(&fresh, cursor.max_id);
         let mut rows = Vec::new();
         for (_, release) in fresh {
             let sha = match release.target_commitish.as_deref() {
@@ -862,4 +847,14 @@ fn encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// The newest id among `fresh` items and the cursor's.
+fn newest_id<I>(fresh: &[(u64, I)], max_id: u64) -> u64 {
+    fresh
+        .iter()
+        .map(|(id, _)| *id)
+        .max()
+        .unwrap_or(0)
+        .max(max_id)
 }

@@ -102,10 +102,21 @@ fn get_with(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> std::io::Result<Reply> {
+    request(port, "GET", path, headers, timeout)
+}
+
+/// One request without a body.
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(timeout))?;
     let mut head = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/vnd.github+json\r\nConnection: close\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/vnd.github+json\r\nContent-Length: 0\r\nConnection: close\r\n"
     );
     if !headers
         .iter()
@@ -755,4 +766,64 @@ fn the_files_hold_what_the_truth_says() {
         github.signal("acme/checkout"),
         &model::config::DeploySignal::Deployments
     );
+}
+
+#[test]
+fn app_installation_tokens_and_the_rate_limit_route() {
+    let s = sample();
+    let server = GithubServer::start_with_limit(&s.github(), Vec::new(), 10);
+    let minted = request(
+        server.port,
+        "POST",
+        "/api/v3/app/installations/34/access_tokens",
+        &[("Authorization", "Bearer app-jwt")],
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(minted.status, 201);
+    let token = minted.json()["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("ghs_installation_34_"), "{token}");
+    assert_eq!(
+        server
+            .counters
+            .requests("POST /app/installations/{installation_id}/access_tokens"),
+        1
+    );
+    // The installation's token has its own bucket of 10, spent one request at a time.
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    for used in 1..=10 {
+        let reply = get_with(
+            server.port,
+            "/repos/acme/cart/releases",
+            &auth,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.header("x-ratelimit-used"),
+            Some(used.to_string().as_str())
+        );
+    }
+    assert_eq!(
+        get_with(
+            server.port,
+            "/repos/acme/cart/releases",
+            &auth,
+            Duration::from_secs(10)
+        )
+        .unwrap()
+        .status,
+        403
+    );
+    let limits = get_with(server.port, "/rate_limit", &auth, Duration::from_secs(10))
+        .unwrap()
+        .json();
+    assert_eq!(limits["resources"]["core"]["remaining"], 0);
+    assert_eq!(limits["rate"]["limit"], 10);
+    // Unknown repos and routes answer GitHub's 404.
+    let missing = get(server.port, "/repos/acme/nothing/deployments");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["message"], "Not Found");
 }

@@ -20,6 +20,10 @@
 //!   (the `Authorization` header; 60 an hour without one); past it, 403 with remaining 0 until the
 //!   reset;
 //! - secondary rate limits: 403 or 429 with `retry-after` seconds;
+//! - filters as documented: `issues?labels=a,b` keeps issues carrying every label named, and
+//!   `state` defaults to `open` for issues and pulls; `commits?sha=` lists from that commit down;
+//!   commit → pulls finds the PR whose merge commit it is; runs filter by `status` (a status or a
+//!   conclusion), `event`, `branch`, `head_sha`, and by workflow id or file name;
 //! - `/api/v3` before a path is accepted (GitHub Enterprise Server's base URL).
 //!
 //! Faults ([`Fault`]): after `after` requests matching a route pattern, the next `times` ones

@@ -40,6 +40,9 @@
 //!   key and, when the truth links one, `Caused by deployment <id>` or `Caused by commit <sha>`.
 //!   Issues and PRs share one number sequence: PRs of the ground truth keep their numbers, and
 //!   every other issue or PR is numbered after them in creation order.
+//! - **Order.** Lists are newest first by creation time (`created_at`; a release by its
+//!   `published_at`), as GitHub lists them. Ids are the ground truth's: deployment ids do not grow
+//!   with time across a monorepo's services, so an ingest keeps its cursor by time, not by id.
 //! - **Noise the ingest must skip**: ordinary issues (`bug`, `enhancement`), postmortem pull
 //!   requests labelled `incident` that were closed unmerged (they appear in `issues.json` with a
 //!   `pull_request` key, and in `pulls.json` with `merged_at: null`), `CI` workflow runs, bot

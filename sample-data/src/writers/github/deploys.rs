@@ -81,6 +81,14 @@ fn status_timeline(
 
 /// For each deployment (by position in `deploys`), when GitHub's `auto_inactive` marks it
 /// `inactive`: the finish of the next successful deployment of the same environment in the repo.
+///
+/// docs.github.com/en/rest/deployments/statuses#create-a-deployment-status, `auto_inactive`:
+/// "Adds a new inactive status to all prior non-transient, non-production environment
+/// deployments with the same repository and environment name as the created status's
+/// deployment. An inactive status is only added to deployments that had a success state.
+/// Default: true"; production environments too since the 2018-10-16 deployments API update
+/// (github.blog/changelog). A monorepo's services share the repo's environments, so one
+/// service's deployment marks another's inactive: it stays a past success.
 fn superseded(deploys: &[Deploy<'_>]) -> Vec<Option<i64>> {
     let mut out = vec![None; deploys.len()];
     for env in [Environment::Production, Environment::Staging] {

@@ -445,6 +445,7 @@ fn data_quality_answers_what_the_views_say_and_openapi_lists_every_route() {
             "/healthz",
             "/metrics",
             "/readyz",
+            "/webhooks/github",
         ]
     );
     let dora: Vec<&str> = paths["/api/v1/dora"]["get"]["parameters"]

@@ -19,6 +19,7 @@ mod git;
 mod github;
 mod github_sample;
 mod github_server;
+mod github_webhooks;
 mod incremental;
 mod pages;
 mod pagerduty;

@@ -98,7 +98,10 @@ fn layout_and_size() {
         assert!(dir.path().join(name).is_file(), "{name} missing");
     }
     assert_eq!(report.files.len(), 4 + 18 + 2);
-    assert!(!dir.path().join("git").exists(), "git is not a default format");
+    assert!(
+        !dir.path().join("git").exists(),
+        "git is not a default format"
+    );
     let bytes: u64 = report
         .files
         .iter()

@@ -21,10 +21,10 @@ mod github_sample;
 mod github_server;
 mod github_webhooks;
 mod incremental;
-mod pages;
 mod pagerduty;
 #[path = "../../ingest/src/pagerduty/fake_api.rs"]
 mod pagerduty_api;
+mod pages;
 mod pg;
 mod polars;
 mod repl;

@@ -44,3 +44,18 @@ pub fn rows<'a>(
     ];
     RecordBatch::try_new(model::schema::ingest_state(), columns)
 }
+
+/// [`rows`] as the upsert of `ingest_state` that lands with the rows the cursors cover.
+pub fn upsert<'a>(
+    source: &str,
+    scopes: impl IntoIterator<Item = (&'a str, Option<&'a str>, Option<&'a str>)>,
+    at: DateTime<Utc>,
+) -> Result<model::TableWrite, model::LakeError> {
+    let batch = rows(source, scopes, at).map_err(|e| model::LakeError::Input {
+        message: e.to_string(),
+    })?;
+    Ok(model::TableWrite::Upsert {
+        table: model::Table::IngestState,
+        batches: vec![batch],
+    })
+}

@@ -388,20 +388,13 @@ async fn commit(state: &AppState, batch: Vec<Waiting>) {
                 }
             }
             if !records.is_empty() {
-                let record = ingest::state::rows(
+                writes.push(ingest::state::upsert(
                     DELIVERIES,
                     records
                         .iter()
                         .map(|(scope, event)| (scope.as_str(), Some(event.as_str()), None)),
                     now,
-                )
-                .map_err(|e| model::LakeError::Input {
-                    message: e.to_string(),
-                })?;
-                writes.push(TableWrite::Upsert {
-                    table: Table::IngestState,
-                    batches: vec![record],
-                });
+                )?);
             }
             Ok(((written, rows, touched), writes))
         })

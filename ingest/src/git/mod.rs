@@ -347,20 +347,13 @@ async fn write_group(
             // The cursor changes only when something else does, so a run over unchanged
             // repositories writes nothing at all.
             if !writes.is_empty() {
-                let state_batch = crate::state::rows(
+                writes.push(crate::state::upsert(
                     SOURCE,
                     states
                         .iter()
                         .map(|(scope, cursor)| (scope.as_str(), Some(cursor.as_str()), None)),
                     at,
-                )
-                .map_err(|e| LakeError::Input {
-                    message: e.to_string(),
-                })?;
-                writes.push(TableWrite::Upsert {
-                    table: Table::IngestState,
-                    batches: vec![state_batch],
-                });
+                )?);
             }
             Ok((reports, writes))
         })

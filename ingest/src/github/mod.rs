@@ -26,7 +26,7 @@ use arrow::datatypes::TimestampMicrosecondType;
 use chrono::Utc;
 use model::config::ServiceConfig;
 use model::config::github::GithubSource;
-use model::{Lake, LakeError, LakeState, Table, TableWrite, WriteOutcome};
+use model::{Lake, LakeError, LakeState, Table, WriteOutcome};
 
 use crate::git::utf8_column;
 use crate::http::{HttpError, RequestStats};
@@ -95,20 +95,13 @@ pub async fn ingest_github(
             })?;
         let (mut writes, _) = crate::pipeline::nonempty_event_writes(batches);
         if !output.states.is_empty() {
-            let rows = crate::state::rows(
+            writes.push(crate::state::upsert(
                 map::SOURCE,
                 output.states.iter().map(|(scope, cursor, etag)| {
                     (scope.as_str(), cursor.as_deref(), etag.as_deref())
                 }),
                 at,
-            )
-            .map_err(|e| LakeError::Input {
-                message: e.to_string(),
-            })?;
-            writes.push(TableWrite::Upsert {
-                table: Table::IngestState,
-                batches: vec![rows],
-            });
+            )?);
         }
         if !writes.is_empty() {
             let outcomes = lake.apply("ingest github", writes).await?;
